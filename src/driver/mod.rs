@@ -1,0 +1,562 @@
+//! The driver: one io_uring, the in-flight slot table, and the policy for
+//! submitting, reaping and parking.
+//!
+//! # Policy
+//!
+//! - **Submit lazily**: an operation pushes its SQE on its first poll; the run
+//!   loop enters the kernel once per tick to submit everything pushed and reap
+//!   what completed.
+//! - **SQ full**: submit what is queued and retry the push; an SQE is never
+//!   dropped. Cancellations that do not fit wait in a queue that is flushed
+//!   before every enter.
+//! - **CQ overflow, `EBUSY`, `EAGAIN`**: reap, then enter again. `EINTR`: enter
+//!   again. The CQ is twice the SQ, and the kernel keeps overflowed CQEs
+//!   (`IORING_FEAT_NODROP`, required at setup), so nothing is lost.
+//! - **Reap first, wake after**: CQEs are copied into slots in a batch and the
+//!   wakers collected; the runtime wakes them after the driver is released.
+//!   States of dropped futures freed by the reap are handed out the same way,
+//!   so no user `Drop` runs while the driver is borrowed.
+
+mod op;
+mod slot;
+mod stats;
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use io_uring::{cqueue, opcode, squeue, types, EnterFlags, IoUring};
+
+pub(crate) use op::{Op, Operation};
+pub(crate) use slot::{Abandoned, Lifecycle, SlotId};
+pub use stats::Stats;
+
+use crate::sys::ring::{self, RingFlags};
+use slot::{SlotTable, CANCEL_TAG, DOORBELL_TAG};
+
+/// A CQE copied out of the ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Completion {
+    /// The CQE's `res`: a count or descriptor when non-negative, `-errno`
+    /// otherwise.
+    pub(crate) result: i32,
+    /// The CQE's flags (`IORING_CQE_F_MORE`, `F_BUFFER`, ...).
+    pub(crate) flags: u32,
+}
+
+impl Completion {
+    /// The result as an `io::Result`.
+    pub(crate) fn into_result(self) -> io::Result<u32> {
+        if self.result >= 0 {
+            Ok(self.result as u32)
+        } else {
+            Err(io::Error::from_raw_os_error(-self.result))
+        }
+    }
+
+    /// Whether more CQEs follow for the same operation.
+    pub(crate) fn has_more(self) -> bool {
+        cqueue::more(self.flags)
+    }
+}
+
+/// How long [`Driver::enter`] may wait for a completion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// Submit and reap without waiting.
+    No,
+    /// Wait for at least one completion, or until the deadline when one is given.
+    Until(Option<Instant>),
+}
+
+/// The sizes the driver is built with (see the runtime's `Config`).
+pub(crate) struct DriverConfig {
+    pub(crate) entries: u32,
+    pub(crate) sqpoll_idle: Option<Duration>,
+    pub(crate) slots_max: usize,
+}
+
+/// One core's ring and everything in flight on it.
+pub(crate) struct Driver {
+    ring: IoUring,
+    flags: RingFlags,
+    slots: SlotTable,
+    /// Slots whose futures were dropped and whose cancel SQE did not fit yet.
+    cancels: VecDeque<SlotId>,
+    /// Wakers of futures whose slot completed, woken after the driver is released.
+    wakers: Vec<Waker>,
+    /// Wakers of operations waiting for a free slot.
+    slot_waiters: VecDeque<Waker>,
+    /// Abandoned states whose final CQE arrived, dropped after the driver is released.
+    graveyard: Vec<Box<dyn Abandoned>>,
+    /// The eventfd other threads write to end a park; owned by the core's
+    /// `Remote`, which outlives the driver.
+    doorbell_fd: RawFd,
+    /// Where the doorbell read lands; boxed so the address is stable.
+    doorbell_buf: Box<u64>,
+    doorbell_armed: bool,
+    /// Set at shutdown: the doorbell is no longer re-armed.
+    shutting_down: bool,
+    /// CQEs copied out of the ring before any is dispatched; reused.
+    reap_batch: Vec<cqueue::Entry>,
+    stats: Stats,
+}
+
+/// CQEs copied out of the ring per batch; the head is released after each.
+const REAP_BATCH_MAX: usize = 256;
+
+impl Driver {
+    /// Sets up the ring.
+    pub(crate) fn new(config: &DriverConfig, doorbell_fd: RawFd) -> io::Result<Driver> {
+        let (ring, flags) = ring::create(config.entries, config.sqpoll_idle)?;
+        Ok(Driver {
+            ring,
+            flags,
+            slots: SlotTable::new(config.slots_max),
+            cancels: VecDeque::new(),
+            wakers: Vec::new(),
+            slot_waiters: VecDeque::new(),
+            graveyard: Vec::new(),
+            doorbell_fd,
+            doorbell_buf: Box::new(0),
+            doorbell_armed: false,
+            shutting_down: false,
+            reap_batch: Vec::with_capacity(REAP_BATCH_MAX),
+            stats: Stats::default(),
+        })
+    }
+
+    /// The flags the ring was set up with.
+    pub(crate) fn flags(&self) -> RingFlags {
+        self.flags
+    }
+
+    /// The counters, with `in_flight` and `slots_in_use` filled in.
+    pub(crate) fn stats(&self) -> Stats {
+        Stats {
+            in_flight: self.stats.submitted
+                - self.stats.completed
+                - self.stats.cancelled
+                - self.stats.abandoned,
+            slots_in_use: self.slots.len() as u64,
+            ..self.stats
+        }
+    }
+
+    /// Whether a push would find every slot in use; if so, `waker` is woken
+    /// when one frees.
+    pub(crate) fn wait_for_slot(&mut self, waker: &Waker) -> bool {
+        if self.slots.is_full() {
+            self.slot_waiters.push_back(waker.clone());
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Claims a slot in `lifecycle` and pushes `sqe` with its `user_data`.
+    ///
+    /// # Safety
+    ///
+    /// Every buffer and pointer `sqe` refers to must stay valid until the
+    /// slot's final CQE: owned by the operation state that stays in the slot
+    /// (heap memory, not moved with its owner) or `'static`.
+    pub(crate) unsafe fn push(&mut self, sqe: squeue::Entry, lifecycle: Lifecycle) -> SlotId {
+        let id = self.slots.claim(lifecycle);
+        // SAFETY: forwarded from the caller.
+        unsafe { self.push_sqe(&sqe.user_data(id.user_data())) };
+        self.stats.submitted += 1;
+        id
+    }
+
+    /// Pushes one SQE, submitting and reaping until it fits.
+    ///
+    /// # Safety
+    ///
+    /// As for [`push`](Self::push).
+    unsafe fn push_sqe(&mut self, sqe: &squeue::Entry) {
+        loop {
+            // SAFETY: forwarded from the caller.
+            if unsafe { self.ring.submission().push(sqe) }.is_ok() {
+                return;
+            }
+            self.stats.sq_full += 1;
+            self.submit_when_full();
+        }
+    }
+
+    /// Makes room in a full SQ.
+    fn submit_when_full(&mut self) {
+        if self.flags.sqpoll {
+            // The poller consumes SQEs on its own; wait until it has.
+            match self.ring.submit() {
+                Ok(_) => {
+                    let _ = self.ring.submitter().squeue_wait();
+                }
+                Err(error) => self.recover(error, "submit (SQ full)"),
+            }
+            return;
+        }
+        // No reap here: CQEs that do not fit the CQ are kept by the kernel
+        // (NODROP) and reaped at the end of the tick.
+        if let Err(error) = self.enter_raw(0, None) {
+            self.recover(error, "submit (SQ full)");
+        }
+    }
+
+    /// Handles an error from `io_uring_enter` that the policy allows.
+    fn recover(&mut self, error: io::Error, what: &str) {
+        match error.raw_os_error() {
+            Some(libc::EINTR) | Some(libc::ETIME) => {}
+            Some(libc::EBUSY) | Some(libc::EAGAIN) => {
+                self.stats.enter_busy += 1;
+                self.reap();
+            }
+            _ => panic!("io_uring_enter failed during {what}: {error}"),
+        }
+    }
+
+    /// Takes a slot's completion if it arrived; otherwise stores `waker`.
+    pub(crate) fn poll_completion(&mut self, id: SlotId, waker: &Waker) -> Poll<Completion> {
+        let lifecycle = self
+            .slots
+            .get_mut(id)
+            .expect("an operation's slot lives until it takes its completion");
+        match lifecycle {
+            Lifecycle::Completed(completion) => {
+                let completion = *completion;
+                self.free(id);
+                self.stats.completed += 1;
+                Poll::Ready(completion)
+            }
+            Lifecycle::Submitted(stored) => {
+                store_waker(stored, waker);
+                Poll::Pending
+            }
+            Lifecycle::Streaming { .. } | Lifecycle::Abandoned(_) | Lifecycle::Detached => {
+                unreachable!("single-shot poll on a slot no future owns")
+            }
+        }
+    }
+
+    /// Takes the next CQE of a multishot slot. `Ready(None)` once the final
+    /// CQE has been taken (the slot is then free).
+    pub(crate) fn poll_stream(&mut self, id: SlotId, waker: &Waker) -> Poll<Option<Completion>> {
+        let Some(Lifecycle::Streaming {
+            completions,
+            waker: stored,
+            finished,
+        }) = self.slots.get_mut(id)
+        else {
+            unreachable!("stream poll on a slot that is not streaming")
+        };
+        if let Some(completion) = completions.pop_front() {
+            if !completion.has_more() {
+                debug_assert!(*finished && completions.is_empty());
+                self.free(id);
+                self.stats.completed += 1;
+            }
+            return Poll::Ready(Some(completion));
+        }
+        store_waker(stored, waker);
+        Poll::Pending
+    }
+
+    /// The future of slot `id` was dropped: keep `state` until the final CQE
+    /// and ask the kernel to cancel the operation.
+    pub(crate) fn abandon(&mut self, id: SlotId, mut state: Box<dyn Abandoned>) {
+        let lifecycle = self.slots.get_mut(id).expect("abandoning a live slot");
+        match lifecycle {
+            Lifecycle::Completed(completion) => {
+                // Done already: the result was never taken.
+                state.late_completion(*completion);
+                self.free(id);
+                self.graveyard.push(state);
+                self.stats.cancelled += 1;
+            }
+            Lifecycle::Streaming {
+                completions,
+                finished: true,
+                ..
+            } => {
+                for completion in completions.drain(..) {
+                    state.late_completion(completion);
+                }
+                self.free(id);
+                self.graveyard.push(state);
+                self.stats.cancelled += 1;
+            }
+            Lifecycle::Streaming { completions, .. } => {
+                for completion in completions.drain(..) {
+                    state.late_completion(completion);
+                }
+                *lifecycle = Lifecycle::Abandoned(state);
+                self.queue_cancel(id);
+            }
+            Lifecycle::Submitted(_) => {
+                *lifecycle = Lifecycle::Abandoned(state);
+                self.queue_cancel(id);
+            }
+            Lifecycle::Abandoned(_) | Lifecycle::Detached => {
+                unreachable!("abandoning a slot no future owns")
+            }
+        }
+    }
+
+    fn queue_cancel(&mut self, id: SlotId) {
+        self.stats.cancel_requests += 1;
+        self.cancels.push_back(id);
+        self.flush_cancels();
+    }
+
+    /// Pushes queued cancellations while the SQ has room.
+    fn flush_cancels(&mut self) {
+        while let Some(&id) = self.cancels.front() {
+            if self.slots.get_mut(id).is_none() {
+                // Completed while the cancel waited for room.
+                self.cancels.pop_front();
+                continue;
+            }
+            let sqe = opcode::AsyncCancel::new(id.user_data())
+                .build()
+                .user_data(CANCEL_TAG);
+            // SAFETY: a cancel SQE refers to no memory.
+            if unsafe { self.ring.submission().push(&sqe) }.is_err() {
+                return;
+            }
+            self.cancels.pop_front();
+        }
+    }
+
+    /// Frees a slot and lets one operation waiting for a slot retry.
+    fn free(&mut self, id: SlotId) -> Lifecycle {
+        if let Some(waker) = self.slot_waiters.pop_front() {
+            self.wakers.push(waker);
+        }
+        self.slots.free(id)
+    }
+
+    /// Submits what is queued and reaps, waiting as `wait` says.
+    pub(crate) fn enter(&mut self, wait: Wait) {
+        self.flush_cancels();
+        let result = match wait {
+            Wait::No => self.enter_raw(0, None),
+            Wait::Until(deadline) => {
+                self.arm_doorbell();
+                let timeout = deadline.map(|at| at.saturating_duration_since(Instant::now()));
+                self.enter_raw(1, timeout)
+            }
+        };
+        if let Err(error) = result {
+            self.recover(error, "enter");
+        }
+        self.reap();
+        // Room freed by the reap takes the cancellations that did not fit.
+        self.flush_cancels();
+    }
+
+    /// One `io_uring_enter` that submits everything queued, runs deferred
+    /// completion work and waits for `want` CQEs, at most `timeout`.
+    fn enter_raw(&mut self, want: u32, timeout: Option<Duration>) -> io::Result<usize> {
+        if self.flags.sqpoll {
+            // The poller submits; enter only to wait or to flush overflow.
+            let mut submission = self.ring.submission();
+            submission.sync();
+            drop(submission);
+        }
+        let to_submit = self.ring.submission().len() as u32;
+        let mut flags = EnterFlags::GETEVENTS;
+        if self.flags.sqpoll && self.ring.submission().need_wakeup() {
+            flags |= EnterFlags::SQ_WAKEUP;
+        }
+        match timeout {
+            None => {
+                // SAFETY: no argument pointer is passed.
+                unsafe {
+                    self.ring.submitter().enter::<libc::sigset_t>(
+                        to_submit,
+                        want,
+                        flags.bits(),
+                        None,
+                    )
+                }
+            }
+            Some(timeout) => {
+                let timespec = types::Timespec::from(timeout);
+                let args = types::SubmitArgs::new().timespec(&timespec);
+                self.ring.submitter().submit_with_args(want as usize, &args)
+            }
+        }
+    }
+
+    /// Keeps one read of the doorbell eventfd in flight while parked, so a
+    /// write from another thread ends the park.
+    fn arm_doorbell(&mut self) {
+        if self.doorbell_armed || self.shutting_down {
+            return;
+        }
+        let sqe = opcode::Read::new(
+            types::Fd(self.doorbell_fd),
+            (&mut *self.doorbell_buf as *mut u64).cast(),
+            8,
+        )
+        .build()
+        .user_data(DOORBELL_TAG);
+        // SAFETY: `doorbell_buf` is boxed and owned by the driver, which
+        // drains this read (`doorbell_armed`) before the ring closes.
+        unsafe { self.push_sqe(&sqe) };
+        self.doorbell_armed = true;
+    }
+
+    /// Copies every CQE out of the ring into its slot.
+    fn reap(&mut self) -> usize {
+        let mut reaped = 0;
+        loop {
+            if self.ring.submission().cq_overflow() {
+                self.stats.cq_overflows += 1;
+            }
+            let mut batch = std::mem::take(&mut self.reap_batch);
+            batch.extend(self.ring.completion().take(REAP_BATCH_MAX));
+            if batch.is_empty() {
+                self.reap_batch = batch;
+                return reaped;
+            }
+            reaped += batch.len();
+            for cqe in batch.drain(..) {
+                self.dispatch(
+                    cqe.user_data(),
+                    Completion {
+                        result: cqe.result(),
+                        flags: cqe.flags(),
+                    },
+                );
+            }
+            self.reap_batch = batch;
+        }
+    }
+
+    /// Delivers one CQE to its slot.
+    fn dispatch(&mut self, user_data: u64, completion: Completion) {
+        match user_data {
+            CANCEL_TAG => return,
+            DOORBELL_TAG => {
+                self.doorbell_armed = false;
+                return;
+            }
+            _ => {}
+        }
+        let id = SlotId::from_user_data(user_data);
+        let Some(lifecycle) = self.slots.get_mut(id) else {
+            self.stats.stale_completions += 1;
+            debug_assert!(false, "CQE for stale slot {id:?}: {completion:?}");
+            return;
+        };
+        match lifecycle {
+            Lifecycle::Submitted(waker) => {
+                debug_assert!(!completion.has_more(), "single-shot op posted F_MORE");
+                if let Some(waker) = waker.take() {
+                    self.wakers.push(waker);
+                }
+                *lifecycle = Lifecycle::Completed(completion);
+            }
+            Lifecycle::Streaming {
+                completions,
+                waker,
+                finished,
+            } => {
+                *finished = !completion.has_more();
+                completions.push_back(completion);
+                if let Some(waker) = waker.take() {
+                    self.wakers.push(waker);
+                }
+            }
+            Lifecycle::Abandoned(state) => {
+                state.late_completion(completion);
+                if !completion.has_more() {
+                    let Lifecycle::Abandoned(state) = self.free(id) else {
+                        unreachable!()
+                    };
+                    self.graveyard.push(state);
+                    self.stats.cancelled += 1;
+                }
+            }
+            Lifecycle::Detached => {
+                if !completion.has_more() {
+                    self.free(id);
+                    self.stats.completed += 1;
+                }
+            }
+            Lifecycle::Completed(_) => {
+                debug_assert!(false, "second CQE for completed slot {id:?}");
+                self.stats.stale_completions += 1;
+            }
+        }
+    }
+
+    /// Moves out the wakers to wake and the states to drop, so the caller
+    /// can run them after releasing the driver.
+    pub(crate) fn take_ready(
+        &mut self,
+        wakers: &mut Vec<Waker>,
+        graveyard: &mut Vec<Box<dyn Abandoned>>,
+    ) {
+        wakers.append(&mut self.wakers);
+        graveyard.append(&mut self.graveyard);
+    }
+
+    /// Closes `fd` through the ring with no future waiting on it. Returns
+    /// false when every slot is in use; the caller retries later.
+    pub(crate) fn push_close(&mut self, fd: RawFd) -> bool {
+        if self.slots.is_full() {
+            return false;
+        }
+        let sqe = opcode::Close::new(types::Fd(fd)).build();
+        // SAFETY: a close SQE refers to no memory.
+        unsafe { self.push(sqe, Lifecycle::Detached) };
+        true
+    }
+
+    /// Whether anything is still in flight, the doorbell read included.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.slots.len() == 0 && !self.doorbell_armed
+    }
+
+    /// At shutdown: cancels the doorbell read and stops re-arming it.
+    pub(crate) fn cancel_doorbell(&mut self) {
+        self.shutting_down = true;
+        if self.doorbell_armed {
+            let sqe = opcode::AsyncCancel::new(DOORBELL_TAG)
+                .build()
+                .user_data(CANCEL_TAG);
+            // SAFETY: a cancel SQE refers to no memory.
+            unsafe { self.push_sqe(&sqe) };
+        }
+    }
+
+    /// Past the shutdown deadline: leaks every state still in flight, since
+    /// the kernel may yet write into it, and counts them as abandoned.
+    pub(crate) fn leak_in_flight(&mut self) {
+        let leaked = self.slots.leak_all() as u64;
+        self.stats.abandoned += leaked;
+        if self.doorbell_armed {
+            // The kernel may still write into the doorbell buffer.
+            std::mem::forget(std::mem::replace(&mut self.doorbell_buf, Box::new(0)));
+        }
+    }
+
+    /// The ring's file descriptor (the target of `MSG_RING` wakes).
+    #[allow(dead_code)]
+    pub(crate) fn ring_fd(&self) -> RawFd {
+        self.ring.as_raw_fd()
+    }
+}
+
+/// Stores `waker` unless the stored one already wakes the same task.
+fn store_waker(stored: &mut Option<Waker>, waker: &Waker) {
+    match stored {
+        Some(current) if current.will_wake(waker) => {}
+        _ => *stored = Some(waker.clone()),
+    }
+}

@@ -1,0 +1,115 @@
+//! `Op<T>`: the future of one in-flight operation, and the trait every
+//! operation implements.
+//!
+//! An `Op` owns its operation's state (buffers, iovecs, the fd handle) until
+//! the kernel is done with it. Until the first poll nothing is submitted. On
+//! drop while in flight the state moves into the slot and a cancel is queued,
+//! so the kernel never touches freed memory and the drop never blocks.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use io_uring::squeue;
+
+use super::{Abandoned, Completion, Lifecycle, SlotId};
+use crate::runtime::context;
+
+/// One kind of io_uring operation: how to build its SQE and how to turn its
+/// completion into a result.
+///
+/// # Safety
+///
+/// Every pointer in the SQE returned by [`build`](Operation::build) must point
+/// into memory that `self` owns on the heap (or `'static` memory) and that
+/// stays valid and unaliased while `self` is moved, until `self` is dropped.
+/// `Op` keeps `self` alive until the final CQE.
+pub(crate) unsafe trait Operation: 'static {
+    /// What the operation's future resolves to.
+    type Output;
+
+    /// Builds the SQE; called once, on the first poll.
+    fn build(&mut self) -> squeue::Entry;
+
+    /// Maps the final CQE to the output, handing back owned buffers.
+    fn complete(self, completion: Completion) -> Self::Output;
+
+    /// Called for each CQE that arrives after the future was dropped; an
+    /// operation that creates a resource closes it here. Must not reach the
+    /// runtime except through [`defer_close`](crate::runtime::defer_close).
+    fn late_completion(&mut self, completion: Completion) {
+        let _ = completion;
+    }
+}
+
+impl<T: Operation> Abandoned for T {
+    fn late_completion(&mut self, completion: Completion) {
+        Operation::late_completion(self, completion)
+    }
+}
+
+/// The future of one single-shot operation.
+pub(crate) struct Op<T: Operation> {
+    /// The state, until the result is handed out or the slot takes it.
+    state: Option<T>,
+    /// The slot, from the first poll on.
+    slot: Option<SlotId>,
+}
+
+impl<T: Operation> Op<T> {
+    /// Wraps `operation`; nothing is submitted until the first poll.
+    pub(crate) fn new(operation: T) -> Op<T> {
+        Op {
+            state: Some(operation),
+            slot: None,
+        }
+    }
+}
+
+impl<T: Operation> Unpin for Op<T> {}
+
+impl<T: Operation> Future for Op<T> {
+    type Output = T::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
+        let this = &mut *self;
+        let completion = context::with_driver(|driver| match this.slot {
+            Some(id) => driver.poll_completion(id, cx.waker()),
+            None => {
+                if driver.wait_for_slot(cx.waker()) {
+                    return Poll::Pending;
+                }
+                let state = this.state.as_mut().expect("Op polled after completion");
+                let sqe = state.build();
+                // SAFETY: `Operation`'s contract makes the SQE refer only to
+                // memory `state` owns on the heap; `state` stays in this Op,
+                // or in the slot if the Op is dropped, until the final CQE.
+                let id =
+                    unsafe { driver.push(sqe, Lifecycle::Submitted(Some(cx.waker().clone()))) };
+                this.slot = Some(id);
+                Poll::Pending
+            }
+        });
+        let completion = std::task::ready!(completion);
+        this.slot = None;
+        let state = this.state.take().expect("Op polled after completion");
+        Poll::Ready(state.complete(completion))
+    }
+}
+
+impl<T: Operation> Drop for Op<T> {
+    fn drop(&mut self) {
+        let (Some(id), Some(state)) = (self.slot, self.state.take()) else {
+            return;
+        };
+        let mut state = Some(state);
+        let abandoned = context::try_with_driver(|driver| {
+            driver.abandon(id, Box::new(state.take().expect("taken once")))
+        });
+        // Dropped outside its runtime (moved out of `block_on`): the ring
+        // may still be writing into the state, so leak it rather than free it.
+        if abandoned.is_none() {
+            std::mem::forget(state);
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! The in-flight slot table: one slot per operation the kernel may still be
+//! working on.
+//!
+//! A slot is claimed when an operation's SQE is pushed and freed when its
+//! final CQE (one without `IORING_CQE_F_MORE`) has been reaped *and* the
+//! result has been taken (or the future is gone). The SQE's `user_data`
+//! carries the slot index and a generation, so a CQE that arrives for a slot
+//! that has since been reused is detected as stale and never delivered to the
+//! wrong future.
+
+use std::collections::VecDeque;
+use std::task::Waker;
+
+use slab::Slab;
+
+use super::Completion;
+
+/// `user_data` of cancellation SQEs; their CQEs carry nothing to deliver.
+pub(crate) const CANCEL_TAG: u64 = u64::MAX;
+/// `user_data` of the doorbell read that ends a park on a cross-thread wake.
+pub(crate) const DOORBELL_TAG: u64 = u64::MAX - 1;
+
+/// Names one slot: its index in the table and the generation it was claimed
+/// with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SlotId {
+    index: u32,
+    generation: u32,
+}
+
+impl SlotId {
+    /// The SQE `user_data` naming this slot. Never equals a reserved tag,
+    /// because generations skip `u32::MAX`.
+    pub(crate) fn user_data(self) -> u64 {
+        (u64::from(self.generation) << 32) | u64::from(self.index)
+    }
+
+    /// Splits a CQE's `user_data` back into a slot id. Reserved tags are
+    /// handled before this is called.
+    pub(crate) fn from_user_data(user_data: u64) -> SlotId {
+        SlotId {
+            index: user_data as u32,
+            generation: (user_data >> 32) as u32,
+        }
+    }
+}
+
+/// State an operation leaves behind when its future is dropped in flight: it
+/// owns every byte the kernel may still touch until the final CQE.
+pub(crate) trait Abandoned {
+    /// Called for each CQE reaped after the future was dropped, before the
+    /// state is freed; lets resource-creating operations close what a late
+    /// success returned.
+    ///
+    /// Runs while the driver is borrowed: it must not reach the runtime except
+    /// through [`defer_close`](crate::runtime::defer_close).
+    fn late_completion(&mut self, completion: Completion);
+}
+
+/// The lifecycle of one slot.
+pub(crate) enum Lifecycle {
+    /// The SQE is pushed and the future is alive; holds the waker of the task
+    /// that last polled it.
+    Submitted(Option<Waker>),
+    /// The final CQE arrived while the future was alive; holds it until the
+    /// future's next poll takes it.
+    Completed(Completion),
+    /// A multishot operation whose stream is alive: CQEs queue here until the
+    /// stream takes them. `finished` is set by the final CQE.
+    Streaming {
+        /// CQEs not yet taken by the stream, oldest first.
+        completions: VecDeque<Completion>,
+        /// The waker of the task that last polled the stream.
+        waker: Option<Waker>,
+        /// The final CQE (no `F_MORE`) has been queued.
+        finished: bool,
+    },
+    /// The future was dropped before the final CQE; owns the operation's
+    /// state until that CQE, then the slot is freed.
+    Abandoned(Box<dyn Abandoned>),
+    /// An operation the runtime submitted for itself (closing a descriptor
+    /// whose last handle was dropped); it refers to no memory.
+    Detached,
+}
+
+struct Slot {
+    generation: u32,
+    lifecycle: Lifecycle,
+}
+
+/// A fixed-capacity table of slots with generations.
+pub(crate) struct SlotTable {
+    slots: Slab<Slot>,
+    capacity: usize,
+    next_generation: u32,
+}
+
+impl SlotTable {
+    /// A table that holds at most `capacity` slots.
+    pub(crate) fn new(capacity: usize) -> SlotTable {
+        assert!(capacity >= 1 && capacity <= u32::MAX as usize);
+        SlotTable {
+            slots: Slab::with_capacity(capacity.min(4096)),
+            capacity,
+            next_generation: 0,
+        }
+    }
+
+    /// Slots in use.
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether every slot is in use.
+    pub(crate) fn is_full(&self) -> bool {
+        self.slots.len() >= self.capacity
+    }
+
+    /// Claims a slot in `lifecycle`. The caller checks [`is_full`](Self::is_full) first.
+    pub(crate) fn claim(&mut self, lifecycle: Lifecycle) -> SlotId {
+        assert!(!self.is_full(), "slot table over capacity");
+        let generation = self.next_generation;
+        // Skip u32::MAX so no user_data can equal a reserved tag.
+        self.next_generation = (generation + 1) % u32::MAX;
+        let index = self.slots.insert(Slot {
+            generation,
+            lifecycle,
+        });
+        SlotId {
+            index: index as u32,
+            generation,
+        }
+    }
+
+    /// The lifecycle of a live slot, or `None` for a stale id.
+    pub(crate) fn get_mut(&mut self, id: SlotId) -> Option<&mut Lifecycle> {
+        match self.slots.get_mut(id.index as usize) {
+            Some(slot) if slot.generation == id.generation => Some(&mut slot.lifecycle),
+            _ => None,
+        }
+    }
+
+    /// Frees a live slot and returns its lifecycle.
+    ///
+    /// # Panics
+    ///
+    /// When `id` is stale: only the owner of an id frees it.
+    pub(crate) fn free(&mut self, id: SlotId) -> Lifecycle {
+        assert!(self.get_mut(id).is_some(), "freeing a stale slot {id:?}");
+        self.slots.remove(id.index as usize).lifecycle
+    }
+
+    /// Empties the table, leaking every state still in it: used at shutdown
+    /// past the deadline, when the kernel may still write into that memory.
+    pub(crate) fn leak_all(&mut self) -> usize {
+        let leaked = self.slots.len();
+        for slot in self.slots.drain() {
+            std::mem::forget(slot.lifecycle);
+        }
+        leaked
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_data_round_trips_and_avoids_tags() {
+        let mut table = SlotTable::new(4);
+        let id = table.claim(Lifecycle::Submitted(None));
+        assert_eq!(SlotId::from_user_data(id.user_data()), id);
+        assert_ne!(id.user_data(), CANCEL_TAG);
+        assert_ne!(id.user_data(), DOORBELL_TAG);
+    }
+
+    #[test]
+    fn reused_index_gets_a_new_generation() {
+        let mut table = SlotTable::new(1);
+        let first = table.claim(Lifecycle::Submitted(None));
+        table.free(first);
+        let second = table.claim(Lifecycle::Submitted(None));
+        assert_eq!(first.index, second.index);
+        assert_ne!(first.generation, second.generation);
+        assert!(table.get_mut(first).is_none(), "stale id must not resolve");
+        assert!(table.get_mut(second).is_some());
+    }
+
+    #[test]
+    fn generation_skips_reserved_value() {
+        let mut table = SlotTable::new(1);
+        table.next_generation = u32::MAX - 1;
+        let id = table.claim(Lifecycle::Submitted(None));
+        assert_eq!(id.generation, u32::MAX - 1);
+        table.free(id);
+        let id = table.claim(Lifecycle::Submitted(None));
+        assert_eq!(id.generation, 0);
+    }
+
+    #[test]
+    fn capacity_is_enforced() {
+        let mut table = SlotTable::new(2);
+        table.claim(Lifecycle::Submitted(None));
+        assert!(!table.is_full());
+        table.claim(Lifecycle::Submitted(None));
+        assert!(table.is_full());
+        assert_eq!(table.len(), 2);
+    }
+}

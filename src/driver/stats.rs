@@ -1,0 +1,37 @@
+//! Counters of what the driver did, readable through `corering::stats()`.
+
+/// Operation counters of one core's driver.
+///
+/// Every operation whose SQE was pushed ends in exactly one of `completed`
+/// (its future took the final result), `cancelled` (its future was dropped
+/// first; the state was freed on the final CQE) or `abandoned` (still in
+/// flight when the runtime's shutdown deadline passed; its state was leaked
+/// rather than freed under the kernel). So at any time
+/// `submitted == completed + cancelled + abandoned + in_flight`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Operations whose SQE was pushed.
+    pub submitted: u64,
+    /// Operations whose future took the final result.
+    pub completed: u64,
+    /// Operations whose future was dropped before taking its result.
+    pub cancelled: u64,
+    /// Operations leaked at shutdown because the kernel never completed them.
+    pub abandoned: u64,
+    /// Operations whose final result has not been taken or freed yet.
+    pub in_flight: u64,
+    /// Slots of the in-flight table in use.
+    pub slots_in_use: u64,
+    /// `ASYNC_CANCEL` requests queued for dropped futures.
+    pub cancel_requests: u64,
+    /// Times a push found the submission queue full and had to submit first.
+    pub sq_full: u64,
+    /// Times the completion queue was seen overflowed (CQEs kept by the kernel).
+    pub cq_overflows: u64,
+    /// Times `io_uring_enter` answered `EBUSY` or `EAGAIN` and the driver reaped and retried.
+    pub enter_busy: u64,
+    /// Timers in the wheel (pending, or fired and not yet observed).
+    pub timers: u64,
+    /// CQEs whose slot was gone or reused (never delivered).
+    pub stale_completions: u64,
+}

@@ -1,0 +1,80 @@
+//! The executor: tasks, their wakers, the run queue and `JoinHandle`.
+//!
+//! Tasks are `!Send` futures owned by the core that spawned them. Their
+//! wakers are `Send + Sync`: a wake on the owning thread pushes the task onto
+//! the local run queue; a wake from any other thread goes through the core's
+//! [`Remote`](remote::Remote) inbox and rings its doorbell so a parked core
+//! wakes up.
+
+mod join;
+pub(crate) mod remote;
+pub(crate) mod task;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+pub use join::{JoinError, JoinHandle};
+
+use crate::runtime::context;
+
+/// Spawns a task on the current core.
+///
+/// The task starts on the core's next turn and runs until it completes,
+/// panics or is aborted; its output is delivered through the returned
+/// [`JoinHandle`]. Dropping the handle detaches the task.
+///
+/// # Panics
+///
+/// When called outside a corering runtime.
+///
+/// # Examples
+///
+/// ```
+/// corering::start(async {
+///     let handle = corering::spawn(async { "done" });
+///     assert_eq!(handle.await.unwrap(), "done");
+/// });
+/// ```
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let (spawned, handle) = join::spawned(future);
+    let task = context::spawn_task(Box::pin(spawned));
+    handle(task)
+}
+
+/// Lets the other ready tasks (and the ring) run before this task continues.
+///
+/// # Examples
+///
+/// ```
+/// corering::start(async {
+///     corering::yield_now().await;
+/// });
+/// ```
+pub fn yield_now() -> YieldNow {
+    YieldNow { yielded: false }
+}
+
+/// The future of [`yield_now`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct YieldNow {
+    yielded: bool,
+}
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}

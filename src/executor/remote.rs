@@ -1,0 +1,83 @@
+//! `Remote`: the part of a core other threads may touch.
+//!
+//! A waker that fires on a thread other than its core's pushes the task into
+//! the core's inbox and rings the doorbell (an eventfd the core keeps a read
+//! in flight on while parked), so a parked core wakes up. The `notified` flag
+//! keeps that to one eventfd write per park cycle.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::task::Task;
+use crate::sys::eventfd::EventFd;
+
+/// The cross-thread face of one core.
+pub(crate) struct Remote {
+    /// Tasks woken from other threads, waiting to be moved to the run queue.
+    inbox: Mutex<Vec<Arc<Task>>>,
+    /// Set when the `block_on` future was woken.
+    main_woken: AtomicBool,
+    /// Set once the doorbell was rung since the core last drained its inbox.
+    notified: AtomicBool,
+    /// Rung by other threads to end the core's park.
+    pub(crate) doorbell: EventFd,
+}
+
+impl Remote {
+    pub(crate) fn new(doorbell: EventFd) -> Remote {
+        Remote {
+            inbox: Mutex::new(Vec::new()),
+            main_woken: AtomicBool::new(true),
+            notified: AtomicBool::new(false),
+            doorbell,
+        }
+    }
+
+    /// Hands `task` to the core from another thread.
+    pub(crate) fn push(&self, task: Arc<Task>) {
+        self.inbox
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(task);
+        self.ring();
+    }
+
+    /// Marks the `block_on` future woken; `foreign` when called from
+    /// another thread, which must also end the park.
+    pub(crate) fn wake_main(&self, foreign: bool) {
+        self.main_woken.store(true, Ordering::Release);
+        if foreign {
+            self.ring();
+        }
+    }
+
+    /// Takes the `block_on` future's woken flag.
+    pub(crate) fn take_main_woken(&self) -> bool {
+        self.main_woken.swap(false, Ordering::AcqRel)
+    }
+
+    /// Whether the `block_on` future is woken (without taking the flag).
+    pub(crate) fn is_main_woken(&self) -> bool {
+        self.main_woken.load(Ordering::Acquire)
+    }
+
+    /// Whether a foreign wake arrived since the last [`drain`](Self::drain).
+    pub(crate) fn is_notified(&self) -> bool {
+        self.notified.load(Ordering::Acquire)
+    }
+
+    fn ring(&self) {
+        if !self.notified.swap(true, Ordering::AcqRel) {
+            self.doorbell.notify();
+        }
+    }
+
+    /// Moves the inbox into `into`. Clears `notified` first, so a wake that
+    /// lands after the drain rings the doorbell again.
+    pub(crate) fn drain(&self, into: &mut Vec<Arc<Task>>) {
+        if !self.notified.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        into.append(&mut self.inbox.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}

@@ -1,0 +1,225 @@
+//! `Fd`: a file descriptor whose I/O goes through the ring.
+//!
+//! Every in-flight operation holds a clone of the descriptor's shared
+//! handle, and a dropped operation's state (with its clone) stays in its slot
+//! until the final CQE. So the descriptor is closed only once the last
+//! operation on it has completed, and the close itself goes through the ring
+//! (`IORING_OP_CLOSE`), never blocking the core.
+//!
+//! Higher-level types (files, sockets) wrap an `Fd`. It is also usable on
+//! its own for pipes, eventfds and any descriptor the kernel can read or
+//! write.
+
+use std::cell::Cell;
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::driver::Op;
+use crate::op::{Close, Read, Readv, Write, Writev};
+use crate::runtime::defer_close;
+
+/// The offset that means "the descriptor's current position" (pipes,
+/// sockets, and files read sequentially).
+pub(crate) const CURRENT_POSITION: u64 = u64::MAX;
+
+/// The handle that operations share.
+#[derive(Clone)]
+pub(crate) struct SharedFd {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    /// The descriptor; -1 once `close` has taken it.
+    fd: Cell<RawFd>,
+    /// The task waiting in `close` for the other handles to go.
+    closer: Cell<Option<Waker>>,
+}
+
+impl SharedFd {
+    pub(crate) fn new(fd: OwnedFd) -> SharedFd {
+        SharedFd {
+            inner: Rc::new(Inner {
+                fd: Cell::new(fd.into_raw_fd()),
+                closer: Cell::new(None),
+            }),
+        }
+    }
+
+    pub(crate) fn raw(&self) -> RawFd {
+        self.inner.fd.get()
+    }
+
+    /// Waits until this is the only handle, then closes through the ring.
+    pub(crate) async fn close(self) -> io::Result<()> {
+        poll_fn(|cx| {
+            if Rc::strong_count(&self.inner) == 1 {
+                Poll::Ready(())
+            } else {
+                self.inner.closer.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await;
+        let fd = self.inner.fd.replace(-1);
+        Op::new(Close::new(fd)).await
+    }
+}
+
+impl Drop for SharedFd {
+    fn drop(&mut self) {
+        // The handle left after this one may be a `close` waiting for it.
+        if Rc::strong_count(&self.inner) == 2 {
+            if let Some(waker) = self.inner.closer.take() {
+                waker.wake();
+            }
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let fd = self.fd.get();
+        if fd >= 0 {
+            defer_close(fd);
+        }
+    }
+}
+
+/// An owned file descriptor whose reads, writes and close go through the
+/// current core's ring.
+///
+/// Methods take `&self`, so two tasks can read and write at once (share the
+/// `Fd` through an `Rc`). Dropping it closes the descriptor through the ring
+/// once every operation on it has completed; [`close`](Fd::close) does the
+/// same and reports the result.
+///
+/// # Examples
+///
+/// ```
+/// use std::os::fd::OwnedFd;
+/// use corering::fd::Fd;
+///
+/// corering::start(async {
+///     let (reader, writer) = std::io::pipe().unwrap();
+///     let (reader, writer) = (Fd::from(OwnedFd::from(reader)), Fd::from(OwnedFd::from(writer)));
+///     let (written, _) = writer.write(b"ping".as_slice()).await;
+///     assert_eq!(written.unwrap(), 4);
+///     let (read, buf) = reader.read(Vec::with_capacity(16)).await;
+///     assert_eq!(read.unwrap(), 4);
+///     assert_eq!(buf, b"ping");
+/// });
+/// ```
+pub struct Fd {
+    shared: SharedFd,
+}
+
+impl Fd {
+    pub(crate) fn shared(&self) -> &SharedFd {
+        &self.shared
+    }
+
+    /// Reads into `buf` from offset `pos`, filling it from its start up to
+    /// its capacity; the buffer's initialized length grows to cover the bytes
+    /// read. `Ok(0)` means end of file.
+    pub async fn read_at<B: IoBufMut>(&self, buf: B, pos: u64) -> BufResult<usize, B> {
+        Op::new(Read::new(self.shared.clone(), buf, pos)).await
+    }
+
+    /// Reads into `buf` at the descriptor's current position (pipes,
+    /// sockets, character devices).
+    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        self.read_at(buf, CURRENT_POSITION).await
+    }
+
+    /// Writes the initialized bytes of `buf` at offset `pos`; may write
+    /// fewer (see [`write_all_at`](Fd::write_all_at)).
+    pub async fn write_at<B: IoBuf>(&self, buf: B, pos: u64) -> BufResult<usize, B> {
+        Op::new(Write::new(self.shared.clone(), buf, pos)).await
+    }
+
+    /// Writes the initialized bytes of `buf` at the current position.
+    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        self.write_at(buf, CURRENT_POSITION).await
+    }
+
+    /// Writes every initialized byte of `buf` starting at offset `pos`,
+    /// retrying short writes.
+    ///
+    /// # Errors
+    ///
+    /// `WriteZero` when the descriptor accepts no more bytes; otherwise the
+    /// first error of a write. The buffer is handed back either way.
+    pub async fn write_all_at<B: IoBuf>(&self, buf: B, pos: u64) -> BufResult<(), B> {
+        self.write_all_from(buf, Some(pos)).await
+    }
+
+    /// Writes every initialized byte of `buf` at the current position.
+    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+        self.write_all_from(buf, None).await
+    }
+
+    async fn write_all_from<B: IoBuf>(&self, buf: B, pos: Option<u64>) -> BufResult<(), B> {
+        let len = buf.bytes_init();
+        let mut written = 0;
+        let mut slice = buf.slice(0..len);
+        while written < len {
+            let offset = pos.map_or(CURRENT_POSITION, |pos| pos + written as u64);
+            let (result, returned) = Op::new(Write::new(self.shared.clone(), slice, offset)).await;
+            let buf = returned.into_inner();
+            match result {
+                Ok(0) => {
+                    let error = io::Error::new(io::ErrorKind::WriteZero, "write returned 0 bytes");
+                    return (Err(error), buf);
+                }
+                Ok(n) => written += n,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return (Err(error), buf),
+            }
+            slice = buf.slice(written..len);
+        }
+        (Ok(()), slice.into_inner())
+    }
+
+    /// Reads into `bufs` in order from offset `pos` (`preadv`); each buffer
+    /// is filled from its start up to its capacity.
+    pub async fn readv_at<B: IoBufMut>(&self, bufs: Vec<B>, pos: u64) -> BufResult<usize, Vec<B>> {
+        Op::new(Readv::new(self.shared.clone(), bufs, pos)).await
+    }
+
+    /// Writes the initialized bytes of `bufs` in order at offset `pos`
+    /// (`pwritev`); may write fewer.
+    pub async fn writev_at<B: IoBuf>(&self, bufs: Vec<B>, pos: u64) -> BufResult<usize, Vec<B>> {
+        Op::new(Writev::new(self.shared.clone(), bufs, pos)).await
+    }
+
+    /// Closes the descriptor through the ring after every operation still
+    /// in flight on it (from dropped futures) has completed.
+    pub async fn close(self) -> io::Result<()> {
+        self.shared.close().await
+    }
+}
+
+impl From<OwnedFd> for Fd {
+    fn from(fd: OwnedFd) -> Fd {
+        Fd {
+            shared: SharedFd::new(fd),
+        }
+    }
+}
+
+impl AsRawFd for Fd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.shared.raw()
+    }
+}
+
+impl fmt::Debug for Fd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Fd").field(&self.shared.raw()).finish()
+    }
+}

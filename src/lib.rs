@@ -1,0 +1,55 @@
+//! corering: a thread-per-core async runtime for Linux built on io_uring.
+//!
+//! Each core runs one thread that owns one io_uring, one task queue and one
+//! timer wheel. Nothing is shared between cores except explicit messages.
+//!
+//! # The model
+//!
+//! An I/O operation is a future. On its first poll the driver claims a slot
+//! in its in-flight table and pushes one submission queue entry (SQE) whose
+//! `user_data` names the slot and its generation. The kernel performs the
+//! operation and posts a completion (CQE). The driver reaps completions in a
+//! batch, marks each slot complete and only then wakes the tasks, which take
+//! their result on their next poll.
+//!
+//! ```text
+//! user code ── fd.read_at(buf, 0) ──> Op<Read> (owns buf + fd handle)
+//!    first poll:  driver pushes one SQE, user_data = slot id + generation
+//!    kernel:      does the read
+//!    driver:      reaps CQEs in a batch -> marks the slot complete -> wakes the task
+//!    executor:    polls the task -> Op::poll takes the result -> returns (result, buf)
+//! ```
+//!
+//! Buffers are passed by value and handed back with the result
+//! ([`BufResult`](buf::BufResult)), so a future dropped while the kernel still
+//! writes into its buffer cannot free that memory: the buffer moves into the
+//! slot, an `ASYNC_CANCEL` is queued, and the buffer is freed when the final
+//! completion arrives.
+//!
+//! # Example
+//!
+//! ```
+//! let value = corering::start(async {
+//!     let task = corering::spawn(async { 40 + 2 });
+//!     task.await.unwrap()
+//! });
+//! assert_eq!(value, 42);
+//! ```
+#![deny(
+    unsafe_op_in_unsafe_fn,
+    clippy::undocumented_unsafe_blocks,
+    missing_docs
+)]
+
+pub mod buf;
+mod driver;
+mod executor;
+pub mod fd;
+pub mod op;
+mod runtime;
+mod sys;
+pub mod time;
+
+pub use driver::Stats;
+pub use executor::{spawn, yield_now, JoinError, JoinHandle};
+pub use runtime::{start, stats, Builder, Runtime};

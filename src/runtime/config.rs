@@ -1,0 +1,35 @@
+//! Every limit of a core in one place, with its default.
+
+use std::time::Duration;
+
+/// The limits one core runs with. Set through [`Builder`](crate::Builder).
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    /// Submission queue entries; the completion queue gets twice as many.
+    /// Default 256.
+    pub(crate) entries: u32,
+    /// Idle time after which the SQ polling thread sleeps; `None` (the
+    /// default) means no SQPOLL thread.
+    pub(crate) sqpoll_idle: Option<Duration>,
+    /// Operations in flight at once; an operation beyond it waits for a free
+    /// slot. Default 65,536.
+    pub(crate) slots_max: usize,
+    /// Task polls between two visits to the ring, so neither I/O nor any
+    /// task starves. Default 256.
+    pub(crate) tasks_per_tick: usize,
+    /// How long dropping a runtime waits for cancelled operations to
+    /// complete before leaking their memory. Default 1 s.
+    pub(crate) shutdown_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            entries: 256,
+            sqpoll_idle: None,
+            slots_max: 65_536,
+            tasks_per_tick: 256,
+            shutdown_timeout: Duration::from_secs(1),
+        }
+    }
+}

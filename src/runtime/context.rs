@@ -1,0 +1,141 @@
+//! The thread-local accessor of the running core: the one way code reaches
+//! the driver, the run queue and the timers.
+//!
+//! `block_on` installs its core for the duration of the call (and the
+//! runtime's shutdown does the same), so operations, timers and `spawn`
+//! find their core without carrying a handle. Every access borrows a
+//! `RefCell`, so a re-entrant use (a bug) panics instead of aliasing.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::os::fd::RawFd;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use slab::Slab;
+
+use super::config::Config;
+use crate::driver::{Driver, Stats};
+use crate::executor::remote::Remote;
+use crate::executor::task::{self, Task};
+use crate::time::wheel::Wheel;
+
+/// One core: everything its thread owns.
+pub(crate) struct Core {
+    pub(crate) config: Config,
+    pub(crate) driver: RefCell<Driver>,
+    pub(crate) timers: RefCell<Wheel>,
+    /// Tasks ready to be polled, in wake order.
+    pub(crate) run_queue: RefCell<VecDeque<Arc<Task>>>,
+    /// Every live task, so shutdown can drop them all on this thread.
+    pub(crate) tasks: RefCell<Slab<Arc<Task>>>,
+    /// Descriptors whose last handle was dropped, to be closed through the ring.
+    pub(crate) closes: RefCell<Vec<RawFd>>,
+    pub(crate) remote: Arc<Remote>,
+}
+
+impl Core {
+    /// The driver's counters and the timer count.
+    pub(crate) fn stats(&self) -> Stats {
+        Stats {
+            timers: self.timers.borrow().len() as u64,
+            ..self.driver.borrow().stats()
+        }
+    }
+}
+
+thread_local! {
+    static CURRENT: Cell<*const Core> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Makes `core` the current core until the guard drops.
+pub(crate) struct Enter {
+    previous: *const Core,
+}
+
+impl Enter {
+    /// Installs `core`. The caller keeps `core` alive and in place until the
+    /// guard drops.
+    pub(crate) fn new(core: &Core) -> Enter {
+        let previous = CURRENT.with(|current| current.replace(core));
+        Enter { previous }
+    }
+}
+
+impl Drop for Enter {
+    fn drop(&mut self) {
+        CURRENT.with(|current| current.set(self.previous));
+    }
+}
+
+/// Whether a core is running on this thread.
+pub(crate) fn is_inside() -> bool {
+    CURRENT.with(|current| !current.get().is_null())
+}
+
+/// Runs `f` with the current core, if any.
+fn with_current<R>(f: impl FnOnce(Option<&Core>) -> R) -> R {
+    let core = CURRENT.with(Cell::get);
+    // SAFETY: a non-null CURRENT was installed by an `Enter` guard whose
+    // owner keeps the core alive and in place until the guard drops, and
+    // guards drop in reverse order on this same thread.
+    f(unsafe { core.as_ref() })
+}
+
+/// Runs `f` with the current core, or returns `None` outside a runtime.
+pub(crate) fn try_with_core<R>(f: impl FnOnce(&Core) -> R) -> Option<R> {
+    with_current(|core| core.map(f))
+}
+
+/// Runs `f` with the current core.
+///
+/// # Panics
+///
+/// Outside a corering runtime.
+pub(crate) fn with_core<R>(f: impl FnOnce(&Core) -> R) -> R {
+    try_with_core(f).expect("must be called from inside a corering runtime (start or block_on)")
+}
+
+/// Runs `f` with the current core's driver.
+pub(crate) fn with_driver<R>(f: impl FnOnce(&mut Driver) -> R) -> R {
+    with_core(|core| f(&mut core.driver.borrow_mut()))
+}
+
+/// Runs `f` with the current core's driver, or returns `None` outside a runtime.
+pub(crate) fn try_with_driver<R>(f: impl FnOnce(&mut Driver) -> R) -> Option<R> {
+    try_with_core(|core| f(&mut core.driver.borrow_mut()))
+}
+
+/// Queues `task` on this thread's run queue if this thread runs its core;
+/// hands it back otherwise.
+pub(crate) fn schedule_local(task: Arc<Task>) -> Result<(), Arc<Task>> {
+    with_current(|core| match core {
+        Some(core) if task::is_owner(&task, &core.remote) => {
+            core.run_queue.borrow_mut().push_back(task);
+            Ok(())
+        }
+        _ => Err(task),
+    })
+}
+
+/// Registers a new task on the current core and queues its first poll.
+pub(crate) fn spawn_task(future: Pin<Box<dyn Future<Output = ()>>>) -> Arc<Task> {
+    with_core(|core| {
+        let mut tasks = core.tasks.borrow_mut();
+        let entry = tasks.vacant_entry();
+        let task = Task::new(core.remote.clone(), entry.key(), future);
+        entry.insert(task.clone());
+        core.run_queue.borrow_mut().push_back(task.clone());
+        task
+    })
+}
+
+/// Closes `fd` through the current core's ring once it gets a turn, or
+/// right away with `close(2)` outside a runtime.
+pub(crate) fn defer_close(fd: RawFd) {
+    if try_with_core(|core| core.closes.borrow_mut().push(fd)).is_none() {
+        // SAFETY: the caller owned `fd` and gives it up; nothing uses it after.
+        unsafe { libc::close(fd) };
+    }
+}

@@ -1,0 +1,352 @@
+//! The runtime of one core: `Runtime`, its `Builder`, and the run loop.
+//!
+//! # The run loop (one tick)
+//!
+//! 1. Move tasks woken from other threads out of the inbox.
+//! 2. Poll the `block_on` future if woken, then up to `tasks_per_tick` ready
+//!    tasks, in wake order.
+//! 3. Queue closes of dropped descriptors on the ring.
+//! 4. Enter the ring once: submit everything pushed and reap. With work
+//!    still ready, do not wait; otherwise park until a completion, a
+//!    cross-thread wake or the nearest timer deadline.
+//! 5. Fire due timers, then wake every task whose operation or timer is done
+//!    and drop the states of cancelled operations, with the driver released.
+
+mod config;
+pub(crate) mod context;
+
+use std::future::Future;
+use std::io;
+use std::marker::PhantomData;
+use std::os::fd::{AsRawFd, RawFd};
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use config::Config;
+pub(crate) use context::defer_close;
+use context::{Core, Enter};
+
+use crate::driver::{Abandoned, Driver, DriverConfig, Stats, Wait};
+use crate::executor::remote::Remote;
+use crate::executor::task::Task;
+use crate::sys::eventfd::EventFd;
+use crate::time::wheel::Wheel;
+
+/// Runs `future` to completion on a new one-core runtime on this thread.
+///
+/// # Panics
+///
+/// When the runtime cannot be created (the message says why, e.g. io_uring
+/// blocked by seccomp), or when called inside a runtime.
+///
+/// # Examples
+///
+/// ```
+/// let sum = corering::start(async { 1 + 2 });
+/// assert_eq!(sum, 3);
+/// ```
+pub fn start<F: Future>(future: F) -> F::Output {
+    let runtime = Runtime::new().unwrap_or_else(|error| panic!("corering::start: {error}"));
+    runtime.block_on(future)
+}
+
+/// The counters of the runtime running on this thread.
+///
+/// # Panics
+///
+/// Outside a corering runtime.
+pub fn stats() -> Stats {
+    context::with_core(Core::stats)
+}
+
+/// Configures and builds a [`Runtime`].
+#[derive(Clone, Debug, Default)]
+pub struct Builder {
+    config: Config,
+}
+
+impl Builder {
+    /// Submission queue entries (default 256). The completion queue gets
+    /// twice as many. The kernel rounds up to a power of two.
+    pub fn entries(mut self, entries: u32) -> Builder {
+        self.config.entries = entries;
+        self
+    }
+
+    /// Uses a kernel thread to poll the submission queue, sleeping after
+    /// `idle` without work. Excludes `DEFER_TASKRUN`.
+    pub fn sqpoll(mut self, idle: Duration) -> Builder {
+        self.config.sqpoll_idle = Some(idle);
+        self
+    }
+
+    /// Operations in flight at once (default 65,536); more wait for a slot.
+    pub fn slots_max(mut self, slots_max: usize) -> Builder {
+        self.config.slots_max = slots_max;
+        self
+    }
+
+    /// Task polls between two visits to the ring (default 256).
+    pub fn tasks_per_tick(mut self, tasks_per_tick: usize) -> Builder {
+        self.config.tasks_per_tick = tasks_per_tick;
+        self
+    }
+
+    /// How long dropping the runtime waits for cancelled operations to
+    /// complete before leaking their memory (default 1 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Builder {
+        self.config.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Sets up the ring and builds the runtime.
+    ///
+    /// # Errors
+    ///
+    /// When io_uring cannot be set up; the error names the cause and the fix
+    /// (`PermissionDenied`: blocked by seccomp or `kernel.io_uring_disabled`;
+    /// `Unsupported`: a kernel without io_uring or too old).
+    pub fn build(self) -> io::Result<Runtime> {
+        let config = self.config;
+        if config.entries == 0 || config.slots_max == 0 || config.tasks_per_tick == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "entries, slots_max and tasks_per_tick must be at least 1",
+            ));
+        }
+        let remote = Arc::new(Remote::new(EventFd::new()?));
+        let driver = Driver::new(
+            &DriverConfig {
+                entries: config.entries,
+                sqpoll_idle: config.sqpoll_idle,
+                slots_max: config.slots_max,
+            },
+            remote.doorbell.as_raw_fd(),
+        )?;
+        let core = Box::new(Core {
+            driver: driver.into(),
+            timers: Wheel::new(Instant::now()).into(),
+            run_queue: Default::default(),
+            tasks: Default::default(),
+            closes: Default::default(),
+            remote,
+            config,
+        });
+        Ok(Runtime {
+            core,
+            shut_down: false,
+            _not_send: PhantomData,
+        })
+    }
+}
+
+/// One core: a ring, a task queue and a timer wheel, driven by `block_on` on
+/// the thread that owns it.
+///
+/// Dropping the runtime drops its tasks, cancels every operation still in
+/// flight and waits (at most the shutdown timeout) for the kernel to finish
+/// with their memory before the ring closes.
+pub struct Runtime {
+    /// Boxed so the address the thread-local context points to is stable.
+    core: Box<Core>,
+    shut_down: bool,
+    /// Tasks are `!Send` and live on this thread.
+    _not_send: PhantomData<Rc<()>>,
+}
+
+/// Buffers the run loop reuses every tick.
+#[derive(Default)]
+struct Scratch {
+    inbox: Vec<Arc<Task>>,
+    wakers: Vec<Waker>,
+    graveyard: Vec<Box<dyn Abandoned>>,
+}
+
+impl Runtime {
+    /// A runtime with the default configuration.
+    ///
+    /// # Errors
+    ///
+    /// As [`Builder::build`].
+    pub fn new() -> io::Result<Runtime> {
+        Builder::default().build()
+    }
+
+    /// A builder to configure a runtime.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// Runs `future` to completion, driving the core's tasks and I/O.
+    ///
+    /// # Panics
+    ///
+    /// When called from inside a runtime (a task must not block its core).
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        assert!(
+            !context::is_inside(),
+            "block_on called from inside a corering runtime"
+        );
+        let core = &*self.core;
+        let _enter = Enter::new(core);
+        let mut future = pin!(future);
+        let waker = Waker::from(Arc::new(MainWaker {
+            remote: core.remote.clone(),
+        }));
+        let mut cx = Context::from_waker(&waker);
+        core.remote.wake_main(false);
+        let mut scratch = Scratch::default();
+        loop {
+            if core.remote.take_main_woken() {
+                if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                    return output;
+                }
+            }
+            tick(core, &mut scratch);
+        }
+    }
+
+    /// The driver's counters.
+    pub fn stats(&self) -> Stats {
+        self.core.stats()
+    }
+
+    /// Drops every task, cancels every operation in flight and reaps until
+    /// none is left (or the shutdown timeout passes, leaking what remains),
+    /// then returns the final counters. Dropping the runtime does the same.
+    pub fn shutdown(mut self) -> Stats {
+        self.shut_down_now()
+    }
+
+    fn shut_down_now(&mut self) -> Stats {
+        if self.shut_down {
+            return self.stats();
+        }
+        self.shut_down = true;
+        let core = &*self.core;
+        let _enter = Enter::new(core);
+        let mut scratch = Scratch::default();
+        drop_tasks(core, &mut scratch);
+        core.driver.borrow_mut().cancel_doorbell();
+        let deadline = Instant::now() + core.config.shutdown_timeout;
+        loop {
+            queue_closes(core);
+            let mut driver = core.driver.borrow_mut();
+            if driver.is_idle() && core.closes.borrow().is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                driver.leak_in_flight();
+                break;
+            }
+            driver.enter(Wait::Until(Some(deadline)));
+            driver.take_ready(&mut scratch.wakers, &mut scratch.graveyard);
+            drop(driver);
+            // The tasks are gone; their wakers have nothing to wake.
+            scratch.wakers.clear();
+            scratch.graveyard.clear();
+        }
+        self.stats()
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.shut_down_now();
+    }
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("flags", &self.core.driver.borrow().flags())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// Drops every task's future on this thread, so their operations are
+/// cancelled; repeats while dropping spawns more.
+fn drop_tasks(core: &Core, scratch: &mut Scratch) {
+    loop {
+        let tasks: Vec<Arc<Task>> = core.tasks.borrow_mut().drain().collect();
+        if tasks.is_empty() {
+            break;
+        }
+        for task in tasks {
+            drop(task.take_future());
+        }
+    }
+    core.run_queue.borrow_mut().clear();
+    core.remote.drain(&mut scratch.inbox);
+    scratch.inbox.clear();
+}
+
+/// One turn of the run loop (see the module docs).
+fn tick(core: &Core, scratch: &mut Scratch) {
+    core.remote.drain(&mut scratch.inbox);
+    core.run_queue.borrow_mut().extend(scratch.inbox.drain(..));
+
+    for _ in 0..core.config.tasks_per_tick {
+        let Some(task) = core.run_queue.borrow_mut().pop_front() else {
+            break;
+        };
+        if task.run() {
+            core.tasks.borrow_mut().try_remove(task.key());
+        }
+    }
+
+    queue_closes(core);
+    let now = Instant::now();
+    let ready = !core.run_queue.borrow().is_empty()
+        || core.remote.is_main_woken()
+        || core.remote.is_notified();
+    let wait = match core.timers.borrow().next_deadline() {
+        _ if ready => Wait::No,
+        Some(deadline) if deadline <= now => Wait::No,
+        deadline => Wait::Until(deadline),
+    };
+    {
+        let mut driver = core.driver.borrow_mut();
+        driver.enter(wait);
+        driver.take_ready(&mut scratch.wakers, &mut scratch.graveyard);
+    }
+    core.timers
+        .borrow_mut()
+        .advance(Instant::now(), &mut scratch.wakers);
+    for waker in scratch.wakers.drain(..) {
+        waker.wake();
+    }
+    scratch.graveyard.clear();
+}
+
+/// Moves descriptors waiting to be closed onto the ring, as many as there
+/// are free slots.
+fn queue_closes(core: &Core) {
+    let mut closes = core.closes.borrow_mut();
+    if closes.is_empty() {
+        return;
+    }
+    let mut driver = core.driver.borrow_mut();
+    closes.retain(|&fd: &RawFd| !driver.push_close(fd));
+}
+
+/// The waker of the `block_on` future.
+struct MainWaker {
+    remote: Arc<Remote>,
+}
+
+impl Wake for MainWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let on_owner =
+            context::try_with_core(|core| Arc::ptr_eq(&core.remote, &self.remote)).unwrap_or(false);
+        self.remote.wake_main(!on_owner);
+    }
+}

@@ -1,0 +1,55 @@
+//! The eventfd a core parks on when no other ring can message it.
+//!
+//! A waker that fires on a thread without a corering ring writes to the
+//! owning core's eventfd; the core always keeps one read of that eventfd in
+//! flight on its ring, so the write completes the read and ends the park.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// A non-blocking, close-on-exec eventfd.
+#[derive(Debug)]
+pub(crate) struct EventFd {
+    fd: OwnedFd,
+}
+
+impl EventFd {
+    /// Creates an eventfd with a zero counter.
+    pub(crate) fn new() -> io::Result<EventFd> {
+        // SAFETY: eventfd takes no pointers; a negative result is an error.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned by eventfd and is owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(EventFd { fd })
+    }
+
+    /// Adds one to the counter, completing any read in flight on it.
+    ///
+    /// A full counter (`EAGAIN`) already guarantees a pending wake-up, so it
+    /// is not an error.
+    pub(crate) fn notify(&self) {
+        let one: u64 = 1;
+        // SAFETY: the pointer and length describe `one`, which outlives the call.
+        let written = unsafe {
+            libc::write(
+                self.fd.as_raw_fd(),
+                (&one as *const u64).cast(),
+                std::mem::size_of::<u64>(),
+            )
+        };
+        debug_assert!(
+            written == 8 || io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN),
+            "eventfd write failed: {}",
+            io::Error::last_os_error()
+        );
+    }
+}
+
+impl AsRawFd for EventFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}

@@ -1,0 +1,17 @@
+//! Time: `sleep`, `timeout` and `interval` on the core's timer wheel.
+//!
+//! Timers live in a hierarchical wheel in user space ([`wheel`]), not one
+//! SQE each: registering or cancelling one is O(1) and costs no syscall. The
+//! run loop fires due timers every tick and parks the ring no longer than the
+//! nearest deadline (`IORING_ENTER_EXT_ARG` with a timespec). A timer never
+//! fires before its deadline: the wheel rounds deadlines up to its 1 ms
+//! tick, and a sleep checks the clock itself before completing.
+
+mod interval;
+mod sleep;
+mod timeout;
+pub(crate) mod wheel;
+
+pub use interval::{interval, Interval};
+pub use sleep::{sleep, sleep_until, Sleep};
+pub use timeout::{timeout, Elapsed, Timeout};

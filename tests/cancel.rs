@@ -1,0 +1,136 @@
+//! Dropping an in-flight operation: its memory is freed exactly once, only
+//! after the kernel's final completion, and nothing leaks.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{open_fds, pipe, poll_once, settle, DropBuf};
+use corering::time::timeout;
+
+#[test]
+fn dropped_read_frees_buffer_once_after_its_completion() {
+    let _serial = common::serial();
+    let fds_before = open_fds();
+    corering::start(async {
+        let fds_inside = open_fds();
+        let (reader, writer) = pipe();
+        let (buf, drops, stats_at_drop) = DropBuf::new(64);
+        let mut read = Box::pin(reader.read(buf));
+        assert!(poll_once(&mut read).await.is_pending());
+        let stats = corering::stats();
+        assert_eq!(
+            (stats.submitted, stats.in_flight, stats.slots_in_use),
+            (1, 1, 1)
+        );
+
+        drop(read);
+        // The kernel may still write into the buffer: it must be alive.
+        assert_eq!(drops.get(), 0);
+        settle(|| drops.get() > 0, 1000).await;
+        assert_eq!(drops.get(), 1, "buffer freed exactly once");
+        let at_drop = stats_at_drop.get().expect("dropped inside the runtime");
+        assert_eq!(
+            at_drop.cancelled, 1,
+            "the final CQE was reaped before the free"
+        );
+        assert_eq!(at_drop.slots_in_use, 0);
+
+        let stats = corering::stats();
+        assert_eq!(stats.cancel_requests, 1);
+        assert_eq!(stats.in_flight, 0);
+        assert_eq!(stats.slots_in_use, 0);
+        drop((reader, writer));
+        // Both pipe ends are closed through the ring.
+        settle(|| open_fds() == fds_inside, 1000).await;
+        assert_eq!(open_fds(), fds_inside);
+    });
+    // The ring's own descriptors are gone too.
+    assert_eq!(open_fds(), fds_before);
+}
+
+#[test]
+fn dropped_timeout_frees_buffer_once_and_its_timer() {
+    let _serial = common::serial();
+    corering::start(async {
+        let (reader, _writer) = pipe();
+        let (buf, drops, stats_at_drop) = DropBuf::new(64);
+        let mut bounded = Box::pin(timeout(Duration::from_secs(60), reader.read(buf)));
+        assert!(poll_once(&mut bounded).await.is_pending());
+        assert_eq!(corering::stats().timers, 1);
+        drop(bounded);
+        assert_eq!(corering::stats().timers, 0, "the timer left the wheel");
+        assert_eq!(drops.get(), 0);
+        settle(|| drops.get() > 0, 1000).await;
+        assert_eq!(drops.get(), 1);
+        assert_eq!(stats_at_drop.get().unwrap().cancelled, 1);
+        assert_eq!(corering::stats().slots_in_use, 0);
+    });
+}
+
+#[test]
+fn completed_but_untaken_result_is_freed_when_dropped() {
+    let _serial = common::serial();
+    corering::start(async {
+        let (reader, writer) = pipe();
+        writer.write_all(b"x".as_slice()).await.0.unwrap();
+        let (buf, drops, stats_at_drop) = DropBuf::new(8);
+        let mut read = Box::pin(reader.read(buf));
+        assert!(poll_once(&mut read).await.is_pending());
+        // Let the read complete without polling its future again.
+        corering::time::sleep(Duration::from_millis(5)).await;
+        drop(read);
+        settle(|| drops.get() > 0, 1000).await;
+        assert_eq!(drops.get(), 1);
+        let at_drop = stats_at_drop.get().unwrap();
+        assert_eq!((at_drop.completed, at_drop.cancelled), (1, 1));
+        assert_eq!(corering::stats().slots_in_use, 0);
+    });
+}
+
+#[test]
+fn runtime_dropped_with_1000_operations_in_flight_drains_them() {
+    let _serial = common::serial();
+    let fds_before = open_fds();
+    let runtime = corering::Runtime::new().unwrap();
+    let drops = runtime.block_on(async {
+        let (reader, writer) = pipe();
+        let reader = std::rc::Rc::new(reader);
+        let mut counters = Vec::new();
+        for _ in 0..1000 {
+            let reader = reader.clone();
+            let (buf, drops, _) = DropBuf::new(16);
+            counters.push(drops);
+            corering::spawn(async move { reader.read(buf).await });
+        }
+        // Let every task submit its read.
+        settle(|| corering::stats().in_flight == 1000, 1000).await;
+        assert_eq!(corering::stats().in_flight, 1000);
+        std::mem::forget(writer); // closed with the process's other fds below
+        counters
+    });
+    let started = std::time::Instant::now();
+    let stats = runtime.shutdown();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        stats.submitted,
+        1000 + 1,
+        "1000 reads and the reader's close"
+    );
+    assert_eq!(stats.submitted, stats.completed + stats.cancelled);
+    assert_eq!(stats.cancelled, 1000);
+    assert_eq!(
+        (stats.abandoned, stats.in_flight, stats.slots_in_use),
+        (0, 0, 0)
+    );
+    assert!(
+        drops.iter().all(|d| d.get() == 1),
+        "every buffer freed exactly once"
+    );
+    // Only the forgotten write end is left open.
+    assert_eq!(open_fds(), fds_before + 1);
+}

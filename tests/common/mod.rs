@@ -1,0 +1,100 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::cell::Cell;
+use std::future::{poll_fn, Future};
+use std::os::fd::OwnedFd;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::Poll;
+
+use corering::buf::{IoBuf, IoBufMut};
+use corering::fd::Fd;
+
+/// Serializes the tests of one binary that count this process's open
+/// descriptors, since tests run on parallel threads.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Open descriptors of this process.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// A pipe as two ring-driven descriptors.
+pub fn pipe() -> (Fd, Fd) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    (
+        Fd::from(OwnedFd::from(reader)),
+        Fd::from(OwnedFd::from(writer)),
+    )
+}
+
+/// Polls `future` exactly once inside the runtime.
+pub async fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
+    poll_fn(|cx| Poll::Ready(Pin::new(&mut *future).poll(cx))).await
+}
+
+/// A buffer that records when it is dropped and what the driver's counters
+/// said at that moment.
+pub struct DropBuf {
+    data: Vec<u8>,
+    drops: Rc<Cell<usize>>,
+    stats_at_drop: Rc<Cell<Option<corering::Stats>>>,
+}
+
+impl DropBuf {
+    pub fn new(capacity: usize) -> (DropBuf, Rc<Cell<usize>>, Rc<Cell<Option<corering::Stats>>>) {
+        let drops = Rc::new(Cell::new(0));
+        let stats = Rc::new(Cell::new(None));
+        let buf = DropBuf {
+            data: Vec::with_capacity(capacity),
+            drops: drops.clone(),
+            stats_at_drop: stats.clone(),
+        };
+        (buf, drops, stats)
+    }
+}
+
+impl Drop for DropBuf {
+    fn drop(&mut self) {
+        self.drops.set(self.drops.get() + 1);
+        self.stats_at_drop.set(Some(corering::stats()));
+    }
+}
+
+// SAFETY: delegates to the Vec, whose heap memory does not move with it.
+unsafe impl IoBuf for DropBuf {
+    fn stable_ptr(&self) -> *const u8 {
+        self.data.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.data.len()
+    }
+    fn bytes_total(&self) -> usize {
+        self.data.capacity()
+    }
+}
+
+// SAFETY: delegates to the Vec.
+unsafe impl IoBufMut for DropBuf {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.data.as_mut_ptr()
+    }
+    unsafe fn set_init(&mut self, pos: usize) {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.data.set_init(pos) }
+    }
+}
+
+/// Runs ticks until `done` holds, at most `ticks_max` times.
+pub async fn settle(mut done: impl FnMut() -> bool, ticks_max: usize) {
+    for _ in 0..ticks_max {
+        if done() {
+            return;
+        }
+        corering::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}

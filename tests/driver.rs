@@ -1,0 +1,91 @@
+//! The driver under pressure: a tiny ring, many operations, CQ overflow.
+
+mod common;
+
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+
+use corering::fd::Fd;
+
+#[test]
+fn ten_thousand_operations_on_an_eight_entry_ring() {
+    let dir = std::env::temp_dir().join(format!("corering-driver-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("data");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    let runtime = corering::Runtime::builder()
+        .entries(8)
+        .tasks_per_tick(1024)
+        .build()
+        .unwrap();
+    let stats = runtime.block_on(async move {
+        let file = Rc::new(Fd::from(OwnedFd::from(file)));
+        let mut handles = Vec::new();
+        for i in 0..10_000u64 {
+            let file = file.clone();
+            handles.push(corering::spawn(async move {
+                corering::op::nop().await.unwrap();
+                let value = (i * 2_654_435_761).to_le_bytes().to_vec();
+                let (written, _) = file.write_at(value, i * 8).await;
+                assert_eq!(written.unwrap(), 8);
+                i
+            }));
+        }
+        for (i, handle) in handles.into_iter().enumerate() {
+            assert_eq!(handle.await.unwrap(), i as u64);
+        }
+        let mut handles = Vec::new();
+        for i in 0..10_000u64 {
+            let file = file.clone();
+            handles.push(corering::spawn(async move {
+                let (read, buf) = file.read_at(Vec::with_capacity(8), i * 8).await;
+                assert_eq!(read.unwrap(), 8);
+                u64::from_le_bytes(buf.try_into().unwrap())
+            }));
+        }
+        for (i, handle) in handles.into_iter().enumerate() {
+            assert_eq!(handle.await.unwrap(), i as u64 * 2_654_435_761);
+        }
+        corering::stats()
+    });
+    assert_eq!(stats.submitted, 30_000);
+    assert_eq!(stats.completed, 30_000);
+    assert_eq!(
+        (stats.in_flight, stats.cancelled, stats.stale_completions),
+        (0, 0, 0)
+    );
+    assert!(stats.sq_full > 0, "the 8-entry SQ filled: {stats:?}");
+    assert!(stats.cq_overflows > 0, "the CQ overflowed: {stats:?}");
+    drop(runtime);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn operations_wait_for_a_free_slot() {
+    let runtime = corering::Runtime::builder().slots_max(4).build().unwrap();
+    let stats = runtime.block_on(async {
+        let handles: Vec<_> = (0..100)
+            .map(|_| corering::spawn(corering::op::nop()))
+            .collect();
+        for handle in handles {
+            handle.await.unwrap().unwrap();
+        }
+        corering::stats()
+    });
+    assert_eq!(
+        (stats.submitted, stats.completed, stats.slots_in_use),
+        (100, 100, 0)
+    );
+}
+
+#[test]
+fn builder_rejects_zero_limits() {
+    let error = corering::Runtime::builder().entries(0).build().unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+}

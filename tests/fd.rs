@@ -1,0 +1,166 @@
+//! Reads and writes through the ring on pipes, eventfds and files.
+
+mod common;
+
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use common::{open_fds, pipe};
+use corering::buf::IoBuf;
+use corering::fd::Fd;
+
+fn temp_file(name: &str) -> (std::path::PathBuf, std::fs::File) {
+    let path = std::env::temp_dir().join(format!("corering-fd-{}-{name}", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    (path, file)
+}
+
+#[test]
+fn pipe_round_trip() {
+    let _serial = common::serial();
+    corering::start(async {
+        let (reader, writer) = pipe();
+        let (written, buf) = writer.write(b"hello ring".as_slice()).await;
+        assert_eq!(written.unwrap(), 10);
+        assert_eq!(buf, b"hello ring");
+        let (read, buf) = reader.read(Vec::with_capacity(64)).await;
+        assert_eq!(read.unwrap(), 10);
+        assert_eq!(buf, b"hello ring");
+        drop(writer);
+        let (read, buf) = reader.read(buf).await;
+        assert_eq!(read.unwrap(), 0, "end of file once the writer is closed");
+        assert_eq!(buf, b"hello ring");
+    });
+}
+
+#[test]
+fn read_fills_a_slice_inside_the_buffer() {
+    let _serial = common::serial();
+    corering::start(async {
+        let (reader, writer) = pipe();
+        writer.write_all(b"abc".as_slice()).await.0.unwrap();
+        let mut buf = Vec::with_capacity(8);
+        buf.extend_from_slice(b"XY");
+        let (read, slice) = reader.read(buf.slice(2..8)).await;
+        assert_eq!(read.unwrap(), 3);
+        assert_eq!(slice.into_inner(), b"XYabc");
+    });
+}
+
+#[test]
+fn write_all_moves_a_megabyte_through_a_pipe() {
+    let _serial = common::serial();
+    corering::start(async {
+        let (reader, writer) = pipe();
+        let data: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
+        let expected = data.clone();
+        let writer_task = corering::spawn(async move {
+            let (result, data) = writer.write_all(data).await;
+            result.unwrap();
+            data.len()
+        });
+        let mut received = Vec::new();
+        let mut buf = Vec::with_capacity(4096);
+        loop {
+            let (read, returned) = reader.read(buf).await;
+            let read = read.unwrap();
+            if read == 0 {
+                break;
+            }
+            received.extend_from_slice(&returned[..read]);
+            buf = returned;
+            buf.clear();
+        }
+        assert_eq!(writer_task.await.unwrap(), 1 << 20);
+        assert_eq!(received, expected);
+    });
+}
+
+#[test]
+fn eventfd_read_and_write() {
+    let _serial = common::serial();
+    corering::start(async {
+        // SAFETY: eventfd takes no pointers.
+        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        assert!(raw >= 0);
+        // SAFETY: `raw` is a fresh descriptor owned by nobody else.
+        let event = Fd::from(unsafe { OwnedFd::from_raw_fd(raw) });
+        let (written, _) = event.write(7u64.to_ne_bytes().to_vec()).await;
+        assert_eq!(written.unwrap(), 8);
+        let (written, _) = event.write(5u64.to_ne_bytes().to_vec()).await;
+        assert_eq!(written.unwrap(), 8);
+        let (read, buf) = event.read(Vec::with_capacity(8)).await;
+        assert_eq!(read.unwrap(), 8);
+        assert_eq!(u64::from_ne_bytes(buf.try_into().unwrap()), 12);
+    });
+}
+
+#[test]
+fn file_positional_and_vectored_io() {
+    let _serial = common::serial();
+    let (path, file) = temp_file("vectored");
+    corering::start(async move {
+        let file = Fd::from(OwnedFd::from(file));
+        let (written, _) = file.write_all_at(b"0123456789".as_slice(), 0).await;
+        written.unwrap();
+        let (written, _) = file
+            .writev_at(vec![b"ab".as_slice(), b"cd".as_slice(), b"".as_slice()], 3)
+            .await;
+        assert_eq!(written.unwrap(), 4);
+        let (read, buf) = file.read_at(Vec::with_capacity(4), 2).await;
+        assert_eq!(read.unwrap(), 4);
+        assert_eq!(buf, b"2abc");
+        let bufs = vec![
+            Vec::with_capacity(3),
+            Vec::with_capacity(2),
+            Vec::with_capacity(100),
+        ];
+        let (read, bufs) = file.readv_at(bufs, 0).await;
+        assert_eq!(read.unwrap(), 10);
+        assert_eq!(
+            bufs,
+            vec![b"012".to_vec(), b"ab".to_vec(), b"cd789".to_vec()]
+        );
+        let (read, buf) = file.read_at(Vec::with_capacity(4), 10).await;
+        assert_eq!((read.unwrap(), buf.len()), (0, 0));
+        file.close().await.unwrap();
+    });
+    assert_eq!(std::fs::read(&path).unwrap(), b"012abcd789");
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn errors_come_back_with_the_buffer() {
+    let _serial = common::serial();
+    corering::start(async {
+        let (reader, _writer) = pipe();
+        // Writing to a read end fails with EBADF; nothing panics, the buffer returns.
+        let (result, buf) = reader.write(b"nope".as_slice()).await;
+        assert_eq!(result.unwrap_err().raw_os_error(), Some(libc::EBADF));
+        assert_eq!(buf, b"nope");
+        let (reader2, writer2) = pipe();
+        reader2.close().await.unwrap();
+        let (result, _) = writer2.write(b"x".as_slice()).await;
+        assert_eq!(result.unwrap_err().kind(), std::io::ErrorKind::BrokenPipe);
+    });
+}
+
+#[test]
+fn close_waits_for_operations_and_releases_the_descriptor() {
+    let _serial = common::serial();
+    let fds_before = open_fds();
+    corering::start(async move {
+        let inside = open_fds();
+        let (reader, writer) = pipe();
+        assert_eq!(open_fds(), inside + 2);
+        reader.close().await.unwrap();
+        writer.close().await.unwrap();
+        assert_eq!(open_fds(), inside, "closed by the time close() returns");
+    });
+    assert_eq!(open_fds(), fds_before);
+}

@@ -1,0 +1,110 @@
+//! Timers: sleeps never fire early and all fire; timeout; interval.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use corering::time::{interval, sleep, sleep_until, timeout};
+
+#[test]
+fn hundred_thousand_random_sleeps_none_early_all_fire() {
+    const SLEEPS: u64 = 100_000;
+    let (fired, early) = corering::start(async {
+        let fired = Rc::new(Cell::new(0u64));
+        let early = Rc::new(Cell::new(0u64));
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let start = Instant::now();
+        for _ in 0..SLEEPS {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let deadline = start + Duration::from_micros(seed % 300_000);
+            let (fired, early) = (fired.clone(), early.clone());
+            corering::spawn(async move {
+                sleep_until(deadline).await;
+                if Instant::now() < deadline {
+                    early.set(early.get() + 1);
+                }
+                fired.set(fired.get() + 1);
+            });
+        }
+        while fired.get() < SLEEPS {
+            sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(corering::stats().timers, 0, "every timer left the wheel");
+        (fired.get(), early.get())
+    });
+    assert_eq!(fired, SLEEPS);
+    assert_eq!(early, 0);
+}
+
+#[test]
+fn sleep_waits_at_least_its_duration() {
+    corering::start(async {
+        for millis in [0, 1, 3, 17] {
+            let started = Instant::now();
+            sleep(Duration::from_millis(millis)).await;
+            assert!(started.elapsed() >= Duration::from_millis(millis));
+        }
+    });
+}
+
+#[test]
+fn timeout_elapses_and_passes_through() {
+    corering::start(async {
+        let started = Instant::now();
+        let error = timeout(Duration::from_millis(10), sleep(Duration::from_secs(30)))
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(10));
+        assert_eq!(error.to_string(), "deadline has elapsed");
+        let io_error: std::io::Error = error.into();
+        assert_eq!(io_error.kind(), std::io::ErrorKind::TimedOut);
+        assert_eq!(
+            timeout(Duration::from_secs(30), async { 9 }).await.unwrap(),
+            9
+        );
+        assert_eq!(corering::stats().timers, 0);
+    });
+}
+
+#[test]
+fn interval_ticks_on_schedule() {
+    corering::start(async {
+        let mut ticks = interval(Duration::from_millis(5));
+        let first = ticks.tick().await;
+        let mut previous = first;
+        for _ in 0..5 {
+            let tick = ticks.tick().await;
+            assert_eq!(tick - previous, Duration::from_millis(5));
+            assert!(Instant::now() >= tick);
+            previous = tick;
+        }
+        assert_eq!(previous - first, Duration::from_millis(25));
+    });
+}
+
+#[test]
+fn interval_skips_missed_ticks() {
+    corering::start(async {
+        let mut ticks = interval(Duration::from_millis(2));
+        let first = ticks.tick().await;
+        // Busy the core past several periods.
+        std::thread::sleep(Duration::from_millis(9));
+        let late = ticks.tick().await;
+        assert_eq!(
+            late - first,
+            Duration::from_millis(2),
+            "the late tick is delivered once"
+        );
+        let next = ticks.tick().await;
+        assert!(
+            next >= first + Duration::from_millis(10),
+            "missed periods skipped"
+        );
+        assert_eq!(
+            (next - first).as_nanos() % Duration::from_millis(2).as_nanos(),
+            0
+        );
+    });
+}
