@@ -119,10 +119,6 @@ pub struct Fd {
 }
 
 impl Fd {
-    pub(crate) fn shared(&self) -> &SharedFd {
-        &self.shared
-    }
-
     /// Reads into `buf` from offset `pos`, filling it from its start up to
     /// its capacity; the buffer's initialized length grows to cover the bytes
     /// read. `Ok(0)` means end of file.

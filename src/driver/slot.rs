@@ -67,6 +67,7 @@ pub(crate) enum Lifecycle {
     Completed(Completion),
     /// A multishot operation whose stream is alive: CQEs queue here until the
     /// stream takes them. `finished` is set by the final CQE.
+    #[allow(dead_code)] // see `mod multishot`
     Streaming {
         /// CQEs not yet taken by the stream, oldest first.
         completions: VecDeque<Completion>,

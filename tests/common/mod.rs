@@ -37,16 +37,19 @@ pub async fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
     poll_fn(|cx| Poll::Ready(Pin::new(&mut *future).poll(cx))).await
 }
 
+/// The driver's counters when a [`DropBuf`] was dropped.
+pub type StatsAtDrop = Rc<Cell<Option<corering::Stats>>>;
+
 /// A buffer that records when it is dropped and what the driver's counters
 /// said at that moment.
 pub struct DropBuf {
     data: Vec<u8>,
     drops: Rc<Cell<usize>>,
-    stats_at_drop: Rc<Cell<Option<corering::Stats>>>,
+    stats_at_drop: StatsAtDrop,
 }
 
 impl DropBuf {
-    pub fn new(capacity: usize) -> (DropBuf, Rc<Cell<usize>>, Rc<Cell<Option<corering::Stats>>>) {
+    pub fn new(capacity: usize) -> (DropBuf, Rc<Cell<usize>>, StatsAtDrop) {
         let drops = Rc::new(Cell::new(0));
         let stats = Rc::new(Cell::new(None));
         let buf = DropBuf {

@@ -1,0 +1,217 @@
+//! `MultiOp<T>`: the stream of one multishot operation (accept, receive,
+//! poll), whose SQE posts many CQEs, each but the last flagged
+//! `IORING_CQE_F_MORE`.
+//!
+//! The slot stays claimed until the final CQE; CQEs queue in the slot until
+//! the stream takes them, so none is lost between polls. Dropping the stream
+//! early moves its state into the slot, queues a cancel, and hands every CQE
+//! that still arrives to the state (to close accepted descriptors, return
+//! provided buffers) until the final one frees it.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+use io_uring::squeue;
+
+use super::{Abandoned, Completion, Lifecycle, SlotId};
+use crate::runtime::context;
+
+/// One kind of multishot operation.
+///
+/// # Safety
+///
+/// As for [`Operation`](super::Operation): the SQE may only point into
+/// memory `self` owns on the heap (or `'static`), valid until `self` drops.
+pub(crate) unsafe trait MultishotOperation: 'static {
+    /// What each CQE becomes.
+    type Item;
+
+    /// Builds the SQE; called once, on the first poll.
+    fn build(&mut self) -> squeue::Entry;
+
+    /// Maps one CQE (the final one included) to an item.
+    fn next(&mut self, completion: Completion) -> Self::Item;
+
+    /// Called for each CQE after the stream was dropped (see
+    /// [`Operation::late_completion`](super::Operation::late_completion)).
+    fn late_completion(&mut self, completion: Completion) {
+        let _ = completion;
+    }
+}
+
+/// The state of a dropped stream, kept in its slot.
+struct Orphan<T>(T);
+
+impl<T: MultishotOperation> Abandoned for Orphan<T> {
+    fn late_completion(&mut self, completion: Completion) {
+        self.0.late_completion(completion);
+    }
+}
+
+/// The stream of one multishot operation: yields an item per CQE and ends
+/// after the final one.
+pub(crate) struct MultiOp<T: MultishotOperation> {
+    state: Option<T>,
+    slot: Option<SlotId>,
+    /// The final CQE was taken: the stream has ended.
+    finished: bool,
+}
+
+impl<T: MultishotOperation> MultiOp<T> {
+    /// Wraps `operation`; nothing is submitted until the first poll.
+    pub(crate) fn new(operation: T) -> MultiOp<T> {
+        MultiOp {
+            state: Some(operation),
+            slot: None,
+            finished: false,
+        }
+    }
+}
+
+impl<T: MultishotOperation> Unpin for MultiOp<T> {}
+
+impl<T: MultishotOperation> Stream for MultiOp<T> {
+    type Item = T::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T::Item>> {
+        let this = &mut *self;
+        if this.finished {
+            return Poll::Ready(None);
+        }
+        let state = this
+            .state
+            .as_mut()
+            .expect("state lives until the stream ends");
+        let next = context::with_driver(|driver| match this.slot {
+            Some(id) => driver.poll_stream(id, cx.waker()),
+            None => {
+                if driver.wait_for_slot(cx.waker()) {
+                    return Poll::Pending;
+                }
+                let lifecycle = Lifecycle::Streaming {
+                    completions: VecDeque::new(),
+                    waker: Some(cx.waker().clone()),
+                    finished: false,
+                };
+                // SAFETY: `MultishotOperation`'s contract makes the SQE refer
+                // only to heap memory `state` owns; `state` stays here, or in
+                // the slot once dropped, until the final CQE.
+                this.slot = Some(unsafe { driver.push(state.build(), lifecycle) });
+                Poll::Pending
+            }
+        });
+        let completion = match std::task::ready!(next) {
+            Some(completion) => completion,
+            None => unreachable!("a streaming slot yields its final CQE before freeing"),
+        };
+        if !completion.has_more() {
+            this.slot = None;
+            this.finished = true;
+        }
+        Poll::Ready(Some(state.next(completion)))
+    }
+}
+
+impl<T: MultishotOperation> Drop for MultiOp<T> {
+    fn drop(&mut self) {
+        let (Some(id), Some(state)) = (self.slot, self.state.take()) else {
+            return;
+        };
+        let mut orphan = Some(Box::new(Orphan(state)));
+        let abandoned = context::try_with_driver(|driver| {
+            driver.abandon(id, orphan.take().expect("taken once"))
+        });
+        if abandoned.is_none() {
+            // Outside its runtime the kernel may still write into the state.
+            std::mem::forget(orphan);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+    use std::os::fd::AsRawFd;
+
+    use io_uring::{opcode, types};
+
+    use super::*;
+    use crate::sys::eventfd::EventFd;
+
+    /// Multishot poll for readability: one CQE per wake-up of the fd.
+    struct PollReadable {
+        fd: EventFd,
+        late: std::rc::Rc<std::cell::Cell<usize>>,
+    }
+
+    // SAFETY: the SQE refers to no memory.
+    unsafe impl MultishotOperation for PollReadable {
+        type Item = Completion;
+
+        fn build(&mut self) -> squeue::Entry {
+            opcode::PollAdd::new(types::Fd(self.fd.as_raw_fd()), libc::POLLIN as u32)
+                .multi(true)
+                .build()
+        }
+
+        fn next(&mut self, completion: Completion) -> Completion {
+            completion
+        }
+
+        fn late_completion(&mut self, _completion: Completion) {
+            self.late.set(self.late.get() + 1);
+        }
+    }
+
+    async fn next<S: Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
+        poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx)).await
+    }
+
+    #[test]
+    fn multishot_cqes_queue_in_one_slot_and_cancel_frees_it() {
+        crate::start(async {
+            let late = std::rc::Rc::new(std::cell::Cell::new(0));
+            let fd = EventFd::new().unwrap();
+            let raw = fd.as_raw_fd();
+            let mut stream = MultiOp::new(PollReadable {
+                fd,
+                late: late.clone(),
+            });
+            let notify = || {
+                // SAFETY: writes 8 bytes from a live u64 to an eventfd.
+                let written = unsafe { libc::write(raw, (&1u64 as *const u64).cast(), 8) };
+                assert_eq!(written, 8);
+            };
+            // Submit, then three wake-ups: three CQEs with F_MORE, one slot.
+            assert!(
+                crate::time::timeout(std::time::Duration::from_millis(5), next(&mut stream))
+                    .await
+                    .is_err()
+            );
+            notify();
+            let first = next(&mut stream).await.unwrap();
+            assert!(first.has_more() && first.result & libc::POLLIN as i32 != 0);
+            notify();
+            notify();
+            assert!(next(&mut stream).await.unwrap().has_more());
+            let stats = crate::stats();
+            assert_eq!(
+                (stats.submitted, stats.slots_in_use, stats.in_flight),
+                (1, 1, 1)
+            );
+
+            drop(stream);
+            while crate::stats().slots_in_use > 0 {
+                crate::yield_now().await;
+            }
+            let stats = crate::stats();
+            assert_eq!(
+                (stats.cancelled, stats.in_flight, stats.cancel_requests),
+                (1, 0, 1)
+            );
+            assert!(late.get() >= 1, "the final CQE reached the orphaned state");
+        });
+    }
+}
