@@ -153,6 +153,7 @@ impl Driver {
 
     /// Whether a push would find every slot in use; if so, `waker` is woken
     /// when one frees.
+    #[inline]
     pub(crate) fn wait_for_slot(&mut self, waker: &Waker) -> bool {
         if self.slots.is_full() {
             self.slot_waiters.push_back(waker.clone());
@@ -169,6 +170,7 @@ impl Driver {
     /// Every buffer and pointer `sqe` refers to must stay valid until the
     /// slot's final CQE: owned by the operation state that stays in the slot
     /// (heap memory, not moved with its owner) or `'static`.
+    #[inline]
     pub(crate) unsafe fn push(&mut self, sqe: squeue::Entry, lifecycle: Lifecycle) -> SlotId {
         let id = self.slots.claim(lifecycle);
         // SAFETY: forwarded from the caller.
@@ -182,6 +184,7 @@ impl Driver {
     /// # Safety
     ///
     /// As for [`push`](Self::push).
+    #[inline]
     unsafe fn push_sqe(&mut self, sqe: &squeue::Entry) {
         loop {
             // SAFETY: forwarded from the caller.
@@ -225,6 +228,7 @@ impl Driver {
     }
 
     /// Takes a slot's completion if it arrived; otherwise stores `waker`.
+    #[inline]
     pub(crate) fn poll_completion(&mut self, id: SlotId, waker: &Waker) -> Poll<Completion> {
         let lifecycle = self
             .slots
@@ -241,7 +245,7 @@ impl Driver {
                 store_waker(stored, waker);
                 Poll::Pending
             }
-            Lifecycle::Streaming { .. } | Lifecycle::Abandoned(_) | Lifecycle::Detached => {
+            Lifecycle::Streaming(_) | Lifecycle::Abandoned(_) | Lifecycle::Detached => {
                 unreachable!("single-shot poll on a slot no future owns")
             }
         }
@@ -251,23 +255,18 @@ impl Driver {
     /// CQE has been taken (the slot is then free).
     #[allow(dead_code)] // see `mod multishot`
     pub(crate) fn poll_stream(&mut self, id: SlotId, waker: &Waker) -> Poll<Option<Completion>> {
-        let Some(Lifecycle::Streaming {
-            completions,
-            waker: stored,
-            finished,
-        }) = self.slots.get_mut(id)
-        else {
+        let Some(Lifecycle::Streaming(stream)) = self.slots.get_mut(id) else {
             unreachable!("stream poll on a slot that is not streaming")
         };
-        if let Some(completion) = completions.pop_front() {
+        if let Some(completion) = stream.completions.pop_front() {
             if !completion.has_more() {
-                debug_assert!(*finished && completions.is_empty());
+                debug_assert!(stream.finished && stream.completions.is_empty());
                 self.free(id);
                 self.stats.completed += 1;
             }
             return Poll::Ready(Some(completion));
         }
-        store_waker(stored, waker);
+        store_waker(&mut stream.waker, waker);
         Poll::Pending
     }
 
@@ -283,24 +282,18 @@ impl Driver {
                 self.graveyard.push(state);
                 self.stats.cancelled += 1;
             }
-            Lifecycle::Streaming {
-                completions,
-                finished: true,
-                ..
-            } => {
-                for completion in completions.drain(..) {
+            Lifecycle::Streaming(stream) => {
+                for completion in stream.completions.drain(..) {
                     state.late_completion(completion);
                 }
-                self.free(id);
-                self.graveyard.push(state);
-                self.stats.cancelled += 1;
-            }
-            Lifecycle::Streaming { completions, .. } => {
-                for completion in completions.drain(..) {
-                    state.late_completion(completion);
+                if stream.finished {
+                    self.free(id);
+                    self.graveyard.push(state);
+                    self.stats.cancelled += 1;
+                } else {
+                    *lifecycle = Lifecycle::Abandoned(state);
+                    self.queue_cancel(id);
                 }
-                *lifecycle = Lifecycle::Abandoned(state);
-                self.queue_cancel(id);
             }
             Lifecycle::Submitted(_) => {
                 *lifecycle = Lifecycle::Abandoned(state);
@@ -338,6 +331,7 @@ impl Driver {
     }
 
     /// Frees a slot and lets one operation waiting for a slot retry.
+    #[inline]
     fn free(&mut self, id: SlotId) -> Lifecycle {
         if let Some(waker) = self.slot_waiters.pop_front() {
             self.wakers.push(waker);
@@ -468,14 +462,10 @@ impl Driver {
                 }
                 *lifecycle = Lifecycle::Completed(completion);
             }
-            Lifecycle::Streaming {
-                completions,
-                waker,
-                finished,
-            } => {
-                *finished = !completion.has_more();
-                completions.push_back(completion);
-                if let Some(waker) = waker.take() {
+            Lifecycle::Streaming(stream) => {
+                stream.finished = !completion.has_more();
+                stream.completions.push_back(completion);
+                if let Some(waker) = stream.waker.take() {
                     self.wakers.push(waker);
                 }
             }

@@ -8,13 +8,13 @@
 //! that still arrives to the state (to close accepted descriptors, return
 //! provided buffers) until the final one frees it.
 
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_core::Stream;
 use io_uring::squeue;
 
+use super::slot::StreamSlot;
 use super::{Abandoned, Completion, Lifecycle, SlotId};
 use crate::runtime::context;
 
@@ -90,11 +90,10 @@ impl<T: MultishotOperation> Stream for MultiOp<T> {
                 if driver.wait_for_slot(cx.waker()) {
                     return Poll::Pending;
                 }
-                let lifecycle = Lifecycle::Streaming {
-                    completions: VecDeque::new(),
+                let lifecycle = Lifecycle::Streaming(Box::new(StreamSlot {
                     waker: Some(cx.waker().clone()),
-                    finished: false,
-                };
+                    ..StreamSlot::default()
+                }));
                 // SAFETY: `MultishotOperation`'s contract makes the SQE refer
                 // only to heap memory `state` owns; `state` stays here, or in
                 // the slot once dropped, until the final CQE.

@@ -31,12 +31,14 @@ pub(crate) struct SlotId {
 impl SlotId {
     /// The SQE `user_data` naming this slot. Never equals a reserved tag,
     /// because generations skip `u32::MAX`.
+    #[inline]
     pub(crate) fn user_data(self) -> u64 {
         (u64::from(self.generation) << 32) | u64::from(self.index)
     }
 
     /// Splits a CQE's `user_data` back into a slot id. Reserved tags are
     /// handled before this is called.
+    #[inline]
     pub(crate) fn from_user_data(user_data: u64) -> SlotId {
         SlotId {
             index: user_data as u32,
@@ -66,22 +68,26 @@ pub(crate) enum Lifecycle {
     /// future's next poll takes it.
     Completed(Completion),
     /// A multishot operation whose stream is alive: CQEs queue here until the
-    /// stream takes them. `finished` is set by the final CQE.
+    /// stream takes them. Boxed to keep single-shot slots small.
     #[allow(dead_code)] // see `mod multishot`
-    Streaming {
-        /// CQEs not yet taken by the stream, oldest first.
-        completions: VecDeque<Completion>,
-        /// The waker of the task that last polled the stream.
-        waker: Option<Waker>,
-        /// The final CQE (no `F_MORE`) has been queued.
-        finished: bool,
-    },
+    Streaming(Box<StreamSlot>),
     /// The future was dropped before the final CQE; owns the operation's
     /// state until that CQE, then the slot is freed.
     Abandoned(Box<dyn Abandoned>),
     /// An operation the runtime submitted for itself (closing a descriptor
     /// whose last handle was dropped); it refers to no memory.
     Detached,
+}
+
+/// The queue of a multishot operation's slot.
+#[derive(Default)]
+pub(crate) struct StreamSlot {
+    /// CQEs not yet taken by the stream, oldest first.
+    pub(crate) completions: VecDeque<Completion>,
+    /// The waker of the task that last polled the stream.
+    pub(crate) waker: Option<Waker>,
+    /// The final CQE (no `F_MORE`) has been queued.
+    pub(crate) finished: bool,
 }
 
 struct Slot {
@@ -113,11 +119,13 @@ impl SlotTable {
     }
 
     /// Whether every slot is in use.
+    #[inline]
     pub(crate) fn is_full(&self) -> bool {
         self.slots.len() >= self.capacity
     }
 
     /// Claims a slot in `lifecycle`. The caller checks [`is_full`](Self::is_full) first.
+    #[inline]
     pub(crate) fn claim(&mut self, lifecycle: Lifecycle) -> SlotId {
         assert!(!self.is_full(), "slot table over capacity");
         let generation = self.next_generation;
@@ -134,6 +142,7 @@ impl SlotTable {
     }
 
     /// The lifecycle of a live slot, or `None` for a stale id.
+    #[inline]
     pub(crate) fn get_mut(&mut self, id: SlotId) -> Option<&mut Lifecycle> {
         match self.slots.get_mut(id.index as usize) {
             Some(slot) if slot.generation == id.generation => Some(&mut slot.lifecycle),
@@ -146,6 +155,7 @@ impl SlotTable {
     /// # Panics
     ///
     /// When `id` is stale: only the owner of an id frees it.
+    #[inline]
     pub(crate) fn free(&mut self, id: SlotId) -> Lifecycle {
         assert!(self.get_mut(id).is_some(), "freeing a stale slot {id:?}");
         self.slots.remove(id.index as usize).lifecycle

@@ -12,6 +12,7 @@
 //!   through its waker, which touches the atomics and the `Remote`.
 
 use std::cell::UnsafeCell;
+use std::mem::ManuallyDrop;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -79,7 +80,11 @@ impl Task {
             drop(future);
             return true;
         }
-        let waker = Waker::from(self.clone());
+        // SAFETY: the Arc behind `self` outlives the waker, which is never
+        // dropped (ManuallyDrop), so borrowing the task's reference without
+        // incrementing it is balanced; clones taken by the future increment
+        // the count as usual.
+        let waker = ManuallyDrop::new(Waker::from(unsafe { Arc::from_raw(Arc::as_ptr(self)) }));
         let mut cx = Context::from_waker(&waker);
         match future.as_mut().poll(&mut cx) {
             Poll::Ready(()) => {
