@@ -16,7 +16,11 @@ const DEPTH: usize = 128;
 
 fn main() {
     let quick = std::env::args().any(|arg| arg == "--quick");
-    let (rounds, ops) = if quick { (5, 1_000_000) } else { (9, 4_000_000) };
+    let (rounds, ops) = if quick {
+        (5, 1_000_000)
+    } else {
+        (9, 4_000_000)
+    };
     if std::env::args().any(|arg| arg == "--runtime-only") {
         // For profilers: corering alone.
         for _ in 0..rounds {

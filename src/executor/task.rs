@@ -2,18 +2,22 @@
 //!
 //! # State
 //!
-//! - `scheduled`: set by the first wake after a poll begins, cleared just
-//!   before the poll. While set, further wakes do nothing, so a task sits in
-//!   the run queue (or inbox) at most once.
+//! - `queued_local` / `queued_remote`: set by the first wake from the owning
+//!   thread (resp. from another thread) after a poll begins, cleared just
+//!   before the poll. While set, further wakes of that kind do nothing, so a
+//!   task sits at most once in the run queue and once in the inbox. The
+//!   local flag is a plain `Cell`: only the owning thread touches it, so the
+//!   common wake costs no atomic operation. A task queued both ways is polled
+//!   twice, which futures tolerate as a spurious poll.
 //! - `aborted`: set by `JoinHandle::abort`; the next time the core runs the
 //!   task it drops the future instead of polling it.
 //! - `future`: `Some` until the future completes or is dropped. Only the
 //!   owning core's thread ever touches it; other threads reach a task only
 //!   through its waker, which touches the atomics and the `Remote`.
 
-use std::cell::UnsafeCell;
-use std::mem::ManuallyDrop;
+use std::cell::{Cell, UnsafeCell};
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -30,16 +34,18 @@ pub(crate) struct Task {
     remote: Arc<Remote>,
     /// The key of the task in its core's task list.
     key: usize,
-    scheduled: AtomicBool,
+    queued_local: Cell<bool>,
+    queued_remote: AtomicBool,
     aborted: AtomicBool,
     future: UnsafeCell<Option<BoxFuture>>,
 }
 
-// SAFETY: the only field that is not Send + Sync is `future`, and it is only
-// accessed on the owning core's thread: `run` and `take_future` are called
-// by that core alone (the run queue and task list are thread-local). Other
-// threads reach a Task only through its waker, which uses the atomics and
-// the Remote. The future is dropped on the owning thread (on completion,
+// SAFETY: the fields that are not Send + Sync, `future` and `queued_local`,
+// are only accessed on the owning core's thread: `run` and `take_future` are
+// called by that core alone (the run queue and task list are thread-local),
+// and wakes touch `queued_local` only after checking they run on that thread.
+// Other threads reach a Task only through its waker, which then uses the
+// atomic flag and the Remote. The future is dropped on the owning thread (on completion,
 // abort or shutdown), so a last reference dropped elsewhere finds `None`.
 unsafe impl Send for Task {}
 // SAFETY: as above.
@@ -51,7 +57,8 @@ impl Task {
         Arc::new(Task {
             remote,
             key,
-            scheduled: AtomicBool::new(true),
+            queued_local: Cell::new(true),
+            queued_remote: AtomicBool::new(false),
             aborted: AtomicBool::new(false),
             future: UnsafeCell::new(Some(future)),
         })
@@ -67,7 +74,8 @@ impl Task {
     ///
     /// Called only by the owning core, never re-entrantly.
     pub(crate) fn run(self: &Arc<Self>) -> bool {
-        self.scheduled.store(false, Ordering::Release);
+        self.queued_local.set(false);
+        self.queued_remote.store(false, Ordering::Release);
         // SAFETY: only the owning core's thread calls `run`, and not
         // re-entrantly (the run loop polls one task at a time and a task
         // cannot run the loop), so this is the only reference to `future`.
@@ -112,28 +120,30 @@ impl Task {
 
 impl Wake for Task {
     fn wake(self: Arc<Self>) {
-        if !self.scheduled.swap(true, Ordering::AcqRel) {
-            schedule(self);
-        }
+        schedule(self);
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if !self.scheduled.swap(true, Ordering::AcqRel) {
+        // Clone only when the task is not queued already.
+        if context::is_owner(&self.remote) {
+            if !self.queued_local.get() {
+                schedule(self.clone());
+            }
+        } else if !self.queued_remote.load(Ordering::Acquire) {
             schedule(self.clone());
         }
     }
 }
 
-/// Queues `task` on its core: directly when called on that core's thread,
-/// through the inbox otherwise.
+/// Queues `task` on its core: on the run queue when called on that core's
+/// thread, through the inbox otherwise.
 fn schedule(task: Arc<Task>) {
-    if let Err(task) = context::schedule_local(task) {
+    if context::is_owner(&task.remote) {
+        if !task.queued_local.replace(true) {
+            context::push_local(task);
+        }
+    } else if !task.queued_remote.swap(true, Ordering::AcqRel) {
         let remote = task.remote.clone();
         remote.push(task);
     }
-}
-
-/// Whether `remote` is the core running on this thread.
-pub(crate) fn is_owner(task: &Task, remote: &Arc<Remote>) -> bool {
-    Arc::ptr_eq(&task.remote, remote)
 }

@@ -18,7 +18,7 @@ use slab::Slab;
 use super::config::Config;
 use crate::driver::{Driver, Stats};
 use crate::executor::remote::Remote;
-use crate::executor::task::{self, Task};
+use crate::executor::task::Task;
 use crate::time::wheel::Wheel;
 
 /// One core: everything its thread owns.
@@ -107,16 +107,15 @@ pub(crate) fn try_with_driver<R>(f: impl FnOnce(&mut Driver) -> R) -> Option<R> 
     try_with_core(|core| f(&mut core.driver.borrow_mut()))
 }
 
-/// Queues `task` on this thread's run queue if this thread runs its core;
-/// hands it back otherwise.
-pub(crate) fn schedule_local(task: Arc<Task>) -> Result<(), Arc<Task>> {
-    with_current(|core| match core {
-        Some(core) if task::is_owner(&task, &core.remote) => {
-            core.run_queue.borrow_mut().push_back(task);
-            Ok(())
-        }
-        _ => Err(task),
-    })
+/// Whether this thread runs the core behind `remote`.
+pub(crate) fn is_owner(remote: &Arc<Remote>) -> bool {
+    with_current(|core| core.is_some_and(|core| Arc::ptr_eq(&core.remote, remote)))
+}
+
+/// Queues `task` on this thread's run queue; the caller checked
+/// [`is_owner`].
+pub(crate) fn push_local(task: Arc<Task>) {
+    with_core(|core| core.run_queue.borrow_mut().push_back(task));
 }
 
 /// Registers a new task on the current core and queues its first poll.

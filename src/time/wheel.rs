@@ -1,105 +1,1042 @@
-//! TEMPORARY stand-in (lead's), replaced by the helper's wheel.
-#![allow(missing_docs, dead_code)]
-use slab::Slab;
-use std::collections::BTreeMap;
+//! The timer wheel: the store of every pending timer on one core.
+//!
+//! `sleep`, `timeout` and `interval` futures register a deadline and a waker
+//! here. The run loop calls [`Wheel::advance`] every tick, which hands back
+//! the wakers of the timers that came due, and it parks its io_uring no
+//! longer than [`Wheel::next_deadline`]. No timer costs an SQE: the park's own
+//! timeout is the only clock the kernel sees. The wheel is plain data used by
+//! one thread; it does no I/O and reads no clock, `now` is always passed in.
+//!
+//! # Why a wheel
+//!
+//! Most timers are timeouts that are cancelled before they fire, so insert
+//! and cancel must be cheap. A hierarchical wheel (as in the Linux kernel and
+//! tokio) makes both O(1): a timer is pushed onto, or unlinked from, an
+//! intrusive doubly-linked list of slab indices. A heap would pay O(log n) for
+//! each and could not unlink in place.
+//!
+//! # Levels
+//!
+//! Time is counted in ticks of [`TICK`] (1 ms) since the wheel's origin.
+//! There are [`LEVELS`] levels of [`SLOTS`] slots. A slot at level `L` spans
+//! `64^L` ticks, so level `L` as a whole spans `64^(L + 1)` ticks and the
+//! wheel `2^36` ms (about 795 days). A timer is filed at the lowest level whose
+//! current span, counted from `elapsed`, holds its deadline. When time reaches
+//! a slot at level `L > 0`, the slot's timers are re-filed relative to the new
+//! time and drop to lower levels (the cascade); a timer fires only when the
+//! slot it sits in is reached and its own tick has come. Each level keeps a
+//! 64-bit occupancy bitmap, so the next non-empty slot is one rotate and one
+//! `trailing_zeros`, and the earliest timers are always in the first
+//! non-empty slot of the lowest non-empty level.
+//!
+//! A deadline further than [`HORIZON_TICKS`] ahead (about 783 days) is filed
+//! as if it were at the horizon and re-filed, not fired, when that slot is
+//! reached; it may be re-filed several times before it fires.
+//!
+//! # Resolution and the never-early guarantee
+//!
+//! A deadline is rounded *up* to a tick boundary and `now` is rounded *down*.
+//! A timer fires on the first `advance(now)` whose tick is at or past its
+//! tick, so it never fires before its deadline and at most one tick (plus the
+//! run loop's own delay) after it. A deadline already past when it is
+//! registered fires on the next `advance`.
+//!
+//! # Limits
+//!
+//! * Resolution: 1 ms. Wheel span before re-filing: [`HORIZON_TICKS`].
+//! * Instants before the origin count as the origin. Deadline ticks saturate
+//!   at `u64::MAX` (about 584 million years) and such a timer never fires;
+//!   `now` saturates one tick lower. Nothing panics on extreme instants.
+//! * Entries: one per live timer future, bounded by the caller (each timer
+//!   belongs to a future); the wheel itself sets no cap. Keys carry a 64-bit
+//!   generation, so a stale key is detected for the life of the process.
+//! * `now` should not go backwards. If it does, nothing fires early; the
+//!   earlier `now` is simply ignored by the wheel's time.
+
+use std::cell::Cell;
 use std::task::Waker;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+
+/// Resolution of the wheel: deadlines are rounded up to a multiple of this.
+pub(crate) const TICK: Duration = Duration::from_millis(1);
+
+/// Nanoseconds in one tick, for rounding deadlines and `now`.
+const TICK_NANOS: u128 = TICK.as_nanos();
+
+// `instant_at` converts ticks back with `Duration::from_millis`.
+const _: () = assert!(
+    TICK_NANOS == 1_000_000,
+    "tick conversions assume 1 ms ticks"
+);
+
+/// log2 of [`SLOTS`]: how many bits of a tick each level consumes.
+const SLOT_BITS: u32 = 6;
+
+/// Slots per level; one bit each in a level's `u64` occupancy bitmap.
+const SLOTS: usize = 1 << SLOT_BITS;
+
+/// Mask of a slot number within its level.
+const SLOT_MASK: u64 = SLOTS as u64 - 1;
+
+/// Levels of the wheel; the top one has slots of `64^5` ticks (about 12 days).
+const LEVELS: usize = 6;
+
+/// How far ahead of `elapsed` a timer is filed (`2^36 - 2^30` ticks, about
+/// 783 days). Keeping one top-level slot short of a full `2^36` turn means a
+/// top-level slot number never names two different spans at once.
+const HORIZON_TICKS: u64 = (1 << (SLOT_BITS * LEVELS as u32)) - (1 << (SLOT_BITS * 5));
+
+/// Index into `heads` of the due list: timers whose tick had already passed
+/// (was at or before `elapsed`) when they were filed. The lists before it are
+/// the wheel's slots, `level * SLOTS + slot`.
+const DUE_LIST: usize = LEVELS * SLOTS;
+
+/// Number of lists: every slot of every level, plus the due list.
+const LISTS: usize = DUE_LIST + 1;
+
+/// The highest tick `now` is taken to be. Deadline ticks saturate one higher,
+/// so a deadline too far away to count never fires.
+const NOW_TICK_MAX: u64 = u64::MAX - 1;
+
+/// End of a list: no entry.
+const NIL: usize = usize::MAX;
+
+/// Names one timer in a [`Wheel`]: a slab index and the generation of the
+/// entry that was inserted there, so a key kept after `remove` is detected as
+/// stale even when the index is reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TimerKey {
+    /// Index of the entry in the wheel's slab.
     index: usize,
+    /// Generation the entry was given at insert; unique per insert.
     generation: u64,
 }
+
+/// Where a timer is in its life.
+enum State {
+    /// Entered by `insert` and `reset`. The entry is linked into the list
+    /// its `list` names (a slot or the due list) and owns the waker to hand
+    /// out when it fires.
+    Pending {
+        /// Woken (handed to `advance`'s caller) when the timer fires.
+        waker: Waker,
+    },
+    /// Entered when `advance` fires the timer; its waker went to the caller.
+    /// The entry is in no list and stays until `remove` so that its future
+    /// can observe the firing; `reset` makes it pending again.
+    Fired,
+}
+
+/// One timer.
 struct Entry {
+    /// Deadline in ticks since the origin, rounded up.
+    tick: u64,
+    /// Copied into the key; see [`TimerKey`].
     generation: u64,
-    deadline: Instant,
-    waker: Waker,
-    fired: bool,
+    /// The list this entry is linked into; meaningful only while pending.
+    list: usize,
+    /// Previous entry in `list`, or `NIL`; meaningful only while pending.
+    prev: usize,
+    /// Next entry in `list`, or `NIL`; meaningful only while pending.
+    next: usize,
+    /// Pending or fired.
+    state: State,
 }
+
+/// The first non-empty slot of the lowest non-empty level.
+struct NextSlot {
+    /// Index of the slot's list in `heads`.
+    list: usize,
+    /// Level of the slot.
+    level: usize,
+    /// First tick the slot spans; it is after `elapsed`.
+    start: u64,
+}
+
+/// A hierarchical timer wheel; see the module note.
 pub(crate) struct Wheel {
+    /// The instant of tick 0.
+    origin: Instant,
+    /// The wheel's time in ticks. Every timer with a tick at or before it has
+    /// fired or sits in the due list; the slots are laid out relative to it.
+    elapsed: u64,
+    /// Every timer, pending or fired.
     entries: Slab<Entry>,
-    order: BTreeMap<(Instant, usize), ()>,
-    generation: u64,
+    /// Head of each list (see [`DUE_LIST`]), or `NIL` when the list is empty.
+    heads: [usize; LISTS],
+    /// Bit `s` of `occupied[L]` is set iff slot `s` of level `L` is non-empty.
+    occupied: [u64; LEVELS],
+    /// Number of pending timers.
+    pending: usize,
+    /// Generation for the next insert.
+    generation_next: u64,
+    /// Cached answer of `earliest_tick`, or `None` when it must be worked out
+    /// again. When set it is never later than any pending timer's tick.
+    earliest_cache: Cell<Option<u64>>,
 }
+
 impl Wheel {
-    pub(crate) fn new(_origin: Instant) -> Wheel {
+    /// Makes an empty wheel whose tick 0 is `origin`; resolution is [`TICK`].
+    pub(crate) fn new(origin: Instant) -> Wheel {
         Wheel {
+            origin,
+            elapsed: 0,
             entries: Slab::new(),
-            order: BTreeMap::new(),
-            generation: 0,
+            heads: [NIL; LISTS],
+            occupied: [0; LEVELS],
+            pending: 0,
+            generation_next: 0,
+            earliest_cache: Cell::new(None),
         }
     }
+
+    /// Registers a timer that fires on the first `advance(now)` whose `now`
+    /// is at or past `deadline` rounded up to a tick. A deadline already past
+    /// fires on the next `advance`. O(1).
     pub(crate) fn insert(&mut self, deadline: Instant, waker: Waker) -> TimerKey {
-        self.generation += 1;
+        let generation = self.generation_next;
+        self.generation_next += 1;
         let index = self.entries.insert(Entry {
-            generation: self.generation,
-            deadline,
-            waker,
-            fired: false,
+            tick: self.tick_ceil(deadline),
+            generation,
+            list: NIL,
+            prev: NIL,
+            next: NIL,
+            state: State::Pending { waker },
         });
-        self.order.insert((deadline, index), ());
-        TimerKey {
-            index,
-            generation: self.generation,
-        }
+        self.file(index);
+        TimerKey { index, generation }
     }
-    fn get(&mut self, key: TimerKey) -> Option<&mut Entry> {
-        self.entries
-            .get_mut(key.index)
-            .filter(|e| e.generation == key.generation)
-    }
+
+    /// Replaces the waker of a pending timer, without cloning when the stored
+    /// one already wakes the same task. Returns false, doing nothing, when the
+    /// key is stale or the timer has fired.
     pub(crate) fn set_waker(&mut self, key: TimerKey, waker: &Waker) -> bool {
-        match self.get(key) {
-            Some(e) if !e.fired => {
-                e.waker = waker.clone();
+        let Some(index) = self.index_of(key) else {
+            return false;
+        };
+        match &mut self.entries[index].state {
+            State::Pending { waker: stored } => {
+                if !stored.will_wake(waker) {
+                    stored.clone_from(waker);
+                }
                 true
             }
-            _ => false,
+            State::Fired => false,
         }
     }
+
+    /// Removes a timer, pending or fired, and frees its key. Returns true if
+    /// it was still pending. A stale key returns false and changes nothing.
+    /// O(1).
     pub(crate) fn remove(&mut self, key: TimerKey) -> bool {
-        let Some(e) = self.get(key) else { return false };
-        let (d, f) = (e.deadline, e.fired);
-        self.entries.remove(key.index);
-        self.order.remove(&(d, key.index));
-        !f
-    }
-    pub(crate) fn is_fired(&self, key: TimerKey) -> bool {
-        self.entries
-            .get(key.index)
-            .is_some_and(|e| e.generation == key.generation && e.fired)
-    }
-    pub(crate) fn reset(&mut self, key: TimerKey, deadline: Instant, waker: &Waker) {
-        let Some(e) = self.get(key) else { return };
-        let (d, f) = (e.deadline, e.fired);
-        e.deadline = deadline;
-        e.fired = false;
-        e.waker = waker.clone();
-        if !f {
-            self.order.remove(&(d, key.index));
+        let Some(index) = self.index_of(key) else {
+            return false;
+        };
+        let was_pending = self.is_pending(index);
+        if was_pending {
+            self.unfile(index);
         }
-        self.order.insert((deadline, key.index), ());
+        self.entries.remove(index);
+        was_pending
     }
+
+    /// True once the timer has fired and until it is reset or removed. A
+    /// stale key is not fired.
+    #[allow(
+        dead_code,
+        reason = "part of the wheel's contract; the unit tests use it, the runtime may not"
+    )]
+    pub(crate) fn is_fired(&self, key: TimerKey) -> bool {
+        self.index_of(key)
+            .is_some_and(|index| matches!(self.entries[index].state, State::Fired))
+    }
+
+    /// Moves a timer, pending or fired, to a new deadline and makes it
+    /// pending with `waker` (the stored waker is kept if it `will_wake` the
+    /// same task). The key stays valid. A stale key is ignored. O(1).
+    pub(crate) fn reset(&mut self, key: TimerKey, deadline: Instant, waker: &Waker) {
+        let Some(index) = self.index_of(key) else {
+            return;
+        };
+        if self.is_pending(index) {
+            self.unfile(index);
+            let _ = self.set_waker(key, waker);
+        } else {
+            self.entries[index].state = State::Pending {
+                waker: waker.clone(),
+            };
+        }
+        self.entries[index].tick = self.tick_ceil(deadline);
+        self.file(index);
+    }
+
+    /// The earliest instant at which a pending timer may fire, or `None` when
+    /// none is pending. This is the earliest pending deadline rounded up to a
+    /// tick, exactly, with one exception: when that timer lies beyond the
+    /// horizon it may be an earlier top-level slot boundary, at which
+    /// `advance` re-files the timer without firing it. It is never later
+    /// than the earliest deadline, and it may be in the past (a timer
+    /// registered with a past deadline, or `advance` not called yet).
+    ///
+    /// Cached; when the cache was invalidated (the earliest timer fired or
+    /// was removed, or time reached a slot) it costs a bitmap scan per level
+    /// plus a walk of the one slot holding the earliest timers.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.order.keys().next().map(|k| k.0)
+        if self.pending == 0 {
+            return None;
+        }
+        let tick = match self.earliest_cache.get() {
+            Some(tick) => tick,
+            None => {
+                let tick = self.earliest_tick()?;
+                self.earliest_cache.set(Some(tick));
+                tick
+            }
+        };
+        Some(self.instant_at(tick))
     }
+
+    /// Fires every pending timer whose deadline, rounded up to a tick, is at
+    /// or before `now` rounded down to a tick: marks it fired and pushes its
+    /// waker onto `wakers`. Cascades the slots that time reached. Returns the
+    /// number fired. A `now` before the origin fires nothing.
     pub(crate) fn advance(&mut self, now: Instant, wakers: &mut Vec<Waker>) -> usize {
-        let mut n = 0;
-        while let Some((&(d, i), _)) = self.order.iter().next() {
-            if d > now {
+        let Some(now_tick) = self.tick_floor(now) else {
+            return 0;
+        };
+        let mut fired = self.fire_due(now_tick, wakers);
+        let mut cascaded = false;
+        if now_tick.saturating_sub(self.elapsed) > HORIZON_TICKS {
+            // Walking slot by slot would re-file far timers once per horizon
+            // crossed; after such a jump, re-filing everything once is cheaper.
+            fired += self.refile_all(now_tick, wakers);
+            cascaded = true;
+        }
+        while let Some(slot) = self.next_slot() {
+            if slot.start > now_tick {
                 break;
             }
-            self.order.remove(&(d, i));
-            let e = &mut self.entries[i];
-            e.fired = true;
-            wakers.push(e.waker.clone());
-            n += 1;
+            self.elapsed = slot.start;
+            fired += self.drain(slot.list, wakers);
+            cascaded = true;
         }
-        n
+        // No slot starts at or before `now_tick` any more, so moving the
+        // wheel's time up to it leaves every timer in a valid slot.
+        self.elapsed = self.elapsed.max(now_tick);
+        if fired > 0 || cascaded {
+            self.earliest_cache.set(None);
+        }
+        fired
     }
+
+    /// Number of timers pending (not yet fired).
+    #[allow(
+        dead_code,
+        reason = "part of the wheel's contract; the unit tests use it, the runtime may not"
+    )]
     pub(crate) fn pending(&self) -> usize {
-        self.order.len()
+        self.pending
     }
+
+    /// Number of entries stored: pending plus fired but not yet removed.
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// The slab index a key names, if the key is not stale.
+    fn index_of(&self, key: TimerKey) -> Option<usize> {
+        let entry = self.entries.get(key.index)?;
+        (entry.generation == key.generation).then_some(key.index)
+    }
+
+    /// Whether the entry at `index` is pending.
+    fn is_pending(&self, index: usize) -> bool {
+        matches!(self.entries[index].state, State::Pending { .. })
+    }
+
+    /// Files the pending entry at `index` by its tick: into the due list if
+    /// the tick has passed, else into its slot; counts it as pending.
+    fn file(&mut self, index: usize) {
+        let tick = self.entries[index].tick;
+        if tick <= self.elapsed {
+            self.link(DUE_LIST, index);
+        } else {
+            self.place(index);
+        }
+        self.pending += 1;
+        if let Some(earliest) = self.earliest_cache.get() {
+            self.earliest_cache.set(Some(earliest.min(tick)));
+        }
+    }
+
+    /// Takes the pending entry at `index` out of its list; it stays stored.
+    fn unfile(&mut self, index: usize) {
+        self.unlink(index);
+        self.pending -= 1;
+        let tick = self.entries[index].tick;
+        let cached = self.earliest_cache.get();
+        if self.pending == 0 || cached.is_some_and(|earliest| tick <= earliest) {
+            self.earliest_cache.set(None);
+        }
+    }
+
+    /// Links the entry at `index`, whose tick is after `elapsed`, into the
+    /// slot that holds its tick, or the horizon if the tick is beyond it.
+    fn place(&mut self, index: usize) {
+        let tick = self.entries[index].tick;
+        debug_assert!(tick > self.elapsed, "a past tick belongs in the due list");
+        let slot_tick = tick.min(self.elapsed.saturating_add(HORIZON_TICKS));
+        let level = level_for(self.elapsed, slot_tick);
+        let slot = (slot_tick >> (SLOT_BITS * level as u32)) & SLOT_MASK;
+        self.link(level * SLOTS + slot as usize, index);
+    }
+
+    /// Marks the pending entry at `index`, already out of its list, fired and
+    /// hands its waker to `wakers`.
+    fn fire(&mut self, index: usize, wakers: &mut Vec<Waker>) {
+        let entry = &mut self.entries[index];
+        entry.list = NIL;
+        match std::mem::replace(&mut entry.state, State::Fired) {
+            State::Pending { waker } => wakers.push(waker),
+            State::Fired => unreachable!("only a pending timer is in a list"),
+        }
+        self.pending -= 1;
+    }
+
+    /// Fires the timers in the due list whose tick is at or before
+    /// `now_tick`. Returns how many fired.
+    fn fire_due(&mut self, now_tick: u64, wakers: &mut Vec<Waker>) -> usize {
+        let mut fired = 0;
+        let mut index = self.heads[DUE_LIST];
+        while index != NIL {
+            let next = self.entries[index].next;
+            // Only a `now` that went backwards leaves a due timer unfired.
+            if self.entries[index].tick <= now_tick {
+                self.unlink(index);
+                self.fire(index, wakers);
+                fired += 1;
+            }
+            index = next;
+        }
+        fired
+    }
+
+    /// Empties the slot list `list`, which time (`elapsed`) has just reached:
+    /// fires the timers whose tick has come and re-files the rest relative to
+    /// `elapsed`, which puts them in lower levels or, past the horizon, in a
+    /// later top-level slot. Returns how many fired.
+    fn drain(&mut self, list: usize, wakers: &mut Vec<Waker>) -> usize {
+        let mut index = self.heads[list];
+        self.heads[list] = NIL;
+        self.occupied[list / SLOTS] &= !(1 << (list % SLOTS));
+        let mut fired = 0;
+        while index != NIL {
+            let next = self.entries[index].next;
+            if self.entries[index].tick <= self.elapsed {
+                self.fire(index, wakers);
+                fired += 1;
+            } else {
+                self.place(index);
+            }
+            index = next;
+        }
+        fired
+    }
+
+    /// Moves the wheel's time straight to `now_tick`: takes every timer out
+    /// of the slots, fires those whose tick has come and re-files the rest.
+    /// O(timers + slots); used only when time jumps past the horizon.
+    fn refile_all(&mut self, now_tick: u64, wakers: &mut Vec<Waker>) -> usize {
+        let mut indices = Vec::new();
+        for list in 0..DUE_LIST {
+            let mut index = std::mem::replace(&mut self.heads[list], NIL);
+            while index != NIL {
+                indices.push(index);
+                index = self.entries[index].next;
+            }
+        }
+        self.occupied = [0; LEVELS];
+        self.elapsed = now_tick;
+        let mut fired = 0;
+        for index in indices {
+            if self.entries[index].tick <= now_tick {
+                self.fire(index, wakers);
+                fired += 1;
+            } else {
+                self.place(index);
+            }
+        }
+        fired
+    }
+
+    /// The first non-empty slot of the lowest non-empty level; it holds the
+    /// earliest timers in the wheel (the due list aside).
+    fn next_slot(&self) -> Option<NextSlot> {
+        let level = self.occupied.iter().position(|&bits| bits != 0)?;
+        let shift = SLOT_BITS * level as u32;
+        let now_slot = ((self.elapsed >> shift) & SLOT_MASK) as u32;
+        // Rotating puts the slot `elapsed` is in at bit 0; that slot is always
+        // empty, as time entering it would have emptied it.
+        let distance = self.occupied[level].rotate_right(now_slot).trailing_zeros();
+        debug_assert!(distance > 0, "the slot holding `elapsed` must be empty");
+        let slot = (now_slot + distance) as usize % SLOTS;
+        // The slot starts at or before the ticks filed in it, so no overflow.
+        let start = (self.elapsed >> shift << shift) + (u64::from(distance) << shift);
+        Some(NextSlot {
+            list: level * SLOTS + slot,
+            level,
+            start,
+        })
+    }
+
+    /// The earliest pending tick, or a top-level slot's last tick when the
+    /// first slot holds only timers beyond the horizon; see `next_deadline`.
+    fn earliest_tick(&self) -> Option<u64> {
+        if self.heads[DUE_LIST] != NIL {
+            // Due timers are all at or before `elapsed`, so before the slots.
+            return Some(self.list_min(DUE_LIST, u64::MAX));
+        }
+        let slot = self.next_slot()?;
+        let width = 1_u64 << (SLOT_BITS * slot.level as u32);
+        // A timer filed at the horizon has a tick past its slot's end; every
+        // timer in later slots is after that end, so the end is a safe bound.
+        Some(self.list_min(slot.list, slot.start.saturating_add(width - 1)))
+    }
+
+    /// The smallest tick in list `list`, or `bound` if that is smaller.
+    fn list_min(&self, list: usize, bound: u64) -> u64 {
+        let mut earliest = bound;
+        let mut index = self.heads[list];
+        while index != NIL {
+            earliest = earliest.min(self.entries[index].tick);
+            index = self.entries[index].next;
+        }
+        earliest
+    }
+
+    /// Pushes the entry at `index` onto the front of list `list`.
+    fn link(&mut self, list: usize, index: usize) {
+        let head = self.heads[list];
+        let entry = &mut self.entries[index];
+        entry.list = list;
+        entry.prev = NIL;
+        entry.next = head;
+        if head != NIL {
+            self.entries[head].prev = index;
+        }
+        self.heads[list] = index;
+        if list != DUE_LIST {
+            self.occupied[list / SLOTS] |= 1 << (list % SLOTS);
+        }
+    }
+
+    /// Unlinks the entry at `index` from the list it is in.
+    fn unlink(&mut self, index: usize) {
+        let Entry {
+            list, prev, next, ..
+        } = self.entries[index];
+        if prev == NIL {
+            self.heads[list] = next;
+        } else {
+            self.entries[prev].next = next;
+        }
+        if next != NIL {
+            self.entries[next].prev = prev;
+        }
+        if list != DUE_LIST && self.heads[list] == NIL {
+            self.occupied[list / SLOTS] &= !(1 << (list % SLOTS));
+        }
+    }
+
+    /// `deadline` in ticks since the origin, rounded up; 0 before the
+    /// origin, `u64::MAX` when too far to count.
+    fn tick_ceil(&self, deadline: Instant) -> u64 {
+        deadline
+            .checked_duration_since(self.origin)
+            .map_or(0, |since| {
+                u64::try_from(since.as_nanos().div_ceil(TICK_NANOS)).unwrap_or(u64::MAX)
+            })
+    }
+
+    /// `now` in ticks since the origin, rounded down and capped at
+    /// [`NOW_TICK_MAX`]; `None` before the origin.
+    fn tick_floor(&self, now: Instant) -> Option<u64> {
+        let since = now.checked_duration_since(self.origin)?;
+        let ticks = u64::try_from(since.as_nanos() / TICK_NANOS).unwrap_or(u64::MAX);
+        Some(ticks.min(NOW_TICK_MAX))
+    }
+
+    /// The instant of `tick`. Should the platform's `Instant` not reach that
+    /// far, an earlier instant it can represent: waking early is harmless,
+    /// `advance` never fires early.
+    fn instant_at(&self, mut tick: u64) -> Instant {
+        loop {
+            if let Some(at) = self.origin.checked_add(Duration::from_millis(tick)) {
+                return at;
+            }
+            tick /= 2;
+        }
+    }
+}
+
+/// The level at which a timer whose (horizon-capped) tick is `slot_tick` is
+/// filed when the wheel's time is `elapsed`: the level of the highest bit in
+/// which the two differ, so the tick lies in `elapsed`'s span of that level
+/// but not in `elapsed`'s slot. Beyond the top level's span it is the top.
+fn level_for(elapsed: u64, slot_tick: u64) -> usize {
+    // Setting the low bits makes the answer 0 for ticks in `elapsed`'s
+    // level-0 span, and keeps `leading_zeros` below 64.
+    let differing = (elapsed ^ slot_tick) | SLOT_MASK;
+    let highest_bit = 63 - differing.leading_zeros();
+    ((highest_bit / SLOT_BITS) as usize).min(LEVELS - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::task::Wake;
+
+    /// Counts how often it is woken.
+    struct CountWaker(AtomicUsize);
+
+    impl Wake for CountWaker {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A counting waker and the counter it bumps.
+    fn counter() -> (Arc<CountWaker>, Waker) {
+        let count = Arc::new(CountWaker(AtomicUsize::new(0)));
+        (count.clone(), Waker::from(count))
+    }
+
+    /// Times woken so far.
+    fn woken(count: &CountWaker) -> usize {
+        count.0.load(Ordering::SeqCst)
+    }
+
+    /// Records its timer's id in a shared log when woken.
+    struct IdWaker {
+        id: usize,
+        log: Arc<Mutex<Vec<usize>>>,
+    }
+
+    impl Wake for IdWaker {
+        fn wake(self: Arc<Self>) {
+            self.log.lock().unwrap().push(self.id);
+        }
+    }
+
+    /// xorshift64: a fixed, reproducible sequence.
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, limit: u64) -> u64 {
+            self.next() % limit
+        }
+    }
+
+    fn ms(millis: u64) -> Duration {
+        Duration::from_millis(millis)
+    }
+
+    /// Advances and wakes what fired; returns how many fired.
+    fn advance_to(wheel: &mut Wheel, now: Instant) -> usize {
+        let mut wakers = Vec::new();
+        let fired = wheel.advance(now, &mut wakers);
+        assert_eq!(fired, wakers.len());
+        wakers.into_iter().for_each(Waker::wake);
+        fired
+    }
+
+    /// Offsets from `now` that sit on or next to level boundaries.
+    const BOUNDARIES_MS: [u64; 12] = [
+        0, 1, 63, 64, 65, 4_095, 4_096, 4_097, 262_143, 262_144, 262_145, 599_999,
+    ];
+
+    /// A deadline offset: a level boundary (nudged by a nanosecond either
+    /// way) or a uniform nanosecond count below `span`.
+    fn offset(rng: &mut XorShift, span: Duration) -> Duration {
+        if rng.below(4) == 0 {
+            let boundary = ms(BOUNDARIES_MS[rng.below(12) as usize]);
+            let nudged = match rng.below(3) {
+                0 => boundary.saturating_sub(Duration::from_nanos(1)),
+                1 => boundary,
+                _ => boundary + Duration::from_nanos(1),
+            };
+            return nudged.min(span);
+        }
+        Duration::from_nanos(rng.below(span.as_nanos() as u64 + 1))
+    }
+
+    #[test]
+    fn random_timers_fire_exactly_when_due() {
+        const TOTAL: usize = 100_000;
+        let span = Duration::from_secs(600);
+        let origin = Instant::now();
+        let end = origin + span;
+        let mut wheel = Wheel::new(origin);
+        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut deadlines: Vec<Instant> = Vec::with_capacity(TOTAL);
+        let mut deadline_ticks = Vec::with_capacity(TOTAL);
+        let mut keys = Vec::with_capacity(TOTAL);
+        let mut fired = vec![false; TOTAL];
+        let mut removed = vec![false; TOTAL];
+        // Timers fired, removed while pending, and removed after firing.
+        let (mut fired_total, mut cancelled, mut freed) = (0, 0, 0);
+        let mut now = origin;
+        while fired_total + cancelled < TOTAL {
+            // Half the timers up front, the rest a batch per step, some past.
+            let batch = if deadlines.is_empty() { TOTAL / 2 } else { 200 };
+            for _ in 0..batch.min(TOTAL - deadlines.len()) {
+                let deadline = if rng.below(50) == 0 {
+                    now - offset(&mut rng, now - origin)
+                } else {
+                    now + offset(&mut rng, end - now)
+                };
+                let id = deadlines.len();
+                let waker = Waker::from(Arc::new(IdWaker {
+                    id,
+                    log: log.clone(),
+                }));
+                keys.push(wheel.insert(deadline, waker));
+                deadlines.push(deadline);
+                deadline_ticks.push((deadline - origin).as_nanos().div_ceil(1_000_000));
+            }
+            // Remove about one timer in twenty, some of them already fired.
+            let (cancelled_now, freed_now) =
+                remove_some(&mut wheel, &mut rng, &keys, &fired, &mut removed);
+            cancelled += cancelled_now;
+            freed += freed_now;
+            let step = match rng.below(8) {
+                0 => Duration::ZERO,
+                _ => Duration::from_nanos(rng.below(1_500_000_000)),
+            };
+            now = (now + step).min(end);
+            assert_eq!(advance_to(&mut wheel, now), log.lock().unwrap().len());
+            for id in log.lock().unwrap().drain(..) {
+                assert!(deadlines[id] <= now, "timer {id} fired early");
+                assert!(
+                    !fired[id] && !removed[id],
+                    "timer {id} fired twice or after remove"
+                );
+                assert!(wheel.is_fired(keys[id]));
+                fired[id] = true;
+                fired_total += 1;
+            }
+            let now_tick = (now - origin).as_nanos() / 1_000_000;
+            let earliest = check_not_late(now_tick, &deadline_ticks, &fired, &removed);
+            let expected = earliest.map(|tick| origin + ms(tick as u64));
+            assert_eq!(wheel.next_deadline(), expected);
+            assert_eq!(wheel.pending(), deadlines.len() - fired_total - cancelled);
+            assert_eq!(wheel.len(), deadlines.len() - cancelled - freed);
+        }
+        assert_eq!(deadlines.len(), TOTAL);
+        assert_eq!(wheel.pending(), 0);
+        assert_eq!(wheel.next_deadline(), None);
+        assert_eq!(wheel.len(), fired_total - freed);
+        assert!((0..TOTAL).all(|id| fired[id] || removed[id]));
+    }
+
+    /// Removes up to ten random timers not removed yet, checking what
+    /// `remove` says; returns how many were pending and how many fired.
+    fn remove_some(
+        wheel: &mut Wheel,
+        rng: &mut XorShift,
+        keys: &[TimerKey],
+        fired: &[bool],
+        removed: &mut [bool],
+    ) -> (usize, usize) {
+        let (mut cancelled, mut freed) = (0, 0);
+        for _ in 0..10 {
+            let id = rng.below(keys.len() as u64) as usize;
+            if !removed[id] {
+                assert_eq!(wheel.remove(keys[id]), !fired[id]);
+                removed[id] = true;
+                cancelled += usize::from(!fired[id]);
+                freed += usize::from(fired[id]);
+            }
+        }
+        (cancelled, freed)
+    }
+
+    /// Asserts that every live timer whose rounded-up deadline tick is at or
+    /// before `now_tick` has fired and no other has; returns the earliest
+    /// deadline tick among the live unfired timers. Timers before the origin
+    /// are not generated, so a tick is the deadline's offset rounded up.
+    fn check_not_late(
+        now_tick: u128,
+        deadline_ticks: &[u128],
+        fired: &[bool],
+        removed: &[bool],
+    ) -> Option<u128> {
+        let mut earliest = None;
+        for (id, &tick) in deadline_ticks.iter().enumerate() {
+            if removed[id] {
+                continue;
+            }
+            assert_eq!(fired[id], tick <= now_tick, "timer {id} late");
+            if !fired[id] && earliest.is_none_or(|earliest| tick < earliest) {
+                earliest = Some(tick);
+            }
+        }
+        earliest
+    }
+
+    #[test]
+    fn removed_timer_never_fires_and_stale_keys_are_detected() {
+        let origin = Instant::now();
+        let mut wheel = Wheel::new(origin);
+        let (count, waker) = counter();
+        let key = wheel.insert(origin + ms(10), waker.clone());
+        assert_eq!((wheel.pending(), wheel.len()), (1, 1));
+        assert!(wheel.remove(key));
+        assert_eq!((wheel.pending(), wheel.len()), (0, 0));
+        assert_eq!(advance_to(&mut wheel, origin + ms(20)), 0);
+        assert_eq!(woken(&count), 0);
+        assert!(!wheel.remove(key));
+
+        // The slab reuses the index; the generation tells the keys apart.
+        let reused = wheel.insert(origin + ms(30), waker.clone());
+        assert_eq!(reused.index, key.index);
+        assert_ne!(reused, key);
+        assert!(!wheel.remove(key));
+        assert!(!wheel.set_waker(key, &waker));
+        assert!(!wheel.is_fired(key));
+        wheel.reset(key, origin + ms(25), &waker);
+        assert_eq!(wheel.pending(), 1);
+        assert_eq!(wheel.next_deadline(), Some(origin + ms(30)));
+
+        // A fired timer is kept until removed, and removing it says so.
+        assert_eq!(advance_to(&mut wheel, origin + ms(30)), 1);
+        assert!(wheel.is_fired(reused));
+        assert!(!wheel.set_waker(reused, &waker));
+        assert_eq!((wheel.pending(), wheel.len()), (0, 1));
+        assert!(!wheel.remove(reused));
+        assert_eq!((wheel.pending(), wheel.len()), (0, 0));
+        assert!(!wheel.is_fired(reused));
+        assert_eq!(woken(&count), 1);
+    }
+
+    #[test]
+    fn set_waker_replaces_the_waker_woken() {
+        let origin = Instant::now();
+        let mut wheel = Wheel::new(origin);
+        let (old_count, old) = counter();
+        let (new_count, new) = counter();
+        let key = wheel.insert(origin + ms(5), old);
+        assert!(wheel.set_waker(key, &new));
+        assert_eq!(advance_to(&mut wheel, origin + ms(5)), 1);
+        assert_eq!((woken(&old_count), woken(&new_count)), (0, 1));
+    }
+
+    #[test]
+    fn reset_moves_pending_and_rearms_fired_timers() {
+        let origin = Instant::now();
+        let mut wheel = Wheel::new(origin);
+        let (count, waker) = counter();
+        let key = wheel.insert(origin + ms(100), waker.clone());
+        wheel.reset(key, origin + ms(50), &waker);
+        assert_eq!(wheel.next_deadline(), Some(origin + ms(50)));
+        assert_eq!(advance_to(&mut wheel, origin + ms(49)), 0);
+        assert_eq!(advance_to(&mut wheel, origin + ms(50)), 1);
+        assert!(wheel.is_fired(key));
+
+        // Re-armed like an interval: pending again, same key.
+        wheel.reset(key, origin + ms(5_000), &waker);
+        assert!(!wheel.is_fired(key));
+        assert_eq!((wheel.pending(), wheel.len()), (1, 1));
+        assert_eq!(wheel.next_deadline(), Some(origin + ms(5_000)));
+        // Moved later while pending: the old deadline no longer fires it.
+        wheel.reset(key, origin + ms(9_000), &waker);
+        assert_eq!(advance_to(&mut wheel, origin + ms(8_999)), 0);
+        assert_eq!(wheel.next_deadline(), Some(origin + ms(9_000)));
+        assert_eq!(advance_to(&mut wheel, origin + ms(9_000)), 1);
+        assert_eq!(woken(&count), 2);
+        assert_eq!((wheel.pending(), wheel.len()), (0, 1));
+    }
+
+    #[test]
+    fn next_deadline_is_the_earliest_deadline_rounded_up() {
+        let origin = Instant::now();
+        let mut wheel = Wheel::new(origin);
+        let (_count, waker) = counter();
+        assert_eq!(wheel.next_deadline(), None);
+        let sub_tick = wheel.insert(origin + Duration::from_micros(5_500), waker.clone());
+        assert_eq!(wheel.next_deadline(), Some(origin + ms(6)));
+        let early = wheel.insert(origin + ms(3), waker.clone());
+        assert_eq!(wheel.next_deadline(), Some(origin + ms(3)));
+        let late = wheel.insert(origin + ms(5_000), waker.clone());
+        let _later = wheel.insert(origin + ms(300_000), waker.clone());
+        assert!(wheel.remove(early));
+        assert_eq!(wheel.next_deadline(), Some(origin + ms(6)));
+
+        // Rounded up: 5.5 ms has not come at 5.9 ms, and has at 6 ms.
+        assert_eq!(
+            advance_to(&mut wheel, origin + Duration::from_micros(5_900)),
+            0
+        );
+        assert_eq!(advance_to(&mut wheel, origin + ms(6)), 1);
+        assert!(wheel.is_fired(sub_tick));
+        // Timers in higher levels are exact too, before and after cascading.
+        assert_eq!(wheel.next_deadline(), Some(origin + ms(5_000)));
+        assert_eq!(advance_to(&mut wheel, origin + ms(4_999)), 0);
+        assert_eq!(wheel.next_deadline(), Some(origin + ms(5_000)));
+        assert!(wheel.remove(late));
+        assert_eq!(wheel.next_deadline(), Some(origin + ms(300_000)));
+        assert_eq!(advance_to(&mut wheel, origin + ms(300_000)), 1);
+        assert_eq!(wheel.next_deadline(), None);
+    }
+
+    #[test]
+    fn past_deadlines_fire_on_the_next_advance() {
+        let origin = Instant::now();
+        let mut wheel = Wheel::new(origin);
+        let (count, waker) = counter();
+        let now = origin + ms(1_000);
+        assert_eq!(advance_to(&mut wheel, now), 0);
+        wheel.insert(origin + ms(500), waker.clone());
+        wheel.insert(now, waker.clone());
+        if let Some(before_origin) = origin.checked_sub(Duration::from_secs(1)) {
+            wheel.insert(before_origin, waker.clone());
+        }
+        let expected = wheel.pending();
+        // Before the origin counts as the origin.
+        let earliest = if expected == 3 {
+            origin
+        } else {
+            origin + ms(500)
+        };
+        assert_eq!(wheel.next_deadline(), Some(earliest));
+        // Same `now` as the last advance: they are still due.
+        assert_eq!(advance_to(&mut wheel, now), expected);
+        assert_eq!(woken(&count), expected);
+        assert_eq!(wheel.next_deadline(), None);
+    }
+
+    #[test]
+    fn now_before_origin_fires_nothing() {
+        let Some(origin) = Instant::now().checked_add(Duration::from_secs(10)) else {
+            return;
+        };
+        let mut wheel = Wheel::new(origin);
+        let (_count, waker) = counter();
+        wheel.insert(origin - ms(5_000), waker);
+        assert_eq!(advance_to(&mut wheel, origin - ms(6_000)), 0);
+        assert_eq!(advance_to(&mut wheel, origin), 1);
+    }
+
+    #[test]
+    fn far_future_deadlines_re_file_and_never_fire_early() {
+        const DAY_MS: u64 = 86_400_000;
+        let origin = Instant::now();
+        let mut wheel = Wheel::new(origin);
+        let (count, waker) = counter();
+        let five_years = origin + ms(5 * 365 * DAY_MS + 12_345);
+        let two_years = origin + ms(2 * 365 * DAY_MS + 7);
+        wheel.insert(five_years, waker.clone());
+        wheel.insert(two_years, waker.clone());
+        let mut now = origin;
+        let mut fired = 0;
+        while now < five_years - ms(1) {
+            now = (now + ms(DAY_MS)).min(five_years - ms(1));
+            fired += advance_to(&mut wheel, now);
+            assert_eq!(fired, usize::from(now >= two_years));
+            let next = wheel.next_deadline().expect("a timer is pending");
+            assert!(next > now && next <= if fired == 0 { two_years } else { five_years });
+        }
+        assert_eq!(wheel.next_deadline(), Some(five_years));
+        assert_eq!(advance_to(&mut wheel, five_years), 1);
+        assert_eq!(woken(&count), 2);
+
+        // One jump over many top-level slots fires only what is due.
+        let mut wheel = Wheel::new(origin);
+        wheel.insert(two_years, waker.clone());
+        wheel.insert(five_years, waker.clone());
+        assert_eq!(advance_to(&mut wheel, origin + ms(3 * 365 * DAY_MS)), 1);
+        assert_eq!(advance_to(&mut wheel, five_years - ms(1)), 0);
+        assert_eq!(advance_to(&mut wheel, five_years), 1);
+    }
+
+    #[test]
+    fn random_far_deadlines_with_big_jumps_fire_exactly_when_due() {
+        const TOTAL: usize = 2_000;
+        let year = Duration::from_secs(365 * 86_400);
+        let origin = Instant::now();
+        let mut wheel = Wheel::new(origin);
+        let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
+        let (count, waker) = counter();
+        let mut deadline_ticks = Vec::with_capacity(TOTAL);
+        for _ in 0..TOTAL {
+            let since = Duration::from_nanos(rng.below((6 * year).as_nanos() as u64));
+            wheel.insert(origin + since, waker.clone());
+            deadline_ticks.push(since.as_nanos().div_ceil(1_000_000));
+        }
+        let (mut fired, removed) = (vec![false; TOTAL], vec![false; TOTAL]);
+        let mut now_tick: u128 = 0;
+        while wheel.pending() > 0 {
+            // Steps from a millisecond to a year, crossing the horizon often.
+            let bits = rng.below(36) + 1;
+            now_tick += u128::from(rng.below(1 << bits));
+            let fired_now = advance_to(&mut wheel, origin + ms(now_tick as u64));
+            let mut newly = 0;
+            for (id, &tick) in deadline_ticks.iter().enumerate() {
+                if !fired[id] && tick <= now_tick {
+                    fired[id] = true;
+                    newly += 1;
+                }
+            }
+            assert_eq!(fired_now, newly);
+            // Never late and never after the earliest deadline; exact when the
+            // earliest timer cannot be one filed at the horizon.
+            let earliest = check_not_late(now_tick, &deadline_ticks, &fired, &removed);
+            if let Some(earliest) = earliest {
+                let next = wheel.next_deadline().expect("a timer is pending");
+                assert!(next > origin + ms(now_tick as u64));
+                assert!(next <= origin + ms(earliest as u64));
+                if earliest - now_tick < 1 << (SLOT_BITS * 5) {
+                    assert_eq!(next, origin + ms(earliest as u64));
+                }
+            }
+        }
+        assert_eq!(woken(&count), TOTAL);
+        assert_eq!(wheel.next_deadline(), None);
+    }
+
+    #[test]
+    fn unreachable_deadlines_saturate_without_panicking() {
+        let origin = Instant::now();
+        let mut wheel = Wheel::new(origin);
+        let (count, waker) = counter();
+        // Far enough that its tick saturates at u64::MAX, if Instant allows.
+        let Some(far) = origin.checked_add(Duration::from_secs(u64::MAX / 4)) else {
+            return;
+        };
+        let key = wheel.insert(far, waker);
+        assert!(wheel.next_deadline().is_some_and(|next| next > origin));
+        assert_eq!(advance_to(&mut wheel, far), 0);
+        assert_eq!(advance_to(&mut wheel, origin + ms(u64::MAX)), 0);
+        assert!(wheel.next_deadline().is_some());
+        assert!(!wheel.is_fired(key));
+        assert!(wheel.remove(key));
+        assert_eq!(woken(&count), 0);
     }
 }
