@@ -1,6 +1,6 @@
 //! Time: `sleep`, `timeout` and `interval` on the core's timer wheel.
 //!
-//! Timers live in a hierarchical wheel in user space ([`wheel`]), not one
+//! Timers live in a hierarchical wheel in user space (`wheel`), not one
 //! SQE each: registering or cancelling one is O(1) and costs no syscall. The
 //! run loop fires due timers every tick and parks the ring no longer than the
 //! nearest deadline (`IORING_ENTER_EXT_ARG` with a timespec). A timer never
