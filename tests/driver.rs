@@ -89,3 +89,26 @@ fn builder_rejects_zero_limits() {
     let error = corering::Runtime::builder().entries(0).build().unwrap_err();
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
 }
+
+#[test]
+fn slot_waiter_whose_task_is_gone_strands_nobody() {
+    let runtime = corering::Runtime::builder().slots_max(1).build().unwrap();
+    runtime.block_on(async {
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        let reader = Fd::from(OwnedFd::from(reader));
+        // The one slot: a read that waits for data.
+        let holder = corering::spawn(async move { reader.read(Vec::with_capacity(4)).await.0 });
+        common::settle(|| corering::stats().slots_in_use == 1, 100).await;
+        // Two more operations wait for the slot; the first is aborted.
+        let gone = corering::spawn(corering::op::nop());
+        let waiting = corering::spawn(corering::op::nop());
+        corering::yield_now().await;
+        gone.abort();
+        assert!(gone.await.unwrap_err().is_cancelled());
+        // Written without the ring: its one slot is taken.
+        std::io::Write::write_all(&mut writer, b"go").unwrap();
+        assert_eq!(holder.await.unwrap().unwrap(), 2);
+        waiting.await.unwrap().unwrap();
+        assert_eq!(corering::stats().slots_in_use, 0);
+    });
+}

@@ -219,10 +219,13 @@ impl Driver {
     fn recover(&mut self, error: io::Error, what: &str) {
         match error.raw_os_error() {
             Some(libc::EINTR) | Some(libc::ETIME) => {}
-            Some(libc::EBUSY) | Some(libc::EAGAIN) => {
+            // The kernel is short of completion space or memory for now.
+            Some(libc::EBUSY) | Some(libc::EAGAIN) | Some(libc::ENOMEM) => {
                 self.stats.enter_busy += 1;
                 self.reap();
             }
+            // EBADF, EFAULT, EINVAL: the ring itself is broken; no retry
+            // can help and no operation could complete.
             _ => panic!("io_uring_enter failed during {what}: {error}"),
         }
     }
@@ -237,7 +240,7 @@ impl Driver {
         match lifecycle {
             Lifecycle::Completed(completion) => {
                 let completion = *completion;
-                self.free(id);
+                self.slots.free(id);
                 self.stats.completed += 1;
                 Poll::Ready(completion)
             }
@@ -261,7 +264,7 @@ impl Driver {
         if let Some(completion) = stream.completions.pop_front() {
             if !completion.has_more() {
                 debug_assert!(stream.finished && stream.completions.is_empty());
-                self.free(id);
+                self.slots.free(id);
                 self.stats.completed += 1;
             }
             return Poll::Ready(Some(completion));
@@ -278,7 +281,7 @@ impl Driver {
             Lifecycle::Completed(completion) => {
                 // Done already: the result was never taken.
                 state.late_completion(*completion);
-                self.free(id);
+                self.slots.free(id);
                 self.graveyard.push(state);
                 self.stats.cancelled += 1;
             }
@@ -287,7 +290,7 @@ impl Driver {
                     state.late_completion(completion);
                 }
                 if stream.finished {
-                    self.free(id);
+                    self.slots.free(id);
                     self.graveyard.push(state);
                     self.stats.cancelled += 1;
                 } else {
@@ -328,15 +331,6 @@ impl Driver {
             }
             self.cancels.pop_front();
         }
-    }
-
-    /// Frees a slot and lets one operation waiting for a slot retry.
-    #[inline]
-    fn free(&mut self, id: SlotId) -> Lifecycle {
-        if let Some(waker) = self.slot_waiters.pop_front() {
-            self.wakers.push(waker);
-        }
-        self.slots.free(id)
     }
 
     /// Submits what is queued and reaps, waiting as `wait` says.
@@ -472,7 +466,7 @@ impl Driver {
             Lifecycle::Abandoned(state) => {
                 state.late_completion(completion);
                 if !completion.has_more() {
-                    let Lifecycle::Abandoned(state) = self.free(id) else {
+                    let Lifecycle::Abandoned(state) = self.slots.free(id) else {
                         unreachable!()
                     };
                     self.graveyard.push(state);
@@ -481,7 +475,7 @@ impl Driver {
             }
             Lifecycle::Detached => {
                 if !completion.has_more() {
-                    self.free(id);
+                    self.slots.free(id);
                     self.stats.completed += 1;
                 }
             }
@@ -501,6 +495,11 @@ impl Driver {
     ) {
         wakers.append(&mut self.wakers);
         graveyard.append(&mut self.graveyard);
+        // Every waiter retries once there is room: waking only some could
+        // strand the rest behind a waiter whose task has since gone.
+        if !self.slots.is_full() {
+            wakers.extend(self.slot_waiters.drain(..));
+        }
     }
 
     /// Closes `fd` through the ring with no future waiting on it. Returns
