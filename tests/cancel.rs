@@ -134,3 +134,37 @@ fn runtime_dropped_with_1000_operations_in_flight_drains_them() {
     // Only the forgotten write end is left open.
     assert_eq!(open_fds(), fds_before + 1);
 }
+
+#[test]
+fn operation_moved_out_of_its_runtime_is_cancelled_at_shutdown_and_never_freed_early() {
+    let _serial = common::serial();
+    let (reader, _writer) = pipe();
+    let runtime = corering::Runtime::new().unwrap();
+    let (read, drops) = runtime.block_on(async {
+        let (buf, drops, _) = DropBuf::new(8);
+        let mut read = Box::pin(reader.read(buf));
+        assert!(poll_once(&mut read).await.is_pending());
+        (read, drops)
+    });
+    // Dropped outside any runtime: the kernel may still write into the
+    // buffer, so it is leaked, not freed.
+    drop(read);
+    assert_eq!(drops.get(), 0);
+    let started = std::time::Instant::now();
+    let stats = runtime.shutdown();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the read was cancelled, not waited out"
+    );
+    assert_eq!(
+        (
+            stats.submitted,
+            stats.cancelled,
+            stats.abandoned,
+            stats.in_flight
+        ),
+        (1, 1, 0, 0)
+    );
+    assert_eq!(stats.slots_in_use, 0);
+    assert_eq!(drops.get(), 0);
+}

@@ -519,8 +519,38 @@ impl Driver {
         self.slots.len() == 0 && !self.doorbell_armed
     }
 
+    /// At shutdown, once the tasks are gone: asks the kernel to cancel every
+    /// operation still waiting for its kernel work, including those whose
+    /// futures were moved out of the runtime.
+    pub(crate) fn cancel_all(&mut self) {
+        self.cancel_doorbell();
+        let waiting = self.slots.ids_where(|lifecycle| match lifecycle {
+            Lifecycle::Submitted(_) => true,
+            Lifecycle::Streaming(stream) => !stream.finished,
+            _ => false,
+        });
+        for id in waiting {
+            self.queue_cancel(id);
+        }
+    }
+
+    /// At shutdown: frees the slots whose kernel work is done but whose
+    /// result no future is left to take (futures moved out of the runtime),
+    /// counting them cancelled.
+    pub(crate) fn release_untaken(&mut self) {
+        let done = self.slots.ids_where(|lifecycle| match lifecycle {
+            Lifecycle::Completed(_) => true,
+            Lifecycle::Streaming(stream) => stream.finished,
+            _ => false,
+        });
+        for id in done {
+            self.slots.free(id);
+            self.stats.cancelled += 1;
+        }
+    }
+
     /// At shutdown: cancels the doorbell read and stops re-arming it.
-    pub(crate) fn cancel_doorbell(&mut self) {
+    fn cancel_doorbell(&mut self) {
         self.shutting_down = true;
         if self.doorbell_armed {
             let sqe = opcode::AsyncCancel::new(DOORBELL_TAG)
@@ -546,6 +576,19 @@ impl Driver {
     #[allow(dead_code)]
     pub(crate) fn ring_fd(&self) -> RawFd {
         self.ring.as_raw_fd()
+    }
+}
+
+/// Hands the state of a future dropped in flight to its slot on the current
+/// core. Dropped outside its runtime (moved out of `block_on`), the ring may
+/// still write into the state, so it is leaked rather than freed.
+pub(crate) fn abandon(id: SlotId, state: Box<dyn Abandoned>) {
+    let mut state = Some(state);
+    crate::runtime::context::try_with_driver(|driver| {
+        driver.abandon(id, state.take().expect("taken once"));
+    });
+    if let Some(state) = state {
+        std::mem::forget(state);
     }
 }
 

@@ -118,14 +118,7 @@ impl<T: MultishotOperation> Drop for MultiOp<T> {
         let (Some(id), Some(state)) = (self.slot, self.state.take()) else {
             return;
         };
-        let mut orphan = Some(Box::new(Orphan(state)));
-        let abandoned = context::try_with_driver(|driver| {
-            driver.abandon(id, orphan.take().expect("taken once"))
-        });
-        if abandoned.is_none() {
-            // Outside its runtime the kernel may still write into the state.
-            std::mem::forget(orphan);
-        }
+        super::abandon(id, Box::new(Orphan(state)));
     }
 }
 

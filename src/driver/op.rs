@@ -102,14 +102,6 @@ impl<T: Operation> Drop for Op<T> {
         let (Some(id), Some(state)) = (self.slot, self.state.take()) else {
             return;
         };
-        let mut state = Some(state);
-        let abandoned = context::try_with_driver(|driver| {
-            driver.abandon(id, Box::new(state.take().expect("taken once")))
-        });
-        // Dropped outside its runtime (moved out of `block_on`): the ring
-        // may still be writing into the state, so leak it rather than free it.
-        if abandoned.is_none() {
-            std::mem::forget(state);
-        }
+        super::abandon(id, Box::new(state));
     }
 }

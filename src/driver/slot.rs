@@ -9,6 +9,7 @@
 //! wrong future.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::Waker;
 
 use slab::Slab;
@@ -106,10 +107,17 @@ impl SlotTable {
     /// A table that holds at most `capacity` slots.
     pub(crate) fn new(capacity: usize) -> SlotTable {
         assert!(capacity >= 1 && capacity <= u32::MAX as usize);
+        // Each table starts its generations elsewhere, so an id carried
+        // from one runtime into another (a future moved between them) is
+        // stale there rather than naming an unrelated slot.
+        static TABLES: AtomicU32 = AtomicU32::new(0);
+        let first_generation = TABLES
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9e37_79b9);
         SlotTable {
             slots: Slab::with_capacity(capacity.min(4096)),
             capacity,
-            next_generation: 0,
+            next_generation: first_generation % u32::MAX,
         }
     }
 
@@ -159,6 +167,18 @@ impl SlotTable {
     pub(crate) fn free(&mut self, id: SlotId) -> Lifecycle {
         assert!(self.get_mut(id).is_some(), "freeing a stale slot {id:?}");
         self.slots.remove(id.index as usize).lifecycle
+    }
+
+    /// The ids of the slots whose lifecycle matches `keep`.
+    pub(crate) fn ids_where(&self, keep: impl Fn(&Lifecycle) -> bool) -> Vec<SlotId> {
+        self.slots
+            .iter()
+            .filter(|(_, slot)| keep(&slot.lifecycle))
+            .map(|(index, slot)| SlotId {
+                index: index as u32,
+                generation: slot.generation,
+            })
+            .collect()
     }
 
     /// Empties the table, leaking every state still in it: used at shutdown

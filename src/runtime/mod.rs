@@ -230,11 +230,12 @@ impl Runtime {
         let _enter = Enter::new(core);
         let mut scratch = Scratch::default();
         drop_tasks(core, &mut scratch);
-        core.driver.borrow_mut().cancel_doorbell();
+        core.driver.borrow_mut().cancel_all();
         let deadline = Instant::now() + core.config.shutdown_timeout;
         loop {
             queue_closes(core);
             let mut driver = core.driver.borrow_mut();
+            driver.release_untaken();
             if driver.is_idle() && core.closes.borrow().is_empty() {
                 break;
             }
