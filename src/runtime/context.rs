@@ -75,6 +75,7 @@ pub(crate) fn is_inside() -> bool {
 }
 
 /// Runs `f` with the current core, if any.
+#[inline]
 fn with_current<R>(f: impl FnOnce(Option<&Core>) -> R) -> R {
     let core = CURRENT.with(Cell::get);
     // SAFETY: a non-null CURRENT was installed by an `Enter` guard whose
@@ -84,6 +85,7 @@ fn with_current<R>(f: impl FnOnce(Option<&Core>) -> R) -> R {
 }
 
 /// Runs `f` with the current core, or returns `None` outside a runtime.
+#[inline]
 pub(crate) fn try_with_core<R>(f: impl FnOnce(&Core) -> R) -> Option<R> {
     with_current(|core| core.map(f))
 }
@@ -93,27 +95,32 @@ pub(crate) fn try_with_core<R>(f: impl FnOnce(&Core) -> R) -> Option<R> {
 /// # Panics
 ///
 /// Outside a corering runtime.
+#[inline]
 pub(crate) fn with_core<R>(f: impl FnOnce(&Core) -> R) -> R {
     try_with_core(f).expect("must be called from inside a corering runtime (start or block_on)")
 }
 
 /// Runs `f` with the current core's driver.
+#[inline]
 pub(crate) fn with_driver<R>(f: impl FnOnce(&mut Driver) -> R) -> R {
     with_core(|core| f(&mut core.driver.borrow_mut()))
 }
 
 /// Runs `f` with the current core's driver, or returns `None` outside a runtime.
+#[inline]
 pub(crate) fn try_with_driver<R>(f: impl FnOnce(&mut Driver) -> R) -> Option<R> {
     try_with_core(|core| f(&mut core.driver.borrow_mut()))
 }
 
 /// Whether this thread runs the core behind `remote`.
+#[inline]
 pub(crate) fn is_owner(remote: &Arc<Remote>) -> bool {
     with_current(|core| core.is_some_and(|core| Arc::ptr_eq(&core.remote, remote)))
 }
 
 /// Queues `task` on this thread's run queue; the caller checked
 /// [`is_owner`].
+#[inline]
 pub(crate) fn push_local(task: Arc<Task>) {
     with_core(|core| core.run_queue.borrow_mut().push_back(task));
 }
