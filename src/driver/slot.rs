@@ -12,8 +12,6 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::Waker;
 
-use slab::Slab;
-
 use super::Completion;
 
 /// `user_data` of cancellation SQEs; their CQEs carry nothing to deliver.
@@ -92,13 +90,26 @@ pub(crate) struct StreamSlot {
 }
 
 struct Slot {
+    /// The generation of the current claim; `VACANT` while free.
     generation: u32,
-    lifecycle: Lifecycle,
+    /// The next free slot while this one is free.
+    next_free: u32,
+    /// `Some` while claimed.
+    lifecycle: Option<Lifecycle>,
 }
 
-/// A fixed-capacity table of slots with generations.
+/// The generation of a free slot: no id carries it (generations skip it).
+const VACANT: u32 = u32::MAX;
+/// The end of the free list.
+const NO_SLOT: u32 = u32::MAX;
+
+/// A fixed-capacity table of slots with generations: a vector that grows up
+/// to the capacity and a free list threaded through it, so claiming and
+/// freeing are a few instructions on the hot path.
 pub(crate) struct SlotTable {
-    slots: Slab<Slot>,
+    slots: Vec<Slot>,
+    free_head: u32,
+    len: usize,
     capacity: usize,
     next_generation: u32,
 }
@@ -106,7 +117,7 @@ pub(crate) struct SlotTable {
 impl SlotTable {
     /// A table that holds at most `capacity` slots.
     pub(crate) fn new(capacity: usize) -> SlotTable {
-        assert!(capacity >= 1 && capacity <= u32::MAX as usize);
+        assert!(capacity >= 1 && capacity < u32::MAX as usize);
         // Each table starts its generations elsewhere, so an id carried
         // from one runtime into another (a future moved between them) is
         // stale there rather than naming an unrelated slot.
@@ -115,21 +126,23 @@ impl SlotTable {
             .fetch_add(1, Ordering::Relaxed)
             .wrapping_mul(0x9e37_79b9);
         SlotTable {
-            slots: Slab::with_capacity(capacity.min(4096)),
+            slots: Vec::with_capacity(capacity.min(4096)),
+            free_head: NO_SLOT,
+            len: 0,
             capacity,
-            next_generation: first_generation % u32::MAX,
+            next_generation: first_generation % VACANT,
         }
     }
 
     /// Slots in use.
     pub(crate) fn len(&self) -> usize {
-        self.slots.len()
+        self.len
     }
 
     /// Whether every slot is in use.
     #[inline]
     pub(crate) fn is_full(&self) -> bool {
-        self.slots.len() >= self.capacity
+        self.len >= self.capacity
     }
 
     /// Claims a slot in `lifecycle`. The caller checks [`is_full`](Self::is_full) first.
@@ -137,23 +150,35 @@ impl SlotTable {
     pub(crate) fn claim(&mut self, lifecycle: Lifecycle) -> SlotId {
         assert!(!self.is_full(), "slot table over capacity");
         let generation = self.next_generation;
-        // Skip u32::MAX so no user_data can equal a reserved tag.
-        self.next_generation = (generation + 1) % u32::MAX;
-        let index = self.slots.insert(Slot {
-            generation,
-            lifecycle,
-        });
-        SlotId {
-            index: index as u32,
-            generation,
+        // Skip VACANT so no user_data can equal a reserved tag and no id
+        // names a free slot.
+        self.next_generation = (generation + 1) % VACANT;
+        self.len += 1;
+        let index = self.free_head;
+        if index == NO_SLOT {
+            self.slots.push(Slot {
+                generation,
+                next_free: NO_SLOT,
+                lifecycle: Some(lifecycle),
+            });
+            return SlotId {
+                index: (self.slots.len() - 1) as u32,
+                generation,
+            };
         }
+        let slot = &mut self.slots[index as usize];
+        debug_assert!(slot.generation == VACANT && slot.lifecycle.is_none());
+        self.free_head = slot.next_free;
+        slot.generation = generation;
+        slot.lifecycle = Some(lifecycle);
+        SlotId { index, generation }
     }
 
     /// The lifecycle of a live slot, or `None` for a stale id.
     #[inline]
     pub(crate) fn get_mut(&mut self, id: SlotId) -> Option<&mut Lifecycle> {
         match self.slots.get_mut(id.index as usize) {
-            Some(slot) if slot.generation == id.generation => Some(&mut slot.lifecycle),
+            Some(slot) if slot.generation == id.generation => slot.lifecycle.as_mut(),
             _ => None,
         }
     }
@@ -165,15 +190,23 @@ impl SlotTable {
     /// When `id` is stale: only the owner of an id frees it.
     #[inline]
     pub(crate) fn free(&mut self, id: SlotId) -> Lifecycle {
-        assert!(self.get_mut(id).is_some(), "freeing a stale slot {id:?}");
-        self.slots.remove(id.index as usize).lifecycle
+        let slot = match self.slots.get_mut(id.index as usize) {
+            Some(slot) if slot.generation == id.generation => slot,
+            _ => panic!("freeing a stale slot {id:?}"),
+        };
+        slot.generation = VACANT;
+        slot.next_free = self.free_head;
+        self.free_head = id.index;
+        self.len -= 1;
+        slot.lifecycle.take().expect("a live slot has a lifecycle")
     }
 
     /// The ids of the slots whose lifecycle matches `keep`.
     pub(crate) fn ids_where(&self, keep: impl Fn(&Lifecycle) -> bool) -> Vec<SlotId> {
         self.slots
             .iter()
-            .filter(|(_, slot)| keep(&slot.lifecycle))
+            .enumerate()
+            .filter(|(_, slot)| slot.lifecycle.as_ref().is_some_and(&keep))
             .map(|(index, slot)| SlotId {
                 index: index as u32,
                 generation: slot.generation,
@@ -184,10 +217,12 @@ impl SlotTable {
     /// Empties the table, leaking every state still in it: used at shutdown
     /// past the deadline, when the kernel may still write into that memory.
     pub(crate) fn leak_all(&mut self) -> usize {
-        let leaked = self.slots.len();
-        for slot in self.slots.drain() {
+        let leaked = self.len;
+        for slot in self.slots.drain(..) {
             std::mem::forget(slot.lifecycle);
         }
+        self.free_head = NO_SLOT;
+        self.len = 0;
         leaked
     }
 }

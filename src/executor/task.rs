@@ -15,13 +15,14 @@
 //!   owning core's thread ever touches it; other threads reach a task only
 //!   through its waker, which touches the atomics and the `Remote`.
 
-use std::cell::{Cell, UnsafeCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use super::remote::Remote;
 use crate::runtime::context;
@@ -88,11 +89,10 @@ impl Task {
             drop(future);
             return true;
         }
-        // SAFETY: the Arc behind `self` outlives the waker, which is never
-        // dropped (ManuallyDrop), so borrowing the task's reference without
-        // incrementing it is balanced; clones taken by the future increment
-        // the count as usual.
-        let waker = ManuallyDrop::new(Waker::from(unsafe { Arc::from_raw(Arc::as_ptr(self)) }));
+        // SAFETY: the waker borrows the reference `self` holds: it is never
+        // dropped (ManuallyDrop) and does not outlive `self`; clones the
+        // future takes count references of their own (`clone_waker`).
+        let waker = ManuallyDrop::new(unsafe { Waker::new(Arc::as_ptr(self).cast(), &VTABLE) });
         let mut cx = Context::from_waker(&waker);
         match future.as_mut().poll(&mut cx) {
             Poll::Ready(()) => {
@@ -114,24 +114,69 @@ impl Task {
     /// Marks the task aborted and schedules it so its core drops it.
     pub(crate) fn abort(self: &Arc<Self>) {
         self.aborted.store(true, Ordering::Release);
-        self.wake_by_ref();
+        wake_by_ref(self);
     }
 }
 
-impl Wake for Task {
-    fn wake(self: Arc<Self>) {
-        schedule(self);
-    }
+/// The waker of a task: its data pointer is an `Arc<Task>` turned raw.
+/// Being ours, the run loop can recognise it and queue the task directly.
+static VTABLE: RawWakerVTable = RawWakerVTable::new(clone_waker, wake, wake_by_ref_raw, drop_waker);
 
-    fn wake_by_ref(self: &Arc<Self>) {
-        // Clone only when the task is not queued already.
-        if context::is_owner(&self.remote) {
-            if !self.queued_local.get() {
-                schedule(self.clone());
-            }
-        } else if !self.queued_remote.load(Ordering::Acquire) {
-            schedule(self.clone());
-        }
+/// Wakes `waker`; a task of the core behind `remote` (the calling thread's)
+/// is queued on `run_queue` directly, without the generic wake path.
+pub(crate) fn wake_on_core(
+    waker: Waker,
+    remote: &Arc<Remote>,
+    run_queue: &RefCell<VecDeque<Arc<Task>>>,
+) {
+    if !std::ptr::eq(waker.vtable(), &VTABLE) {
+        return waker.wake();
+    }
+    let waker = ManuallyDrop::new(waker);
+    // SAFETY: a waker with our vtable owns one `Arc<Task>` reference, which
+    // is taken over here (the waker is not dropped).
+    let task = unsafe { Arc::from_raw(waker.data().cast::<Task>()) };
+    if !Arc::ptr_eq(&task.remote, remote) {
+        return schedule(task);
+    }
+    if !task.queued_local.replace(true) {
+        run_queue.borrow_mut().push_back(task);
+    }
+}
+
+unsafe fn clone_waker(data: *const ()) -> RawWaker {
+    // SAFETY: `data` is a live `Arc<Task>` reference (see `VTABLE`); the
+    // clone gets a reference of its own.
+    unsafe { Arc::increment_strong_count(data.cast::<Task>()) };
+    RawWaker::new(data, &VTABLE)
+}
+
+unsafe fn wake(data: *const ()) {
+    // SAFETY: waking by value consumes the waker's reference.
+    schedule(unsafe { Arc::from_raw(data.cast::<Task>()) });
+}
+
+unsafe fn wake_by_ref_raw(data: *const ()) {
+    // SAFETY: the waker keeps its reference; this borrows it.
+    let task = ManuallyDrop::new(unsafe { Arc::from_raw(data.cast::<Task>()) });
+    wake_by_ref(&task);
+}
+
+unsafe fn drop_waker(data: *const ()) {
+    // SAFETY: dropping the waker releases its reference.
+    unsafe { Arc::decrement_strong_count(data.cast::<Task>()) };
+}
+
+/// Schedules `task` without consuming a reference; clones only when the
+/// task is not queued already.
+fn wake_by_ref(task: &Arc<Task>) {
+    let queued = if context::is_owner(&task.remote) {
+        task.queued_local.get()
+    } else {
+        task.queued_remote.load(Ordering::Acquire)
+    };
+    if !queued {
+        schedule(task.clone());
     }
 }
 

@@ -31,7 +31,7 @@ use context::{Core, Enter};
 
 use crate::driver::{Abandoned, Driver, DriverConfig, Stats, Wait};
 use crate::executor::remote::Remote;
-use crate::executor::task::Task;
+use crate::executor::task::{self, Task};
 use crate::sys::eventfd::EventFd;
 use crate::time::wheel::Wheel;
 
@@ -319,7 +319,7 @@ fn tick(core: &Core, scratch: &mut Scratch) {
         .borrow_mut()
         .advance(Instant::now(), &mut scratch.wakers);
     for waker in scratch.wakers.drain(..) {
-        waker.wake();
+        task::wake_on_core(waker, &core.remote, &core.run_queue);
     }
     scratch.graveyard.clear();
 }
