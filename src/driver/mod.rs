@@ -169,10 +169,11 @@ impl Driver {
     /// slot's final CQE: owned by the operation state that stays in the slot
     /// (heap memory, not moved with its owner) or `'static`.
     #[inline]
-    pub(crate) unsafe fn push(&mut self, sqe: squeue::Entry, lifecycle: Lifecycle) -> SlotId {
+    pub(crate) unsafe fn push(&mut self, mut sqe: squeue::Entry, lifecycle: Lifecycle) -> SlotId {
         let id = self.slots.claim(lifecycle);
+        sqe.set_user_data(id.user_data());
         // SAFETY: forwarded from the caller.
-        unsafe { self.push_sqe(&sqe.user_data(id.user_data())) };
+        unsafe { self.push_sqe(&sqe) };
         self.stats.submitted += 1;
         id
     }
