@@ -5,7 +5,7 @@
 //! Rounds alternate between the two (A B A B ...) and the medians are
 //! reported, with the ratio corering / hand-written.
 //!
-//! Usage: `nop [--quick] [--runtime-only]`
+//! Usage: `nop [--quick] [--runtime-only | --loop-only]`
 
 use std::time::{Duration, Instant};
 
@@ -21,10 +21,16 @@ fn main() {
     } else {
         (9, 4_000_000)
     };
+    // For profilers: one side alone.
     if std::env::args().any(|arg| arg == "--runtime-only") {
-        // For profilers: corering alone.
         for _ in 0..rounds {
             runtime(ops);
+        }
+        return;
+    }
+    if std::env::args().any(|arg| arg == "--loop-only") {
+        for _ in 0..rounds {
+            hand_written(ops);
         }
         return;
     }

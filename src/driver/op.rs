@@ -71,6 +71,7 @@ impl<T: Operation> Unpin for Op<T> {}
 impl<T: Operation> Future for Op<T> {
     type Output = T::Output;
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
         let this = &mut *self;
         let completion = context::with_driver(|driver| match this.slot {

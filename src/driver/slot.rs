@@ -148,11 +148,14 @@ impl SlotTable {
     /// Claims a slot in `lifecycle`. The caller checks [`is_full`](Self::is_full) first.
     #[inline]
     pub(crate) fn claim(&mut self, lifecycle: Lifecycle) -> SlotId {
-        assert!(!self.is_full(), "slot table over capacity");
+        debug_assert!(!self.is_full(), "slot table over capacity");
         let generation = self.next_generation;
         // Skip VACANT so no user_data can equal a reserved tag and no id
         // names a free slot.
-        self.next_generation = (generation + 1) % VACANT;
+        self.next_generation = match generation.wrapping_add(1) {
+            VACANT => 0,
+            next => next,
+        };
         self.len += 1;
         let index = self.free_head;
         if index == NO_SLOT {

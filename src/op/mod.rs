@@ -12,6 +12,6 @@ mod read_write;
 mod vectored;
 
 pub(crate) use close::Close;
-pub use nop::nop;
+pub use nop::{nop, Nop};
 pub(crate) use read_write::{Read, Write};
 pub(crate) use vectored::{Readv, Writev};
