@@ -178,7 +178,7 @@ impl Driver {
         id
     }
 
-    /// Pushes one SQE, submitting and reaping until it fits.
+    /// Pushes one SQE, submitting what is queued until it fits.
     ///
     /// # Safety
     ///
