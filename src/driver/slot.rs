@@ -267,6 +267,34 @@ mod tests {
     }
 
     #[test]
+    fn free_list_reuses_slots_and_counts_exactly() {
+        let mut table = SlotTable::new(8);
+        let ids: Vec<_> = (0..3).map(|_| table.claim(Lifecycle::Detached)).collect();
+        assert_eq!(table.len(), 3);
+        assert!(matches!(table.free(ids[1]), Lifecycle::Detached));
+        assert!(matches!(table.free(ids[0]), Lifecycle::Detached));
+        assert_eq!(table.len(), 1);
+        // Last freed, first reused; the vector does not grow.
+        assert_eq!(table.claim(Lifecycle::Detached).index, ids[0].index);
+        assert_eq!(table.claim(Lifecycle::Detached).index, ids[1].index);
+        assert_eq!(table.claim(Lifecycle::Detached).index, 3);
+        assert_eq!((table.len(), table.slots.len()), (4, 4));
+        assert!(table.get_mut(ids[0]).is_none() && table.get_mut(ids[1]).is_none());
+        assert_eq!(table.ids_where(|_| true).len(), 4);
+        assert_eq!(table.leak_all(), 4);
+        assert_eq!(table.len(), 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "freeing a stale slot")]
+    fn freeing_twice_panics() {
+        let mut table = SlotTable::new(2);
+        let id = table.claim(Lifecycle::Detached);
+        table.free(id);
+        table.free(id);
+    }
+
+    #[test]
     fn capacity_is_enforced() {
         let mut table = SlotTable::new(2);
         table.claim(Lifecycle::Submitted(None));
