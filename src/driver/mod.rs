@@ -28,7 +28,7 @@ mod stats;
 use std::collections::VecDeque;
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -150,7 +150,7 @@ impl Driver {
     }
 
     /// Whether a push would find every slot in use; if so, `waker` is woken
-    /// when one frees.
+    /// after the next reap that leaves a slot free.
     #[inline]
     pub(crate) fn wait_for_slot(&mut self, waker: &Waker) -> bool {
         if self.slots.is_full() {
@@ -573,12 +573,6 @@ impl Driver {
             // The kernel may still write into the doorbell buffer.
             std::mem::forget(std::mem::replace(&mut self.doorbell_buf, Box::new(0)));
         }
-    }
-
-    /// The ring's file descriptor (the target of `MSG_RING` wakes).
-    #[allow(dead_code)]
-    pub(crate) fn ring_fd(&self) -> RawFd {
-        self.ring.as_raw_fd()
     }
 }
 
