@@ -40,6 +40,7 @@ pub(crate) use op::{Op, Operation};
 pub(crate) use slot::{Abandoned, Lifecycle, SlotId};
 pub use stats::Stats;
 
+use crate::executor::task::{WakeBy, Waiter};
 use crate::sys::ring::{self, RingFlags};
 use slot::{SlotTable, CANCEL_TAG, DOORBELL_TAG};
 
@@ -92,8 +93,8 @@ pub(crate) struct Driver {
     slots: SlotTable,
     /// Slots whose futures were dropped and whose cancel SQE did not fit yet.
     cancels: VecDeque<SlotId>,
-    /// Wakers of futures whose slot completed, woken after the driver is released.
-    wakers: Vec<Waker>,
+    /// Waiters of futures whose slot completed, woken after the driver is released.
+    wakers: Vec<Waiter>,
     /// Wakers of operations waiting for a free slot.
     slot_waiters: VecDeque<Waker>,
     /// Abandoned states whose final CQE arrived, dropped after the driver is released.
@@ -231,7 +232,7 @@ impl Driver {
 
     /// Takes a slot's completion if it arrived; otherwise stores `waker`.
     #[inline]
-    pub(crate) fn poll_completion(&mut self, id: SlotId, waker: &Waker) -> Poll<Completion> {
+    pub(crate) fn poll_completion(&mut self, id: SlotId, waker: WakeBy<'_>) -> Poll<Completion> {
         let lifecycle = self
             .slots
             .get_mut(id)
@@ -245,7 +246,7 @@ impl Driver {
                 Poll::Ready(completion)
             }
             Lifecycle::Submitted(stored) => {
-                store_waker(stored, waker);
+                waker.store(stored);
                 Poll::Pending
             }
             Lifecycle::Streaming(_) | Lifecycle::Abandoned(_) | Lifecycle::Detached => {
@@ -257,7 +258,11 @@ impl Driver {
     /// Takes the next CQE of a multishot slot. `Ready(None)` once the final
     /// CQE has been taken (the slot is then free).
     #[allow(dead_code)] // see `mod multishot`
-    pub(crate) fn poll_stream(&mut self, id: SlotId, waker: &Waker) -> Poll<Option<Completion>> {
+    pub(crate) fn poll_stream(
+        &mut self,
+        id: SlotId,
+        waker: WakeBy<'_>,
+    ) -> Poll<Option<Completion>> {
         let Some(Lifecycle::Streaming(stream)) = self.slots.get_mut(id) else {
             unreachable!("stream poll on a slot that is not streaming")
         };
@@ -269,7 +274,7 @@ impl Driver {
             }
             return Poll::Ready(Some(completion));
         }
-        store_waker(&mut stream.waker, waker);
+        waker.store(&mut stream.waker);
         Poll::Pending
     }
 
@@ -489,11 +494,11 @@ impl Driver {
         }
     }
 
-    /// Moves out the wakers to wake and the states to drop, so the caller
+    /// Moves out the waiters to wake and the states to drop, so the caller
     /// can run them after releasing the driver.
     pub(crate) fn take_ready(
         &mut self,
-        wakers: &mut Vec<Waker>,
+        wakers: &mut Vec<Waiter>,
         graveyard: &mut Vec<Box<dyn Abandoned>>,
     ) {
         wakers.append(&mut self.wakers);
@@ -501,7 +506,7 @@ impl Driver {
         // Every waiter retries once there is room: waking only some could
         // strand the rest behind a waiter whose task has since gone.
         if !self.slots.is_full() {
-            wakers.extend(self.slot_waiters.drain(..));
+            wakers.extend(self.slot_waiters.drain(..).map(Waiter::Waker));
         }
     }
 
@@ -586,13 +591,5 @@ pub(crate) fn abandon(id: SlotId, state: Box<dyn Abandoned>) {
     });
     if let Some(state) = state {
         std::mem::forget(state);
-    }
-}
-
-/// Stores `waker` unless the stored one already wakes the same task.
-fn store_waker(stored: &mut Option<Waker>, waker: &Waker) {
-    match stored {
-        Some(current) if current.will_wake(waker) => {}
-        _ => *stored = Some(waker.clone()),
     }
 }

@@ -84,22 +84,24 @@ impl<T: MultishotOperation> Stream for MultiOp<T> {
             .state
             .as_mut()
             .expect("state lives until the stream ends");
-        let next = context::with_driver(|driver| match this.slot {
-            Some(id) => driver.poll_stream(id, cx.waker()),
-            None => {
+        let next = context::with_core(|core| {
+            let waker = core.wake_by(cx.waker());
+            let mut driver = core.driver.borrow_mut();
+            let Some(id) = this.slot else {
                 if driver.wait_for_slot(cx.waker()) {
                     return Poll::Pending;
                 }
                 let lifecycle = Lifecycle::Streaming(Box::new(StreamSlot {
-                    waker: Some(cx.waker().clone()),
+                    waker: Some(waker.waiter()),
                     ..StreamSlot::default()
                 }));
                 // SAFETY: `MultishotOperation`'s contract makes the SQE refer
                 // only to heap memory `state` owns; `state` stays here, or in
                 // the slot once dropped, until the final CQE.
                 this.slot = Some(unsafe { driver.push(state.build(), lifecycle) });
-                Poll::Pending
-            }
+                return Poll::Pending;
+            };
+            driver.poll_stream(id, waker)
         });
         let completion = match std::task::ready!(next) {
             Some(completion) => completion,

@@ -74,9 +74,10 @@ impl<T: Operation> Future for Op<T> {
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
         let this = &mut *self;
-        let completion = context::with_driver(|driver| match this.slot {
-            Some(id) => driver.poll_completion(id, cx.waker()),
-            None => {
+        let completion = context::with_core(|core| {
+            let waker = core.wake_by(cx.waker());
+            let mut driver = core.driver.borrow_mut();
+            let Some(id) = this.slot else {
                 if driver.wait_for_slot(cx.waker()) {
                     return Poll::Pending;
                 }
@@ -85,11 +86,11 @@ impl<T: Operation> Future for Op<T> {
                 // SAFETY: `Operation`'s contract makes the SQE refer only to
                 // memory `state` owns on the heap; `state` stays in this Op,
                 // or in the slot if the Op is dropped, until the final CQE.
-                let id =
-                    unsafe { driver.push(sqe, Lifecycle::Submitted(Some(cx.waker().clone()))) };
+                let id = unsafe { driver.push(sqe, Lifecycle::Submitted(Some(waker.waiter()))) };
                 this.slot = Some(id);
-                Poll::Pending
-            }
+                return Poll::Pending;
+            };
+            driver.poll_completion(id, waker)
         });
         let completion = std::task::ready!(completion);
         this.slot = None;

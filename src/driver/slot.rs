@@ -10,9 +10,9 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::task::Waker;
 
 use super::Completion;
+use crate::executor::task::Waiter;
 
 /// `user_data` of cancellation SQEs; their CQEs carry nothing to deliver.
 pub(crate) const CANCEL_TAG: u64 = u64::MAX;
@@ -60,9 +60,9 @@ pub(crate) trait Abandoned {
 
 /// The lifecycle of one slot.
 pub(crate) enum Lifecycle {
-    /// The SQE is pushed and the future is alive; holds the waker of the task
-    /// that last polled it.
-    Submitted(Option<Waker>),
+    /// The SQE is pushed and the future is alive; holds the waiter of the
+    /// task that last polled it.
+    Submitted(Option<Waiter>),
     /// The final CQE arrived while the future was alive; holds it until the
     /// future's next poll takes it.
     Completed(Completion),
@@ -83,8 +83,8 @@ pub(crate) enum Lifecycle {
 pub(crate) struct StreamSlot {
     /// CQEs not yet taken by the stream, oldest first.
     pub(crate) completions: VecDeque<Completion>,
-    /// The waker of the task that last polled the stream.
-    pub(crate) waker: Option<Waker>,
+    /// The waiter of the task that last polled the stream.
+    pub(crate) waker: Option<Waiter>,
     /// The final CQE (no `F_MORE`) has been queued.
     pub(crate) finished: bool,
 }

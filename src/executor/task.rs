@@ -1,4 +1,5 @@
-//! `Task`: one spawned future and its scheduling state.
+//! `Task`: one spawned future and its scheduling state, and `Waiter`: how
+//! the driver remembers whom to wake.
 //!
 //! # State
 //!
@@ -14,9 +15,18 @@
 //! - `future`: `Some` until the future completes or is dropped. Only the
 //!   owning core's thread ever touches it; other threads reach a task only
 //!   through its waker, which touches the atomics and the `Remote`.
+//!
+//! # Task keys
+//!
+//! The core's task list owns one reference to every live task, and the run
+//! queue holds task keys, not references. An operation polled by the task
+//! that is running stores that task's key instead of a cloned waker (see
+//! [`Waiter`]), so the common path from submission to completion to the next
+//! poll touches no reference count. A key outlives its task only as a stale
+//! wake: the key may by then name a newer task, which is polled spuriously
+//! (futures tolerate that), or no task, which is skipped.
 
-use std::cell::{Cell, RefCell, UnsafeCell};
-use std::collections::VecDeque;
+use std::cell::{Cell, UnsafeCell};
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::pin::Pin;
@@ -25,7 +35,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use super::remote::Remote;
-use crate::runtime::context;
+use crate::runtime::context::{self, Core};
 
 type BoxFuture = Pin<Box<dyn Future<Output = ()>>>;
 
@@ -73,8 +83,12 @@ impl Task {
     /// Polls the future once (or drops it if aborted). Returns true when the
     /// task is finished and should leave the task list.
     ///
-    /// Called only by the owning core, never re-entrantly.
-    pub(crate) fn run(self: &Arc<Self>) -> bool {
+    /// # Safety
+    ///
+    /// Called only by the owning core, never re-entrantly, on a task that
+    /// stays in the core's task list (which keeps `self` alive, and the
+    /// waker's borrowed reference valid) until the call returns.
+    pub(crate) unsafe fn run(&self) -> bool {
         self.queued_local.set(false);
         self.queued_remote.store(false, Ordering::Release);
         // SAFETY: only the owning core's thread calls `run`, and not
@@ -89,10 +103,11 @@ impl Task {
             drop(future);
             return true;
         }
-        // SAFETY: the waker borrows the reference `self` holds: it is never
-        // dropped (ManuallyDrop) and does not outlive `self`; clones the
-        // future takes count references of their own (`clone_waker`).
-        let waker = ManuallyDrop::new(unsafe { Waker::new(Arc::as_ptr(self).cast(), &VTABLE) });
+        // SAFETY: the waker borrows the task list's reference (the caller
+        // keeps it for the call): it is never dropped (ManuallyDrop) and does
+        // not outlive the call; clones count references of their own
+        // (`clone_waker`).
+        let waker = ManuallyDrop::new(unsafe { Waker::new(self.waker_data(), &VTABLE) });
         let mut cx = Context::from_waker(&waker);
         match future.as_mut().poll(&mut cx) {
             Poll::Ready(()) => {
@@ -102,6 +117,11 @@ impl Task {
             }
             Poll::Pending => false,
         }
+    }
+
+    /// The data pointer of this task's wakers.
+    pub(crate) fn waker_data(&self) -> *const () {
+        (self as *const Task).cast()
     }
 
     /// Takes the future out to drop it at shutdown, on the owning thread.
@@ -116,31 +136,93 @@ impl Task {
         self.aborted.store(true, Ordering::Release);
         wake_by_ref(self);
     }
+
+    /// Queues the task on `core`, its owner, unless it is queued already.
+    #[inline]
+    fn queue_on(&self, core: &Core) {
+        if !self.queued_local.replace(true) {
+            core.run_queue.borrow_mut().push_back(self.key);
+        }
+    }
+}
+
+/// Whom to wake when an operation completes: stored in the driver's slots.
+pub(crate) enum Waiter {
+    /// The task with this key on the slot's own core. Storing it takes no
+    /// reference; a key whose task has gone wakes nobody or, reused, wakes a
+    /// newer task spuriously.
+    Task(usize),
+    /// Any other waker (the `block_on` future, a combinator's own waker).
+    Waker(Waker),
+}
+
+/// The waker an operation is polled with, with the key of the running task
+/// when the waker is that task's own (see [`Core::wake_by`]).
+#[derive(Clone, Copy)]
+pub(crate) struct WakeBy<'a> {
+    pub(crate) waker: &'a Waker,
+    pub(crate) task: Option<usize>,
+}
+
+impl WakeBy<'_> {
+    /// The waiter to store; clones the waker only when it is not the running
+    /// task's.
+    #[inline]
+    pub(crate) fn waiter(self) -> Waiter {
+        match self.task {
+            Some(key) => Waiter::Task(key),
+            None => Waiter::Waker(self.waker.clone()),
+        }
+    }
+
+    /// Stores this waiter in `stored` unless it already wakes the same task.
+    #[inline]
+    pub(crate) fn store(self, stored: &mut Option<Waiter>) {
+        let same = match (&*stored, self.task) {
+            (Some(Waiter::Task(stored)), Some(key)) => *stored == key,
+            (Some(Waiter::Waker(stored)), None) => stored.will_wake(self.waker),
+            _ => false,
+        };
+        if !same {
+            *stored = Some(self.waiter());
+        }
+    }
+}
+
+/// Whether `waker` is the waker of the task at `data`.
+#[inline]
+pub(crate) fn is_waker_of(waker: &Waker, data: *const ()) -> bool {
+    waker.data() == data && std::ptr::eq(waker.vtable(), &VTABLE)
 }
 
 /// The waker of a task: its data pointer is an `Arc<Task>` turned raw.
 /// Being ours, the run loop can recognise it and queue the task directly.
 static VTABLE: RawWakerVTable = RawWakerVTable::new(clone_waker, wake, wake_by_ref_raw, drop_waker);
 
-/// Wakes `waker`; a task of the core behind `remote` (the calling thread's)
-/// is queued on `run_queue` directly, without the generic wake path.
-pub(crate) fn wake_on_core(
-    waker: Waker,
-    remote: &Arc<Remote>,
-    run_queue: &RefCell<VecDeque<Arc<Task>>>,
-) {
-    if !std::ptr::eq(waker.vtable(), &VTABLE) {
-        return waker.wake();
-    }
-    let waker = ManuallyDrop::new(waker);
-    // SAFETY: a waker with our vtable owns one `Arc<Task>` reference, which
-    // is taken over here (the waker is not dropped).
-    let task = unsafe { Arc::from_raw(waker.data().cast::<Task>()) };
-    if !Arc::ptr_eq(&task.remote, remote) {
-        return schedule(task);
-    }
-    if !task.queued_local.replace(true) {
-        run_queue.borrow_mut().push_back(task);
+/// Wakes `waiter` from the run loop of `core`, the calling thread's.
+#[inline]
+pub(crate) fn wake_on_core(waiter: Waiter, core: &Core) {
+    match waiter {
+        Waiter::Task(key) => {
+            let tasks = core.tasks.borrow();
+            if let Some(task) = tasks.get(key) {
+                task.queue_on(core);
+            }
+        }
+        Waiter::Waker(waker) => {
+            if !std::ptr::eq(waker.vtable(), &VTABLE) {
+                return waker.wake();
+            }
+            let waker = ManuallyDrop::new(waker);
+            // SAFETY: a waker with our vtable owns one `Arc<Task>`
+            // reference, which is taken over here (the waker is not dropped).
+            let task = unsafe { Arc::from_raw(waker.data().cast::<Task>()) };
+            if Arc::ptr_eq(&task.remote, &core.remote) {
+                task.queue_on(core);
+            } else {
+                schedule(task);
+            }
+        }
     }
 }
 
@@ -167,27 +249,37 @@ unsafe fn drop_waker(data: *const ()) {
     unsafe { Arc::decrement_strong_count(data.cast::<Task>()) };
 }
 
-/// Schedules `task` without consuming a reference; clones only when the
-/// task is not queued already.
+/// Schedules `task` without consuming a reference; clones only to hand the
+/// task to another thread's core.
 fn wake_by_ref(task: &Arc<Task>) {
-    let queued = if context::is_owner(&task.remote) {
-        task.queued_local.get()
-    } else {
-        task.queued_remote.load(Ordering::Acquire)
-    };
-    if !queued {
-        schedule(task.clone());
+    if !queue_here(task) && !task.queued_remote.load(Ordering::Acquire) {
+        schedule_remote(task.clone());
     }
 }
 
 /// Queues `task` on its core: on the run queue when called on that core's
 /// thread, through the inbox otherwise.
 fn schedule(task: Arc<Task>) {
-    if context::is_owner(&task.remote) {
-        if !task.queued_local.replace(true) {
-            context::push_local(task);
+    if !queue_here(&task) {
+        schedule_remote(task);
+    }
+}
+
+/// Queues `task` if the calling thread runs its core; false otherwise.
+fn queue_here(task: &Task) -> bool {
+    context::try_with_core(|core| {
+        let owner = Arc::ptr_eq(&core.remote, &task.remote);
+        if owner {
+            task.queue_on(core);
         }
-    } else if !task.queued_remote.swap(true, Ordering::AcqRel) {
+        owner
+    })
+    .unwrap_or(false)
+}
+
+/// Hands `task` to its core's inbox from another thread.
+fn schedule_remote(task: Arc<Task>) {
+    if !task.queued_remote.swap(true, Ordering::AcqRel) {
         let remote = task.remote.clone();
         remote.push(task);
     }

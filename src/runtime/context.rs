@@ -12,13 +12,14 @@ use std::future::Future;
 use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Waker;
 
 use slab::Slab;
 
 use super::config::Config;
 use crate::driver::{Driver, Stats};
 use crate::executor::remote::Remote;
-use crate::executor::task::Task;
+use crate::executor::task::{self, Task, WakeBy};
 use crate::time::wheel::Wheel;
 
 /// One core: everything its thread owns.
@@ -26,8 +27,11 @@ pub(crate) struct Core {
     pub(crate) config: Config,
     pub(crate) driver: RefCell<Driver>,
     pub(crate) timers: RefCell<Wheel>,
-    /// Tasks ready to be polled, in wake order.
-    pub(crate) run_queue: RefCell<VecDeque<Arc<Task>>>,
+    /// Keys of the tasks ready to be polled, in wake order.
+    pub(crate) run_queue: RefCell<VecDeque<usize>>,
+    /// The waker data pointer and key of the task being polled; null when
+    /// none is.
+    pub(crate) running: Cell<(*const (), usize)>,
     /// Every live task, so shutdown can drop them all on this thread.
     pub(crate) tasks: RefCell<Slab<Arc<Task>>>,
     /// Descriptors whose last handle was dropped, to be closed through the ring.
@@ -41,6 +45,16 @@ impl Core {
         Stats {
             timers: self.timers.borrow().len() as u64,
             ..self.driver.borrow().stats()
+        }
+    }
+
+    /// `waker`, with the running task's key when it is that task's waker.
+    #[inline]
+    pub(crate) fn wake_by<'a>(&self, waker: &'a Waker) -> WakeBy<'a> {
+        let (data, key) = self.running.get();
+        WakeBy {
+            waker,
+            task: task::is_waker_of(waker, data).then_some(key),
         }
     }
 }
@@ -100,29 +114,10 @@ pub(crate) fn with_core<R>(f: impl FnOnce(&Core) -> R) -> R {
     try_with_core(f).expect("must be called from inside a corering runtime (start or block_on)")
 }
 
-/// Runs `f` with the current core's driver.
-#[inline]
-pub(crate) fn with_driver<R>(f: impl FnOnce(&mut Driver) -> R) -> R {
-    with_core(|core| f(&mut core.driver.borrow_mut()))
-}
-
 /// Runs `f` with the current core's driver, or returns `None` outside a runtime.
 #[inline]
 pub(crate) fn try_with_driver<R>(f: impl FnOnce(&mut Driver) -> R) -> Option<R> {
     try_with_core(|core| f(&mut core.driver.borrow_mut()))
-}
-
-/// Whether this thread runs the core behind `remote`.
-#[inline]
-pub(crate) fn is_owner(remote: &Arc<Remote>) -> bool {
-    with_current(|core| core.is_some_and(|core| Arc::ptr_eq(&core.remote, remote)))
-}
-
-/// Queues `task` on this thread's run queue; the caller checked
-/// [`is_owner`].
-#[inline]
-pub(crate) fn push_local(task: Arc<Task>) {
-    with_core(|core| core.run_queue.borrow_mut().push_back(task));
 }
 
 /// Registers a new task on the current core and queues its first poll.
@@ -130,9 +125,10 @@ pub(crate) fn spawn_task(future: Pin<Box<dyn Future<Output = ()>>>) -> Arc<Task>
     with_core(|core| {
         let mut tasks = core.tasks.borrow_mut();
         let entry = tasks.vacant_entry();
-        let task = Task::new(core.remote.clone(), entry.key(), future);
+        let key = entry.key();
+        let task = Task::new(core.remote.clone(), key, future);
         entry.insert(task.clone());
-        core.run_queue.borrow_mut().push_back(task.clone());
+        core.run_queue.borrow_mut().push_back(key);
         task
     })
 }

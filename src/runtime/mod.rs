@@ -17,6 +17,7 @@ pub(crate) mod context;
 
 use std::future::Future;
 use std::io;
+use std::cell::Cell;
 use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::pin;
@@ -31,7 +32,7 @@ use context::{Core, Enter};
 
 use crate::driver::{Abandoned, Driver, DriverConfig, Stats, Wait};
 use crate::executor::remote::Remote;
-use crate::executor::task::{self, Task};
+use crate::executor::task::{wake_on_core, Task, Waiter};
 use crate::sys::eventfd::EventFd;
 use crate::time::wheel::Wheel;
 
@@ -130,6 +131,7 @@ impl Builder {
             driver: driver.into(),
             timers: Wheel::new(Instant::now()).into(),
             run_queue: Default::default(),
+            running: Cell::new((std::ptr::null(), 0)),
             tasks: Default::default(),
             closes: Default::default(),
             remote,
@@ -161,6 +163,7 @@ pub struct Runtime {
 #[derive(Default)]
 struct Scratch {
     inbox: Vec<Arc<Task>>,
+    waiters: Vec<Waiter>,
     wakers: Vec<Waker>,
     graveyard: Vec<Box<dyn Abandoned>>,
 }
@@ -244,10 +247,10 @@ impl Runtime {
                 break;
             }
             driver.enter(Wait::Until(Some(deadline)));
-            driver.take_ready(&mut scratch.wakers, &mut scratch.graveyard);
+            driver.take_ready(&mut scratch.waiters, &mut scratch.graveyard);
             drop(driver);
             // The tasks are gone; their wakers have nothing to wake.
-            scratch.wakers.clear();
+            scratch.waiters.clear();
             scratch.graveyard.clear();
         }
         self.stats()
@@ -289,14 +292,28 @@ fn drop_tasks(core: &Core, scratch: &mut Scratch) {
 /// One turn of the run loop (see the module docs).
 fn tick(core: &Core, scratch: &mut Scratch) {
     core.remote.drain(&mut scratch.inbox);
-    core.run_queue.borrow_mut().extend(scratch.inbox.drain(..));
+    for task in scratch.inbox.drain(..) {
+        wake_on_core(Waiter::Task(task.key()), core);
+    }
 
     for _ in 0..core.config.tasks_per_tick {
-        let Some(task) = core.run_queue.borrow_mut().pop_front() else {
+        let Some(key) = core.run_queue.borrow_mut().pop_front() else {
             break;
         };
-        if task.run() {
-            core.tasks.borrow_mut().try_remove(task.key());
+        let Some(task) = core.tasks.borrow().get(key).map(Arc::as_ptr) else {
+            continue; // the task finished after this wake
+        };
+        // SAFETY: the task list keeps the task alive: only this loop removes
+        // tasks from it, after `run` returns (shutdown drains it outside
+        // any tick).
+        let task = unsafe { &*task };
+        core.running.set((task.waker_data(), key));
+        // SAFETY: this loop is the owning core's, not re-entered, and the
+        // task stays in the task list for the call (see above).
+        let finished = unsafe { task.run() };
+        core.running.set((std::ptr::null(), 0));
+        if finished {
+            core.tasks.borrow_mut().try_remove(key);
         }
     }
 
@@ -313,13 +330,16 @@ fn tick(core: &Core, scratch: &mut Scratch) {
     {
         let mut driver = core.driver.borrow_mut();
         driver.enter(wait);
-        driver.take_ready(&mut scratch.wakers, &mut scratch.graveyard);
+        driver.take_ready(&mut scratch.waiters, &mut scratch.graveyard);
     }
     core.timers
         .borrow_mut()
         .advance(Instant::now(), &mut scratch.wakers);
+    for waiter in scratch.waiters.drain(..) {
+        wake_on_core(waiter, core);
+    }
     for waker in scratch.wakers.drain(..) {
-        task::wake_on_core(waker, &core.remote, &core.run_queue);
+        wake_on_core(Waiter::Waker(waker), core);
     }
     scratch.graveyard.clear();
 }
