@@ -40,6 +40,7 @@ pub(crate) use op::{Op, Operation};
 pub(crate) use slot::{Abandoned, Lifecycle, SlotId};
 pub use stats::Stats;
 
+use crate::executor::run_queue::RunQueue;
 use crate::executor::task::{WakeBy, Waiter};
 use crate::sys::ring::{self, RingFlags};
 use slot::{SlotTable, CANCEL_TAG, DOORBELL_TAG};
@@ -93,8 +94,11 @@ pub(crate) struct Driver {
     slots: SlotTable,
     /// Slots whose futures were dropped and whose cancel SQE did not fit yet.
     cancels: VecDeque<SlotId>,
-    /// Waiters of futures whose slot completed, woken after the driver is released.
-    wakers: Vec<Waiter>,
+    /// Keys of the tasks whose operation completed in a reap outside
+    /// [`enter`](Self::enter) (making room in a full SQ), for the run queue.
+    parked: RunQueue,
+    /// Other wakers of completed operations, woken after the driver is released.
+    wakers: Vec<Waker>,
     /// Wakers of operations waiting for a free slot.
     slot_waiters: VecDeque<Waker>,
     /// Abandoned states whose final CQE arrived, dropped after the driver is released.
@@ -122,6 +126,7 @@ impl Driver {
             flags,
             slots: SlotTable::new(config.slots_max),
             cancels: VecDeque::new(),
+            parked: RunQueue::default(),
             wakers: Vec::new(),
             slot_waiters: VecDeque::new(),
             graveyard: Vec::new(),
@@ -222,7 +227,9 @@ impl Driver {
             // The kernel is short of completion space or memory for now.
             Some(libc::EBUSY) | Some(libc::EAGAIN) | Some(libc::ENOMEM) => {
                 self.stats.enter_busy += 1;
-                self.reap();
+                let mut parked = std::mem::take(&mut self.parked);
+                self.reap(&mut parked);
+                self.parked = parked;
             }
             // EBADF, EFAULT, EINVAL: the ring itself is broken; no retry
             // can help and no operation could complete.
@@ -338,8 +345,9 @@ impl Driver {
         }
     }
 
-    /// Submits what is queued and reaps, waiting as `wait` says.
-    pub(crate) fn enter(&mut self, wait: Wait) {
+    /// Submits what is queued and reaps, waiting as `wait` says; the tasks
+    /// whose operations completed go on `run_queue`.
+    pub(crate) fn enter(&mut self, wait: Wait, run_queue: &mut RunQueue) {
         self.flush_cancels();
         let result = match wait {
             Wait::No => self.enter_raw(0, None),
@@ -352,7 +360,7 @@ impl Driver {
         if let Err(error) = result {
             self.recover(error, "enter");
         }
-        self.reap();
+        self.reap(run_queue);
         // Room freed by the reap takes the cancellations that did not fit.
         self.flush_cancels();
     }
@@ -411,7 +419,7 @@ impl Driver {
     }
 
     /// Copies every CQE out of the ring into its slot.
-    fn reap(&mut self) -> usize {
+    fn reap(&mut self, run_queue: &mut RunQueue) -> usize {
         let mut reaped = 0;
         loop {
             if self.ring.submission().cq_overflow() {
@@ -425,6 +433,7 @@ impl Driver {
             reaped += batch.len();
             for cqe in batch.iter() {
                 self.dispatch(
+                    run_queue,
                     cqe.user_data(),
                     Completion {
                         result: cqe.result(),
@@ -436,7 +445,8 @@ impl Driver {
     }
 
     /// Delivers one CQE to its slot.
-    fn dispatch(&mut self, user_data: u64, completion: Completion) {
+    #[inline]
+    fn dispatch(&mut self, run_queue: &mut RunQueue, user_data: u64, completion: Completion) {
         match user_data {
             CANCEL_TAG => return,
             DOORBELL_TAG => {
@@ -452,10 +462,12 @@ impl Driver {
             return;
         };
         match lifecycle {
-            Lifecycle::Submitted(waker) => {
+            Lifecycle::Submitted(waiter) => {
                 debug_assert!(!completion.has_more(), "single-shot op posted F_MORE");
-                if let Some(waker) = waker.take() {
-                    self.wakers.push(waker);
+                match waiter.take() {
+                    Some(Waiter::Task(key)) => run_queue.push(key),
+                    Some(Waiter::Waker(waker)) => self.wakers.push(waker),
+                    None => {}
                 }
                 // The old value is `Submitted(None)` and owns nothing; skip
                 // its drop glue on this hot path.
@@ -467,8 +479,10 @@ impl Driver {
             Lifecycle::Streaming(stream) => {
                 stream.finished = !completion.has_more();
                 stream.completions.push_back(completion);
-                if let Some(waker) = stream.waker.take() {
-                    self.wakers.push(waker);
+                match stream.waker.take() {
+                    Some(Waiter::Task(key)) => run_queue.push(key),
+                    Some(Waiter::Waker(waker)) => self.wakers.push(waker),
+                    None => {}
                 }
             }
             Lifecycle::Abandoned(state) => {
@@ -494,19 +508,25 @@ impl Driver {
         }
     }
 
-    /// Moves out the waiters to wake and the states to drop, so the caller
-    /// can run them after releasing the driver.
+    /// Queues the tasks reaped outside [`enter`](Self::enter), and moves out
+    /// the other wakers and the states to drop, so the caller can run them
+    /// after releasing the driver.
+    #[inline]
     pub(crate) fn take_ready(
         &mut self,
-        wakers: &mut Vec<Waiter>,
+        run_queue: &mut RunQueue,
+        wakers: &mut Vec<Waker>,
         graveyard: &mut Vec<Box<dyn Abandoned>>,
     ) {
+        if !self.parked.is_empty() {
+            run_queue.append(&mut self.parked);
+        }
         wakers.append(&mut self.wakers);
         graveyard.append(&mut self.graveyard);
         // Every waiter retries once there is room: waking only some could
         // strand the rest behind a waiter whose task has since gone.
         if !self.slots.is_full() {
-            wakers.extend(self.slot_waiters.drain(..).map(Waiter::Waker));
+            wakers.extend(self.slot_waiters.drain(..));
         }
     }
 

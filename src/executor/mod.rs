@@ -8,6 +8,7 @@
 
 mod join;
 pub(crate) mod remote;
+pub(crate) mod run_queue;
 pub(crate) mod task;
 
 use std::future::Future;

@@ -3,13 +3,13 @@
 //!
 //! # State
 //!
-//! - `queued_local` / `queued_remote`: set by the first wake from the owning
-//!   thread (resp. from another thread) after a poll begins, cleared just
-//!   before the poll. While set, further wakes of that kind do nothing, so a
-//!   task sits at most once in the run queue and once in the inbox. The
-//!   local flag is a plain `Cell`: only the owning thread touches it, so the
-//!   common wake costs no atomic operation. A task queued both ways is polled
-//!   twice, which futures tolerate as a spurious poll.
+//! - `queued_remote`: set by the first wake from another thread after a poll
+//!   begins, cleared just before the poll. While set, further foreign wakes
+//!   do nothing, so a task sits at most once in the inbox. Wakes on the
+//!   owning thread go to the run queue, which keeps its own marks (see
+//!   [`RunQueue`](super::run_queue::RunQueue)) and costs no atomic
+//!   operation. A task queued both ways is polled twice, which futures
+//!   tolerate as a spurious poll.
 //! - `aborted`: set by `JoinHandle::abort`; the next time the core runs the
 //!   task it drops the future instead of polling it.
 //! - `future`: `Some` until the future completes or is dropped. Only the
@@ -19,14 +19,14 @@
 //! # Task keys
 //!
 //! The core's task list owns one reference to every live task, and the run
-//! queue holds task keys, not references. An operation polled by the task
-//! that is running stores that task's key instead of a cloned waker (see
+//! queue holds task keys, not references. An operation polled with the waker
+//! of one of its core's tasks stores that task's key instead of a cloned waker (see
 //! [`Waiter`]), so the common path from submission to completion to the next
 //! poll touches no reference count. A key outlives its task only as a stale
 //! wake: the key may by then name a newer task, which is polled spuriously
 //! (futures tolerate that), or no task, which is skipped.
 
-use std::cell::{Cell, UnsafeCell};
+use std::cell::UnsafeCell;
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::pin::Pin;
@@ -45,18 +45,15 @@ pub(crate) struct Task {
     remote: Arc<Remote>,
     /// The key of the task in its core's task list.
     key: usize,
-    queued_local: Cell<bool>,
     queued_remote: AtomicBool,
     aborted: AtomicBool,
     future: UnsafeCell<Option<BoxFuture>>,
 }
 
-// SAFETY: the fields that are not Send + Sync, `future` and `queued_local`,
-// are only accessed on the owning core's thread: `run` and `take_future` are
-// called by that core alone (the run queue and task list are thread-local),
-// and wakes touch `queued_local` only after checking they run on that thread.
-// Other threads reach a Task only through its waker, which then uses the
-// atomic flag and the Remote. The future is dropped on the owning thread (on completion,
+// SAFETY: the field that is not Send + Sync, `future`, is only accessed on
+// the owning core's thread: `run` and `take_future` are called by that core
+// alone (the run queue and task list are thread-local). Other threads reach a
+// Task only through its waker, which then uses the atomic flag and the Remote. The future is dropped on the owning thread (on completion,
 // abort or shutdown), so a last reference dropped elsewhere finds `None`.
 unsafe impl Send for Task {}
 // SAFETY: as above.
@@ -68,7 +65,6 @@ impl Task {
         Arc::new(Task {
             remote,
             key,
-            queued_local: Cell::new(true),
             queued_remote: AtomicBool::new(false),
             aborted: AtomicBool::new(false),
             future: UnsafeCell::new(Some(future)),
@@ -88,8 +84,8 @@ impl Task {
     /// Called only by the owning core, never re-entrantly, on a task that
     /// stays in the core's task list (which keeps `self` alive, and the
     /// waker's borrowed reference valid) until the call returns.
+    #[inline]
     pub(crate) unsafe fn run(&self) -> bool {
-        self.queued_local.set(false);
         self.queued_remote.store(false, Ordering::Release);
         // SAFETY: only the owning core's thread calls `run`, and not
         // re-entrantly (the run loop polls one task at a time and a task
@@ -107,7 +103,7 @@ impl Task {
         // keeps it for the call): it is never dropped (ManuallyDrop) and does
         // not outlive the call; clones count references of their own
         // (`clone_waker`).
-        let waker = ManuallyDrop::new(unsafe { Waker::new(self.waker_data(), &VTABLE) });
+        let waker = ManuallyDrop::new(unsafe { Waker::new((self as *const Task).cast(), &VTABLE) });
         let mut cx = Context::from_waker(&waker);
         match future.as_mut().poll(&mut cx) {
             Poll::Ready(()) => {
@@ -117,11 +113,6 @@ impl Task {
             }
             Poll::Pending => false,
         }
-    }
-
-    /// The data pointer of this task's wakers.
-    pub(crate) fn waker_data(&self) -> *const () {
-        (self as *const Task).cast()
     }
 
     /// Takes the future out to drop it at shutdown, on the owning thread.
@@ -138,11 +129,8 @@ impl Task {
     }
 
     /// Queues the task on `core`, its owner, unless it is queued already.
-    #[inline]
     fn queue_on(&self, core: &Core) {
-        if !self.queued_local.replace(true) {
-            core.run_queue.borrow_mut().push_back(self.key);
-        }
+        core.run_queue.borrow_mut().push(self.key);
     }
 }
 
@@ -156,20 +144,19 @@ pub(crate) enum Waiter {
     Waker(Waker),
 }
 
-/// The waker an operation is polled with, with the key of the running task
-/// when the waker is that task's own (see [`Core::wake_by`]).
+/// The waker an operation is polled with, and the core polling it.
 #[derive(Clone, Copy)]
 pub(crate) struct WakeBy<'a> {
     pub(crate) waker: &'a Waker,
-    pub(crate) task: Option<usize>,
+    pub(crate) core: &'a Core,
 }
 
 impl WakeBy<'_> {
-    /// The waiter to store; clones the waker only when it is not the running
-    /// task's.
+    /// The waiter to store: the task's key when the waker is that of one of
+    /// the core's tasks, a clone of the waker otherwise.
     #[inline]
     pub(crate) fn waiter(self) -> Waiter {
-        match self.task {
+        match task_key_on(self.waker, self.core) {
             Some(key) => Waiter::Task(key),
             None => Waiter::Waker(self.waker.clone()),
         }
@@ -178,7 +165,7 @@ impl WakeBy<'_> {
     /// Stores this waiter in `stored` unless it already wakes the same task.
     #[inline]
     pub(crate) fn store(self, stored: &mut Option<Waiter>) {
-        let same = match (&*stored, self.task) {
+        let same = match (&*stored, task_key_on(self.waker, self.core)) {
             (Some(Waiter::Task(stored)), Some(key)) => *stored == key,
             (Some(Waiter::Waker(stored)), None) => stored.will_wake(self.waker),
             _ => false,
@@ -189,40 +176,37 @@ impl WakeBy<'_> {
     }
 }
 
-/// Whether `waker` is the waker of the task at `data`.
+/// The key of the task `waker` wakes, when it is a task of `core`.
 #[inline]
-pub(crate) fn is_waker_of(waker: &Waker, data: *const ()) -> bool {
-    waker.data() == data && std::ptr::eq(waker.vtable(), &VTABLE)
+fn task_key_on(waker: &Waker, core: &Core) -> Option<usize> {
+    if !std::ptr::eq(waker.vtable(), &VTABLE) {
+        return None;
+    }
+    // SAFETY: a waker with our vtable holds (or borrows) a live `Arc<Task>`
+    // reference as its data pointer.
+    let task = unsafe { &*waker.data().cast::<Task>() };
+    Arc::ptr_eq(&task.remote, &core.remote).then_some(task.key)
 }
 
 /// The waker of a task: its data pointer is an `Arc<Task>` turned raw.
 /// Being ours, the run loop can recognise it and queue the task directly.
 static VTABLE: RawWakerVTable = RawWakerVTable::new(clone_waker, wake, wake_by_ref_raw, drop_waker);
 
-/// Wakes `waiter` from the run loop of `core`, the calling thread's.
-#[inline]
-pub(crate) fn wake_on_core(waiter: Waiter, core: &Core) {
-    match waiter {
-        Waiter::Task(key) => {
-            let tasks = core.tasks.borrow();
-            if let Some(task) = tasks.get(key) {
-                task.queue_on(core);
-            }
-        }
-        Waiter::Waker(waker) => {
-            if !std::ptr::eq(waker.vtable(), &VTABLE) {
-                return waker.wake();
-            }
-            let waker = ManuallyDrop::new(waker);
-            // SAFETY: a waker with our vtable owns one `Arc<Task>`
-            // reference, which is taken over here (the waker is not dropped).
-            let task = unsafe { Arc::from_raw(waker.data().cast::<Task>()) };
-            if Arc::ptr_eq(&task.remote, &core.remote) {
-                task.queue_on(core);
-            } else {
-                schedule(task);
-            }
-        }
+/// Wakes `waker` on `core`, the calling thread's; a waker of one of its own
+/// tasks queues the task directly.
+#[inline(never)]
+pub(crate) fn wake_waker(waker: Waker, core: &Core) {
+    if !std::ptr::eq(waker.vtable(), &VTABLE) {
+        return waker.wake();
+    }
+    let waker = ManuallyDrop::new(waker);
+    // SAFETY: a waker with our vtable owns one `Arc<Task>` reference, which
+    // is taken over here (the waker is not dropped).
+    let task = unsafe { Arc::from_raw(waker.data().cast::<Task>()) };
+    if Arc::ptr_eq(&task.remote, &core.remote) {
+        task.queue_on(core);
+    } else {
+        schedule(task);
     }
 }
 

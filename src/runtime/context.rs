@@ -7,7 +7,6 @@
 //! `RefCell`, so a re-entrant use (a bug) panics instead of aliasing.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::future::Future;
 use std::os::fd::RawFd;
 use std::pin::Pin;
@@ -19,7 +18,8 @@ use slab::Slab;
 use super::config::Config;
 use crate::driver::{Driver, Stats};
 use crate::executor::remote::Remote;
-use crate::executor::task::{self, Task, WakeBy};
+use crate::executor::run_queue::RunQueue;
+use crate::executor::task::{Task, WakeBy};
 use crate::time::wheel::Wheel;
 
 /// One core: everything its thread owns.
@@ -28,10 +28,7 @@ pub(crate) struct Core {
     pub(crate) driver: RefCell<Driver>,
     pub(crate) timers: RefCell<Wheel>,
     /// Keys of the tasks ready to be polled, in wake order.
-    pub(crate) run_queue: RefCell<VecDeque<usize>>,
-    /// The waker data pointer and key of the task being polled; null when
-    /// none is.
-    pub(crate) running: Cell<(*const (), usize)>,
+    pub(crate) run_queue: RefCell<RunQueue>,
     /// Every live task, so shutdown can drop them all on this thread.
     pub(crate) tasks: RefCell<Slab<Arc<Task>>>,
     /// Descriptors whose last handle was dropped, to be closed through the ring.
@@ -48,14 +45,10 @@ impl Core {
         }
     }
 
-    /// `waker`, with the running task's key when it is that task's waker.
+    /// `waker`, to store as the waiter of an operation on this core.
     #[inline]
-    pub(crate) fn wake_by<'a>(&self, waker: &'a Waker) -> WakeBy<'a> {
-        let (data, key) = self.running.get();
-        WakeBy {
-            waker,
-            task: task::is_waker_of(waker, data).then_some(key),
-        }
+    pub(crate) fn wake_by<'a>(&'a self, waker: &'a Waker) -> WakeBy<'a> {
+        WakeBy { waker, core: self }
     }
 }
 
@@ -128,7 +121,7 @@ pub(crate) fn spawn_task(future: Pin<Box<dyn Future<Output = ()>>>) -> Arc<Task>
         let key = entry.key();
         let task = Task::new(core.remote.clone(), key, future);
         entry.insert(task.clone());
-        core.run_queue.borrow_mut().push_back(key);
+        core.run_queue.borrow_mut().push(key);
         task
     })
 }

@@ -17,7 +17,6 @@ pub(crate) mod context;
 
 use std::future::Future;
 use std::io;
-use std::cell::Cell;
 use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::pin;
@@ -32,7 +31,7 @@ use context::{Core, Enter};
 
 use crate::driver::{Abandoned, Driver, DriverConfig, Stats, Wait};
 use crate::executor::remote::Remote;
-use crate::executor::task::{wake_on_core, Task, Waiter};
+use crate::executor::task::{self, Task};
 use crate::sys::eventfd::EventFd;
 use crate::time::wheel::Wheel;
 
@@ -131,7 +130,6 @@ impl Builder {
             driver: driver.into(),
             timers: Wheel::new(Instant::now()).into(),
             run_queue: Default::default(),
-            running: Cell::new((std::ptr::null(), 0)),
             tasks: Default::default(),
             closes: Default::default(),
             remote,
@@ -163,7 +161,6 @@ pub struct Runtime {
 #[derive(Default)]
 struct Scratch {
     inbox: Vec<Arc<Task>>,
-    waiters: Vec<Waiter>,
     wakers: Vec<Waker>,
     graveyard: Vec<Box<dyn Abandoned>>,
 }
@@ -246,11 +243,14 @@ impl Runtime {
                 driver.leak_in_flight();
                 break;
             }
-            driver.enter(Wait::Until(Some(deadline)));
-            driver.take_ready(&mut scratch.waiters, &mut scratch.graveyard);
+            let mut run_queue = core.run_queue.borrow_mut();
+            driver.enter(Wait::Until(Some(deadline)), &mut run_queue);
+            driver.take_ready(&mut run_queue, &mut scratch.wakers, &mut scratch.graveyard);
             drop(driver);
+            drop(run_queue);
             // The tasks are gone; their wakers have nothing to wake.
-            scratch.waiters.clear();
+            core.run_queue.borrow_mut().clear();
+            scratch.wakers.clear();
             scratch.graveyard.clear();
         }
         self.stats()
@@ -292,12 +292,15 @@ fn drop_tasks(core: &Core, scratch: &mut Scratch) {
 /// One turn of the run loop (see the module docs).
 fn tick(core: &Core, scratch: &mut Scratch) {
     core.remote.drain(&mut scratch.inbox);
-    for task in scratch.inbox.drain(..) {
-        wake_on_core(Waiter::Task(task.key()), core);
+    {
+        let mut run_queue = core.run_queue.borrow_mut();
+        for task in scratch.inbox.drain(..) {
+            run_queue.push(task.key());
+        }
     }
 
     for _ in 0..core.config.tasks_per_tick {
-        let Some(key) = core.run_queue.borrow_mut().pop_front() else {
+        let Some(key) = core.run_queue.borrow_mut().pop() else {
             break;
         };
         let Some(task) = core.tasks.borrow().get(key).map(Arc::as_ptr) else {
@@ -307,12 +310,9 @@ fn tick(core: &Core, scratch: &mut Scratch) {
         // tasks from it, after `run` returns (shutdown drains it outside
         // any tick).
         let task = unsafe { &*task };
-        core.running.set((task.waker_data(), key));
         // SAFETY: this loop is the owning core's, not re-entered, and the
         // task stays in the task list for the call (see above).
-        let finished = unsafe { task.run() };
-        core.running.set((std::ptr::null(), 0));
-        if finished {
+        if unsafe { task.run() } {
             core.tasks.borrow_mut().try_remove(key);
         }
     }
@@ -329,17 +329,16 @@ fn tick(core: &Core, scratch: &mut Scratch) {
     };
     {
         let mut driver = core.driver.borrow_mut();
-        driver.enter(wait);
-        driver.take_ready(&mut scratch.waiters, &mut scratch.graveyard);
+        let mut run_queue = core.run_queue.borrow_mut();
+        run_queue.compact();
+        driver.enter(wait, &mut run_queue);
+        driver.take_ready(&mut run_queue, &mut scratch.wakers, &mut scratch.graveyard);
     }
     core.timers
         .borrow_mut()
         .advance(Instant::now(), &mut scratch.wakers);
-    for waiter in scratch.waiters.drain(..) {
-        wake_on_core(waiter, core);
-    }
     for waker in scratch.wakers.drain(..) {
-        wake_on_core(Waiter::Waker(waker), core);
+        task::wake_waker(waker, core);
     }
     scratch.graveyard.clear();
 }
