@@ -5,7 +5,7 @@ mod common;
 use std::cell::Cell;
 use std::future::poll_fn;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::task::Poll;
 use std::time::Duration;
@@ -178,4 +178,80 @@ fn task_woken_from_another_thread_runs_on_its_core() {
 #[should_panic(expected = "inside a corering runtime")]
 fn spawn_outside_a_runtime_panics() {
     drop(corering::spawn(async {}));
+}
+
+/// Counts drops of the future it lives in.
+struct DropCount(Arc<AtomicUsize>);
+
+impl Drop for DropCount {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn waker_outliving_its_runtime_frees_the_task_from_another_thread() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let counted = drops.clone();
+    let runtime = corering::Runtime::new().unwrap();
+    let waker = runtime.block_on(async move {
+        let (send, receive) = mpsc::channel();
+        // Never finishes: its future is dropped by the runtime's shutdown.
+        corering::spawn(async move {
+            let _counted = DropCount(counted);
+            let mut send = Some(send);
+            poll_fn(|cx| {
+                if let Some(send) = send.take() {
+                    send.send(cx.waker().clone()).unwrap();
+                }
+                Poll::<()>::Pending
+            })
+            .await
+        });
+        corering::yield_now().await;
+        receive.try_recv().expect("the task ran once")
+    });
+    assert_eq!(drops.load(Ordering::SeqCst), 0);
+    drop(runtime);
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        1,
+        "shutdown drops the future once"
+    );
+    // The waker holds the last reference; waking it reaches no runtime and
+    // dropping it on another thread frees the task (LeakSanitizer checks).
+    std::thread::spawn(move || {
+        waker.wake_by_ref();
+        drop(waker);
+    })
+    .join()
+    .unwrap();
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn many_wakes_of_one_task_poll_it_once_per_turn() {
+    let polls = corering::start(async {
+        let polls = Rc::new(Cell::new(0));
+        let counted = polls.clone();
+        let (send, receive) = mpsc::channel::<std::task::Waker>();
+        let handle = corering::spawn(poll_fn(move |cx| {
+            counted.set(counted.get() + 1);
+            if counted.get() == 1 {
+                send.send(cx.waker().clone()).unwrap();
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        }));
+        corering::yield_now().await;
+        let waker = receive.try_recv().unwrap();
+        for _ in 0..10 {
+            waker.wake_by_ref();
+        }
+        waker.wake();
+        handle.await.unwrap();
+        polls.get()
+    });
+    assert_eq!(polls, 2, "eleven wakes before the next turn make one poll");
 }

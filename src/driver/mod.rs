@@ -41,7 +41,7 @@ pub(crate) use slot::{Abandoned, Lifecycle, SlotId};
 pub use stats::Stats;
 
 use crate::executor::run_queue::RunQueue;
-use crate::executor::task::{WakeBy, Waiter};
+use crate::executor::task::{Waiter, WakeBy};
 use crate::sys::ring::{self, RingFlags};
 use slot::{SlotTable, CANCEL_TAG, DOORBELL_TAG};
 

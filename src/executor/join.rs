@@ -8,7 +8,6 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use super::task::Task;
@@ -102,7 +101,7 @@ fn finish<T>(state: &Shared<T>, output: Result<T, JoinError>) {
 /// or was cancelled. Dropping it detaches the task, which keeps running.
 pub struct JoinHandle<T> {
     state: Shared<T>,
-    task: Arc<Task>,
+    task: Task,
 }
 
 impl<T> JoinHandle<T> {
@@ -158,7 +157,7 @@ pub(crate) struct Spawned<F: Future> {
 /// Wraps `future` for spawning; returns the wrapper and its handle's state.
 pub(crate) fn spawned<F: Future + 'static>(
     future: F,
-) -> (Spawned<F>, impl FnOnce(Arc<Task>) -> JoinHandle<F::Output>) {
+) -> (Spawned<F>, impl FnOnce(Task) -> JoinHandle<F::Output>) {
     let state = Rc::new(RefCell::new(JoinState {
         output: None,
         waker: None,

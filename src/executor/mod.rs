@@ -43,7 +43,7 @@ where
     F::Output: 'static,
 {
     let (spawned, handle) = join::spawned(future);
-    let task = context::spawn_task(Box::pin(spawned));
+    let task = context::spawn_task(spawned);
     handle(task)
 }
 

@@ -4,17 +4,22 @@
 //! the core's inbox and rings the doorbell (an eventfd the core keeps a read
 //! in flight on while parked), so a parked core wakes up. The `notified` flag
 //! keeps that to one eventfd write per park cycle.
+//!
+//! A task refers to its core's `Remote`, so a task left in the inbox would
+//! keep both alive for ever; shutdown closes the inbox, and a wake that
+//! arrives after that drops its reference instead.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use super::task::Task;
 use crate::sys::eventfd::EventFd;
 
 /// The cross-thread face of one core.
 pub(crate) struct Remote {
-    /// Tasks woken from other threads, waiting to be moved to the run queue.
-    inbox: Mutex<Vec<Arc<Task>>>,
+    /// Tasks woken from other threads, waiting to be moved to the run queue;
+    /// `None` once the core has shut down.
+    inbox: Mutex<Option<Vec<Task>>>,
     /// Set when the `block_on` future was woken.
     main_woken: AtomicBool,
     /// Set once the doorbell was rung since the core last drained its inbox.
@@ -26,20 +31,38 @@ pub(crate) struct Remote {
 impl Remote {
     pub(crate) fn new(doorbell: EventFd) -> Remote {
         Remote {
-            inbox: Mutex::new(Vec::new()),
+            inbox: Mutex::new(Some(Vec::new())),
             main_woken: AtomicBool::new(true),
             notified: AtomicBool::new(false),
             doorbell,
         }
     }
 
-    /// Hands `task` to the core from another thread.
-    pub(crate) fn push(&self, task: Arc<Task>) {
+    /// Hands `task` to the core from another thread; drops it when the
+    /// core has shut down.
+    pub(crate) fn push(&self, task: Task) {
+        let mut inbox = self.lock_inbox();
+        let Some(tasks) = inbox.as_mut() else {
+            drop(inbox);
+            return drop(task);
+        };
+        tasks.push(task);
+        drop(inbox);
+        self.ring();
+    }
+
+    fn lock_inbox(&self) -> std::sync::MutexGuard<'_, Option<Vec<Task>>> {
         self.inbox
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(task);
-        self.ring();
+    }
+
+    /// At shutdown: refuses later pushes and moves what is queued into
+    /// `into`, to be dropped by the caller.
+    pub(crate) fn close(&self, into: &mut Vec<Task>) {
+        if let Some(mut tasks) = self.lock_inbox().take() {
+            into.append(&mut tasks);
+        }
     }
 
     /// Marks the `block_on` future woken; `foreign` when called from
@@ -74,10 +97,12 @@ impl Remote {
 
     /// Moves the inbox into `into`. Clears `notified` first, so a wake that
     /// lands after the drain rings the doorbell again.
-    pub(crate) fn drain(&self, into: &mut Vec<Arc<Task>>) {
+    pub(crate) fn drain(&self, into: &mut Vec<Task>) {
         if !self.notified.swap(false, Ordering::AcqRel) {
             return;
         }
-        into.append(&mut self.inbox.lock().unwrap_or_else(|p| p.into_inner()));
+        if let Some(tasks) = self.lock_inbox().as_mut() {
+            into.append(tasks);
+        }
     }
 }

@@ -108,6 +108,9 @@ mod tests {
         other.push(4);
         queue.append(&mut other);
         assert!(other.is_empty());
-        assert_eq!(std::iter::from_fn(|| queue.pop()).collect::<Vec<_>>(), [4, 5]);
+        assert_eq!(
+            std::iter::from_fn(|| queue.pop()).collect::<Vec<_>>(),
+            [4, 5]
+        );
     }
 }

@@ -9,7 +9,6 @@
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::os::fd::RawFd;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Waker;
 
@@ -30,7 +29,7 @@ pub(crate) struct Core {
     /// Keys of the tasks ready to be polled, in wake order.
     pub(crate) run_queue: RefCell<RunQueue>,
     /// Every live task, so shutdown can drop them all on this thread.
-    pub(crate) tasks: RefCell<Slab<Arc<Task>>>,
+    pub(crate) tasks: RefCell<Slab<Task>>,
     /// Descriptors whose last handle was dropped, to be closed through the ring.
     pub(crate) closes: RefCell<Vec<RawFd>>,
     pub(crate) remote: Arc<Remote>,
@@ -114,7 +113,7 @@ pub(crate) fn try_with_driver<R>(f: impl FnOnce(&mut Driver) -> R) -> Option<R> 
 }
 
 /// Registers a new task on the current core and queues its first poll.
-pub(crate) fn spawn_task(future: Pin<Box<dyn Future<Output = ()>>>) -> Arc<Task> {
+pub(crate) fn spawn_task<F: Future<Output = ()> + 'static>(future: F) -> Task {
     with_core(|core| {
         let mut tasks = core.tasks.borrow_mut();
         let entry = tasks.vacant_entry();

@@ -160,7 +160,7 @@ pub struct Runtime {
 /// Buffers the run loop reuses every tick.
 #[derive(Default)]
 struct Scratch {
-    inbox: Vec<Arc<Task>>,
+    inbox: Vec<Task>,
     wakers: Vec<Waker>,
     graveyard: Vec<Box<dyn Abandoned>>,
 }
@@ -276,16 +276,16 @@ impl std::fmt::Debug for Runtime {
 /// cancelled; repeats while dropping spawns more.
 fn drop_tasks(core: &Core, scratch: &mut Scratch) {
     loop {
-        let tasks: Vec<Arc<Task>> = core.tasks.borrow_mut().drain().collect();
+        let tasks: Vec<Task> = core.tasks.borrow_mut().drain().collect();
         if tasks.is_empty() {
             break;
         }
         for task in tasks {
-            drop(task.take_future());
+            task.drop_future();
         }
     }
     core.run_queue.borrow_mut().clear();
-    core.remote.drain(&mut scratch.inbox);
+    core.remote.close(&mut scratch.inbox);
     scratch.inbox.clear();
 }
 
@@ -303,13 +303,17 @@ fn tick(core: &Core, scratch: &mut Scratch) {
         let Some(key) = core.run_queue.borrow_mut().pop() else {
             break;
         };
-        let Some(task) = core.tasks.borrow().get(key).map(Arc::as_ptr) else {
+        // SAFETY: the task list's reference outlives the copy: only this
+        // loop removes tasks from the list, after `run` returns (shutdown
+        // drains it outside any tick).
+        let Some(task) = core
+            .tasks
+            .borrow()
+            .get(key)
+            .map(|task| unsafe { task.uncounted() })
+        else {
             continue; // the task finished after this wake
         };
-        // SAFETY: the task list keeps the task alive: only this loop removes
-        // tasks from it, after `run` returns (shutdown drains it outside
-        // any tick).
-        let task = unsafe { &*task };
         // SAFETY: this loop is the owning core's, not re-entered, and the
         // task stays in the task list for the call (see above).
         if unsafe { task.run() } {
