@@ -12,8 +12,10 @@
 //! - **CQ overflow, `EBUSY`, `EAGAIN`**: reap, then enter again. `EINTR`: enter
 //!   again. The CQ is twice the SQ, and the kernel keeps overflowed CQEs
 //!   (`IORING_FEAT_NODROP`, required at setup), so nothing is lost.
-//! - **Reap first, wake after**: CQEs are copied into slots in a batch and the
-//!   wakers collected; the runtime wakes them after the driver is released.
+//! - **Reap first, wake after**: CQEs are copied into slots in a batch. The
+//!   keys of the core's own waiting tasks go onto the run queue (no code
+//!   runs); other wakers are collected and woken after the driver is
+//!   released.
 //!   States of dropped futures freed by the reap are handed out the same way,
 //!   so no user `Drop` runs while the driver is borrowed.
 

@@ -18,11 +18,13 @@
 //!
 //! # Task keys
 //!
-//! The core's task list owns one reference to every live task, and the run
-//! queue holds task keys, not references. An operation polled with the waker
-//! of one of its core's tasks stores that task's key instead of a cloned waker (see
-//! [`Waiter`]), so the common path from submission to completion to the next
-//! poll touches no reference count. A key outlives its task only as a stale
+//! A task is one allocation: a header (reference count, vtable, owner, key,
+//! flags) followed by the future. The core's task list owns one reference
+//! to every live task, and the run queue holds task keys, not references.
+//! An operation polled with the waker of one of its core's tasks stores that
+//! task's key instead of a cloned waker (see [`Waiter`]), so the common path
+//! from submission to completion to the next poll touches no reference
+//! count. A key outlives its task only as a stale
 //! wake: the key may by then name a newer task, which is polled spuriously
 //! (futures tolerate that), or no task, which is skipped.
 
