@@ -186,6 +186,26 @@ impl Driver {
         id
     }
 
+    /// Claims a slot for a single-shot operation awaited by `waker` and
+    /// pushes `sqe` with its `user_data`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`push`](Self::push).
+    #[inline]
+    pub(crate) unsafe fn push_submitted(
+        &mut self,
+        mut sqe: squeue::Entry,
+        waker: WakeBy<'_>,
+    ) -> SlotId {
+        let id = self.slots.claim_submitted(waker);
+        sqe.set_user_data(id.user_data());
+        // SAFETY: forwarded from the caller.
+        unsafe { self.push_sqe(&sqe) };
+        self.stats.submitted += 1;
+        id
+    }
+
     /// Pushes one SQE, submitting what is queued until it fits.
     ///
     /// # Safety

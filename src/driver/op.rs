@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 
 use io_uring::squeue;
 
-use super::{Abandoned, Completion, Lifecycle, SlotId};
+use super::{Abandoned, Completion, SlotId};
 use crate::runtime::context;
 
 /// One kind of io_uring operation: how to build its SQE and how to turn its
@@ -86,7 +86,7 @@ impl<T: Operation> Future for Op<T> {
                 // SAFETY: `Operation`'s contract makes the SQE refer only to
                 // memory `state` owns on the heap; `state` stays in this Op,
                 // or in the slot if the Op is dropped, until the final CQE.
-                let id = unsafe { driver.push(sqe, Lifecycle::Submitted(Some(waker.waiter()))) };
+                let id = unsafe { driver.push_submitted(sqe, waker) };
                 this.slot = Some(id);
                 return Poll::Pending;
             };

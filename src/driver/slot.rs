@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::Completion;
-use crate::executor::task::Waiter;
+use crate::executor::task::{Waiter, WakeBy};
 
 /// `user_data` of cancellation SQEs; their CQEs carry nothing to deliver.
 pub(crate) const CANCEL_TAG: u64 = u64::MAX;
@@ -145,9 +145,38 @@ impl SlotTable {
         self.len >= self.capacity
     }
 
+    /// Claims a slot for a single-shot operation awaited by `waker`. Each
+    /// case writes its lifecycle straight into the slot: an enum assembled
+    /// on the stack and then copied in costs a store-forwarding stall on the
+    /// hottest path. The caller checks [`is_full`](Self::is_full) first.
+    #[inline]
+    pub(crate) fn claim_submitted(&mut self, waker: WakeBy<'_>) -> SlotId {
+        let id = self.claim_vacant();
+        let lifecycle = &mut self.slots[id.index as usize].lifecycle;
+        // The old value is `None` and owns nothing: skip its drop glue.
+        let vacant = match waker.task_key() {
+            Some(key) => lifecycle.replace(Lifecycle::Submitted(Some(Waiter::Task(key)))),
+            None => {
+                let waiter = Waiter::Waker(waker.waker.clone());
+                lifecycle.replace(Lifecycle::Submitted(Some(waiter)))
+            }
+        };
+        std::mem::forget(vacant);
+        id
+    }
+
     /// Claims a slot in `lifecycle`. The caller checks [`is_full`](Self::is_full) first.
     #[inline]
     pub(crate) fn claim(&mut self, lifecycle: Lifecycle) -> SlotId {
+        let id = self.claim_vacant();
+        let vacant = self.slots[id.index as usize].lifecycle.replace(lifecycle);
+        std::mem::forget(vacant);
+        id
+    }
+
+    /// Claims a slot and leaves its lifecycle `None` for the caller to set.
+    #[inline]
+    fn claim_vacant(&mut self) -> SlotId {
         debug_assert!(!self.is_full(), "slot table over capacity");
         let generation = self.next_generation;
         // Skip VACANT so no user_data can equal a reserved tag and no id
@@ -162,7 +191,7 @@ impl SlotTable {
             self.slots.push(Slot {
                 generation,
                 next_free: NO_SLOT,
-                lifecycle: Some(lifecycle),
+                lifecycle: None,
             });
             return SlotId {
                 index: (self.slots.len() - 1) as u32,
@@ -173,7 +202,6 @@ impl SlotTable {
         debug_assert!(slot.generation == VACANT && slot.lifecycle.is_none());
         self.free_head = slot.next_free;
         slot.generation = generation;
-        slot.lifecycle = Some(lifecycle);
         SlotId { index, generation }
     }
 

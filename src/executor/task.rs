@@ -294,6 +294,12 @@ pub(crate) struct WakeBy<'a> {
 }
 
 impl WakeBy<'_> {
+    /// The key of the waker's task when it is one of the core's tasks.
+    #[inline]
+    pub(crate) fn task_key(self) -> Option<usize> {
+        task_key_on(self.waker, self.core)
+    }
+
     /// The waiter to store: the task's key when the waker is that of one of
     /// the core's tasks, a clone of the waker otherwise.
     #[inline]
