@@ -177,6 +177,7 @@ pub(crate) fn spawned<F: Future + 'static>(
 impl<F: Future> Future for Spawned<F> {
     type Output = ();
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         // SAFETY: `future` is structurally pinned: it is never moved out of
         // `Spawned`, and `Spawned` has no Unpin impl of its own or Drop that
