@@ -249,8 +249,8 @@ impl Driver {
             // The kernel is short of completion space or memory for now.
             Some(libc::EBUSY) | Some(libc::EAGAIN) | Some(libc::ENOMEM) => {
                 self.stats.enter_busy += 1;
-                let mut parked = std::mem::take(&mut self.parked);
-                self.reap(&mut parked);
+                let parked = std::mem::take(&mut self.parked);
+                self.reap(&parked);
                 self.parked = parked;
             }
             // EBADF, EFAULT, EINVAL: the ring itself is broken; no retry
@@ -369,7 +369,7 @@ impl Driver {
 
     /// Submits what is queued and reaps, waiting as `wait` says; the tasks
     /// whose operations completed go on `run_queue`.
-    pub(crate) fn enter(&mut self, wait: Wait, run_queue: &mut RunQueue) {
+    pub(crate) fn enter(&mut self, wait: Wait, run_queue: &RunQueue) {
         self.flush_cancels();
         let result = match wait {
             Wait::No => self.enter_raw(0, None),
@@ -441,7 +441,7 @@ impl Driver {
     }
 
     /// Copies every CQE out of the ring into its slot.
-    fn reap(&mut self, run_queue: &mut RunQueue) -> usize {
+    fn reap(&mut self, run_queue: &RunQueue) -> usize {
         let mut reaped = 0;
         loop {
             if self.ring.submission().cq_overflow() {
@@ -468,7 +468,7 @@ impl Driver {
 
     /// Delivers one CQE to its slot.
     #[inline]
-    fn dispatch(&mut self, run_queue: &mut RunQueue, user_data: u64, completion: Completion) {
+    fn dispatch(&mut self, run_queue: &RunQueue, user_data: u64, completion: Completion) {
         match user_data {
             CANCEL_TAG => return,
             DOORBELL_TAG => {
@@ -536,12 +536,12 @@ impl Driver {
     #[inline]
     pub(crate) fn take_ready(
         &mut self,
-        run_queue: &mut RunQueue,
+        run_queue: &RunQueue,
         wakers: &mut Vec<Waker>,
         graveyard: &mut Vec<Box<dyn Abandoned>>,
     ) {
         if !self.parked.is_empty() {
-            run_queue.append(&mut self.parked);
+            run_queue.append(&self.parked);
         }
         wakers.append(&mut self.wakers);
         graveyard.append(&mut self.graveyard);

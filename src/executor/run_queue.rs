@@ -11,8 +11,19 @@
 //! given that key is not queued twice; its first poll comes from the old
 //! entry, and the loop skips keys with no task.
 
-#[derive(Debug, Default)]
+/// See the module docs. Interior mutability without a borrow flag: every
+/// method takes `&self`, finishes its work on the vectors before returning
+/// and calls out to nothing (the global allocator aside, which cannot reach
+/// a core), so no two accesses overlap; `UnsafeCell` keeps it `!Sync`.
+use std::cell::UnsafeCell;
+
+#[derive(Default)]
 pub(crate) struct RunQueue {
+    inner: UnsafeCell<Keys>,
+}
+
+#[derive(Debug, Default)]
+struct Keys {
     /// Queued keys from `head` on; those before it were popped.
     keys: Vec<usize>,
     head: usize,
@@ -21,32 +32,45 @@ pub(crate) struct RunQueue {
 }
 
 impl RunQueue {
+    /// Runs `f` on the queue's contents.
+    #[inline]
+    fn with<R>(&self, f: impl FnOnce(&mut Keys) -> R) -> R {
+        // SAFETY: see the type's docs: `f` is one of this module's method
+        // bodies, which neither call out nor return references into the
+        // queue, so this is the only reference while it runs.
+        f(unsafe { &mut *self.inner.get() })
+    }
+
     /// Queues `key` unless it is queued already.
     #[inline]
-    pub(crate) fn push(&mut self, key: usize) {
-        if key >= self.queued.len() {
-            self.queued.resize(key + 1, false);
-        }
-        if !std::mem::replace(&mut self.queued[key], true) {
-            self.keys.push(key);
-        }
+    pub(crate) fn push(&self, key: usize) {
+        self.with(|queue| {
+            if key >= queue.queued.len() {
+                queue.queued.resize(key + 1, false);
+            }
+            if !std::mem::replace(&mut queue.queued[key], true) {
+                queue.keys.push(key);
+            }
+        })
     }
 
     /// The key queued first; a wake after this queues it again.
     #[inline]
-    pub(crate) fn pop(&mut self) -> Option<usize> {
-        let key = *self.keys.get(self.head)?;
-        self.head += 1;
-        self.queued[key] = false;
-        Some(key)
+    pub(crate) fn pop(&self) -> Option<usize> {
+        self.with(|queue| {
+            let key = *queue.keys.get(queue.head)?;
+            queue.head += 1;
+            queue.queued[key] = false;
+            Some(key)
+        })
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.head == self.keys.len()
+        self.with(|queue| queue.head == queue.keys.len())
     }
 
     /// Moves every queued key of `other` here, in order.
-    pub(crate) fn append(&mut self, other: &mut RunQueue) {
+    pub(crate) fn append(&self, other: &RunQueue) {
         while let Some(key) = other.pop() {
             self.push(key);
         }
@@ -54,14 +78,22 @@ impl RunQueue {
     }
 
     /// Forgets the keys already popped.
-    pub(crate) fn compact(&mut self) {
-        self.keys.drain(..self.head);
-        self.head = 0;
+    pub(crate) fn compact(&self) {
+        self.with(|queue| {
+            queue.keys.drain(..queue.head);
+            queue.head = 0;
+        })
     }
 
-    pub(crate) fn clear(&mut self) {
+    pub(crate) fn clear(&self) {
         while self.pop().is_some() {}
         self.compact();
+    }
+}
+
+impl std::fmt::Debug for RunQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.with(|queue| f.debug_list().entries(&queue.keys[queue.head..]).finish())
     }
 }
 
@@ -71,7 +103,7 @@ mod tests {
 
     #[test]
     fn keys_come_out_in_wake_order_once_each() {
-        let mut queue = RunQueue::default();
+        let queue = RunQueue::default();
         for key in [3, 0, 3, 7, 0] {
             queue.push(key);
         }
@@ -82,12 +114,12 @@ mod tests {
         assert_eq!(rest, [0, 7, 3]);
         assert!(queue.is_empty());
         queue.compact();
-        assert!(queue.keys.is_empty());
+        assert!(queue.with(|queue| queue.keys.is_empty()));
     }
 
     #[test]
     fn clear_unmarks_every_key() {
-        let mut queue = RunQueue::default();
+        let queue = RunQueue::default();
         queue.push(1);
         queue.push(2);
         queue.clear();
@@ -101,12 +133,12 @@ mod tests {
 
     #[test]
     fn append_moves_keys_in_order_without_duplicates() {
-        let mut queue = RunQueue::default();
-        let mut other = RunQueue::default();
+        let queue = RunQueue::default();
+        let other = RunQueue::default();
         queue.push(4);
         other.push(5);
         other.push(4);
-        queue.append(&mut other);
+        queue.append(&other);
         assert!(other.is_empty());
         assert_eq!(
             std::iter::from_fn(|| queue.pop()).collect::<Vec<_>>(),

@@ -355,7 +355,7 @@ pub(crate) fn wake_waker(waker: Waker, core: &Core) {
         header: unsafe { header_of(waker.data()) },
     };
     if Arc::ptr_eq(&task.header().remote, &core.remote) {
-        core.run_queue.borrow_mut().push(task.key());
+        core.run_queue.push(task.key());
     } else {
         schedule(task);
     }
@@ -418,7 +418,7 @@ fn queue_here(task: &Task) -> bool {
     crate::runtime::context::try_with_core(|core| {
         let owner = Arc::ptr_eq(&core.remote, &task.header().remote);
         if owner {
-            core.run_queue.borrow_mut().push(task.key());
+            core.run_queue.push(task.key());
         }
         owner
     })

@@ -27,7 +27,7 @@ pub(crate) struct Core {
     pub(crate) driver: RefCell<Driver>,
     pub(crate) timers: RefCell<Wheel>,
     /// Keys of the tasks ready to be polled, in wake order.
-    pub(crate) run_queue: RefCell<RunQueue>,
+    pub(crate) run_queue: RunQueue,
     /// Every live task, so shutdown can drop them all on this thread.
     pub(crate) tasks: RefCell<Slab<Task>>,
     /// Descriptors whose last handle was dropped, to be closed through the ring.
@@ -120,7 +120,7 @@ pub(crate) fn spawn_task<F: Future<Output = ()> + 'static>(future: F) -> Task {
         let key = entry.key();
         let task = Task::new(core.remote.clone(), key, future);
         entry.insert(task.clone());
-        core.run_queue.borrow_mut().push(key);
+        core.run_queue.push(key);
         task
     })
 }

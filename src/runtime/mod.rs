@@ -243,13 +243,11 @@ impl Runtime {
                 driver.leak_in_flight();
                 break;
             }
-            let mut run_queue = core.run_queue.borrow_mut();
-            driver.enter(Wait::Until(Some(deadline)), &mut run_queue);
-            driver.take_ready(&mut run_queue, &mut scratch.wakers, &mut scratch.graveyard);
+            driver.enter(Wait::Until(Some(deadline)), &core.run_queue);
+            driver.take_ready(&core.run_queue, &mut scratch.wakers, &mut scratch.graveyard);
             drop(driver);
-            drop(run_queue);
             // The tasks are gone; their wakers have nothing to wake.
-            core.run_queue.borrow_mut().clear();
+            core.run_queue.clear();
             scratch.wakers.clear();
             scratch.graveyard.clear();
         }
@@ -284,7 +282,7 @@ fn drop_tasks(core: &Core, scratch: &mut Scratch) {
             task.drop_future();
         }
     }
-    core.run_queue.borrow_mut().clear();
+    core.run_queue.clear();
     core.remote.close(&mut scratch.inbox);
     scratch.inbox.clear();
 }
@@ -292,15 +290,12 @@ fn drop_tasks(core: &Core, scratch: &mut Scratch) {
 /// One turn of the run loop (see the module docs).
 fn tick(core: &Core, scratch: &mut Scratch) {
     core.remote.drain(&mut scratch.inbox);
-    {
-        let mut run_queue = core.run_queue.borrow_mut();
-        for task in scratch.inbox.drain(..) {
-            run_queue.push(task.key());
-        }
+    for task in scratch.inbox.drain(..) {
+        core.run_queue.push(task.key());
     }
 
     for _ in 0..core.config.tasks_per_tick {
-        let Some(key) = core.run_queue.borrow_mut().pop() else {
+        let Some(key) = core.run_queue.pop() else {
             break;
         };
         // SAFETY: the task list's reference outlives the copy: only this
@@ -323,9 +318,8 @@ fn tick(core: &Core, scratch: &mut Scratch) {
 
     queue_closes(core);
     let now = Instant::now();
-    let ready = !core.run_queue.borrow().is_empty()
-        || core.remote.is_main_woken()
-        || core.remote.is_notified();
+    let ready =
+        !core.run_queue.is_empty() || core.remote.is_main_woken() || core.remote.is_notified();
     let wait = match core.timers.borrow().next_deadline() {
         _ if ready => Wait::No,
         Some(deadline) if deadline <= now => Wait::No,
@@ -333,10 +327,9 @@ fn tick(core: &Core, scratch: &mut Scratch) {
     };
     {
         let mut driver = core.driver.borrow_mut();
-        let mut run_queue = core.run_queue.borrow_mut();
-        run_queue.compact();
-        driver.enter(wait, &mut run_queue);
-        driver.take_ready(&mut run_queue, &mut scratch.wakers, &mut scratch.graveyard);
+        core.run_queue.compact();
+        driver.enter(wait, &core.run_queue);
+        driver.take_ready(&core.run_queue, &mut scratch.wakers, &mut scratch.graveyard);
     }
     core.timers
         .borrow_mut()
