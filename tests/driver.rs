@@ -112,3 +112,44 @@ fn slot_waiter_whose_task_is_gone_strands_nobody() {
         assert_eq!(corering::stats().slots_in_use, 0);
     });
 }
+
+#[test]
+fn sqpoll_ring_with_eight_entries_completes_every_operation() {
+    let runtime = corering::Runtime::builder()
+        .entries(8)
+        .sqpoll(std::time::Duration::from_millis(5))
+        .build()
+        .unwrap();
+    let (sum, stats) = runtime.block_on(async {
+        let (reader, writer) = common::pipe();
+        let (reader, writer) = (Rc::new(reader), Rc::new(writer));
+        let nops: Vec<_> = (0..1_000u64)
+            .map(|i| {
+                corering::spawn(async move {
+                    corering::op::nop().await.unwrap();
+                    i
+                })
+            })
+            .collect();
+        let echo = corering::spawn({
+            let reader = reader.clone();
+            async move {
+                let (read, buf) = reader.read(vec![0u8; 5]).await;
+                assert_eq!(read.unwrap(), 5);
+                buf
+            }
+        });
+        let (written, _) = writer.write_all(b"hello".to_vec()).await;
+        written.unwrap();
+        assert_eq!(&echo.await.unwrap()[..], b"hello");
+        let mut sum = 0;
+        for nop in nops {
+            sum += nop.await.unwrap();
+        }
+        (sum, corering::stats())
+    });
+    assert_eq!(sum, 999 * 1_000 / 2);
+    assert_eq!(stats.in_flight, 0);
+    assert!(stats.sq_full > 0, "1,000 nops must fill an 8-entry SQ");
+    assert_eq!(stats.submitted, stats.completed);
+}

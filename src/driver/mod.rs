@@ -29,7 +29,6 @@ mod stats;
 
 use std::collections::VecDeque;
 use std::io;
-use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
@@ -44,6 +43,7 @@ pub use stats::Stats;
 
 use crate::executor::run_queue::RunQueue;
 use crate::executor::task::{Waiter, WakeBy};
+use crate::sys::queues::Queues;
 use crate::sys::ring::{self, RingFlags};
 use slot::{SlotTable, CANCEL_TAG, DOORBELL_TAG};
 
@@ -92,6 +92,8 @@ pub(crate) struct DriverConfig {
 /// One core's ring and everything in flight on it.
 pub(crate) struct Driver {
     ring: IoUring,
+    /// The ring's SQ and CQ, read and written in place.
+    queues: Queues,
     flags: RingFlags,
     slots: SlotTable,
     /// Slots whose futures were dropped and whose cancel SQE did not fit yet.
@@ -116,15 +118,14 @@ pub(crate) struct Driver {
     stats: Stats,
 }
 
-/// CQEs copied out of the ring (onto the stack) per batch.
-const REAP_BATCH_MAX: usize = 256;
-
 impl Driver {
     /// Sets up the ring.
     pub(crate) fn new(config: &DriverConfig, doorbell_fd: RawFd) -> io::Result<Driver> {
         let (ring, flags) = ring::create(config.entries, config.sqpoll_idle)?;
+        let queues = Queues::new(&ring)?;
         Ok(Driver {
             ring,
+            queues,
             flags,
             slots: SlotTable::new(config.slots_max),
             cancels: VecDeque::new(),
@@ -187,7 +188,7 @@ impl Driver {
     }
 
     /// Claims a slot for a single-shot operation awaited by `waker` and
-    /// pushes `sqe` with its `user_data`.
+    /// pushes the SQE `build` returns, with the slot's `user_data`.
     ///
     /// # Safety
     ///
@@ -195,13 +196,14 @@ impl Driver {
     #[inline]
     pub(crate) unsafe fn push_submitted(
         &mut self,
-        mut sqe: squeue::Entry,
+        build: impl FnOnce() -> squeue::Entry,
         waker: WakeBy<'_>,
     ) -> SlotId {
         let id = self.slots.claim_submitted(waker);
-        sqe.set_user_data(id.user_data());
-        // SAFETY: forwarded from the caller.
-        unsafe { self.push_sqe(&sqe) };
+        self.make_room();
+        // SAFETY: there is room; the rest is forwarded from the caller. The
+        // SQE is built straight into the ring.
+        unsafe { self.queues.push_with(|| build().user_data(id.user_data())) };
         self.stats.submitted += 1;
         id
     }
@@ -213,11 +215,15 @@ impl Driver {
     /// As for [`push`](Self::push).
     #[inline]
     unsafe fn push_sqe(&mut self, sqe: &squeue::Entry) {
-        loop {
-            // SAFETY: forwarded from the caller.
-            if unsafe { self.ring.submission().push(sqe) }.is_ok() {
-                return;
-            }
+        self.make_room();
+        // SAFETY: there is room; the rest is forwarded from the caller.
+        unsafe { self.queues.push_with(|| sqe.clone()) };
+    }
+
+    /// Submits what is queued until the SQ has room for one more entry.
+    #[inline]
+    fn make_room(&mut self) {
+        while self.queues.sq_is_full() {
             self.stats.sq_full += 1;
             self.submit_when_full();
         }
@@ -227,6 +233,7 @@ impl Driver {
     fn submit_when_full(&mut self) {
         if self.flags.sqpoll {
             // The poller consumes SQEs on its own; wait until it has.
+            self.queues.publish();
             match self.ring.submit() {
                 Ok(_) => {
                     let _ = self.ring.submitter().squeue_wait();
@@ -359,10 +366,11 @@ impl Driver {
             let sqe = opcode::AsyncCancel::new(id.user_data())
                 .build()
                 .user_data(CANCEL_TAG);
-            // SAFETY: a cancel SQE refers to no memory.
-            if unsafe { self.ring.submission().push(&sqe) }.is_err() {
+            if self.queues.sq_is_full() {
                 return;
             }
+            // SAFETY: there is room, and a cancel SQE refers to no memory.
+            unsafe { self.queues.push_with(|| sqe) };
             self.cancels.pop_front();
         }
     }
@@ -390,15 +398,12 @@ impl Driver {
     /// One `io_uring_enter` that submits everything queued, runs deferred
     /// completion work and waits for `want` CQEs, at most `timeout`.
     fn enter_raw(&mut self, want: u32, timeout: Option<Duration>) -> io::Result<usize> {
-        if self.flags.sqpoll {
-            // The poller submits; enter only to wait or to flush overflow.
-            let mut submission = self.ring.submission();
-            submission.sync();
-            drop(submission);
-        }
-        let to_submit = self.ring.submission().len() as u32;
+        self.queues.publish();
+        // With SQPOLL the poller submits; enter only to wait or to flush
+        // overflow.
+        let to_submit = self.queues.sq_len();
         let mut flags = EnterFlags::GETEVENTS;
-        if self.flags.sqpoll && self.ring.submission().need_wakeup() {
+        if self.flags.sqpoll && self.queues.need_wakeup() {
             flags |= EnterFlags::SQ_WAKEUP;
         }
         match timeout {
@@ -440,29 +445,18 @@ impl Driver {
         self.doorbell_armed = true;
     }
 
-    /// Copies every CQE out of the ring into its slot.
+    /// Delivers every CQE in the ring to its slot.
     fn reap(&mut self, run_queue: &RunQueue) -> usize {
-        let mut reaped = 0;
-        loop {
-            if self.ring.submission().cq_overflow() {
-                self.stats.cq_overflows += 1;
-            }
-            let mut batch = [const { MaybeUninit::<cqueue::Entry>::uninit() }; REAP_BATCH_MAX];
-            let batch = self.ring.completion().fill(&mut batch);
-            if batch.is_empty() {
-                return reaped;
-            }
-            reaped += batch.len();
-            for cqe in batch.iter() {
-                self.dispatch(
-                    run_queue,
-                    cqe.user_data(),
-                    Completion {
-                        result: cqe.result(),
-                        flags: cqe.flags(),
-                    },
-                );
-            }
+        if self.queues.cq_overflow() {
+            self.stats.cq_overflows += 1;
+        }
+        let cq = self.queues.cq();
+        // SAFETY: the queues live as long as the driver, and dispatching
+        // does not reap.
+        unsafe {
+            cq.reap(|user_data, result, flags| {
+                self.dispatch(run_queue, user_data, Completion { result, flags })
+            })
         }
     }
 

@@ -82,11 +82,10 @@ impl<T: Operation> Future for Op<T> {
                     return Poll::Pending;
                 }
                 let state = this.state.as_mut().expect("Op polled after completion");
-                let sqe = state.build();
                 // SAFETY: `Operation`'s contract makes the SQE refer only to
                 // memory `state` owns on the heap; `state` stays in this Op,
                 // or in the slot if the Op is dropped, until the final CQE.
-                let id = unsafe { driver.push_submitted(sqe, waker) };
+                let id = unsafe { driver.push_submitted(|| state.build(), waker) };
                 this.slot = Some(id);
                 return Poll::Pending;
             };

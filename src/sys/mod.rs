@@ -7,10 +7,12 @@
 //!   accepts and turns setup failures into errors that name the cause and the
 //!   fix.
 //! - [`eventfd`] is the doorbell another thread rings to wake a parked core.
+//! - [`queues`] reads and writes the ring's SQ and CQ directly.
 //! - Everything here is synchronous and non-blocking (except the park in
 //!   `io_uring_enter`, which is the driver's to call); nothing here knows about
 //!   tasks, slots or futures.
 //! - Raw file descriptors returned from here are owned by the caller.
 
 pub(crate) mod eventfd;
+pub(crate) mod queues;
 pub(crate) mod ring;
