@@ -6,7 +6,8 @@
 //! result has been taken (or the future is gone). The SQE's `user_data`
 //! carries the slot index and a generation, so a CQE that arrives for a slot
 //! that has since been reused is detected as stale and never delivered to the
-//! wrong future.
+//! wrong future. Each slot keeps its own generation, bumped when it is
+//! freed; indices stay below `u32::MAX - 1`, so no id equals a reserved tag.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -29,7 +30,7 @@ pub(crate) struct SlotId {
 
 impl SlotId {
     /// The SQE `user_data` naming this slot. Never equals a reserved tag,
-    /// because generations skip `u32::MAX`.
+    /// because indices stay below `u32::MAX - 1`.
     #[inline]
     pub(crate) fn user_data(self) -> u64 {
         (u64::from(self.generation) << 32) | u64::from(self.index)
@@ -90,7 +91,7 @@ pub(crate) struct StreamSlot {
 }
 
 struct Slot {
-    /// The generation of the current claim; `VACANT` while free.
+    /// The generation of the current claim, or of the next one while free.
     generation: u32,
     /// The next free slot while this one is free.
     next_free: u32,
@@ -98,8 +99,6 @@ struct Slot {
     lifecycle: Option<Lifecycle>,
 }
 
-/// The generation of a free slot: no id carries it (generations skip it).
-const VACANT: u32 = u32::MAX;
 /// The end of the free list.
 const NO_SLOT: u32 = u32::MAX;
 
@@ -111,13 +110,15 @@ pub(crate) struct SlotTable {
     free_head: u32,
     len: usize,
     capacity: usize,
-    next_generation: u32,
+    /// The generation new slots start at.
+    first_generation: u32,
 }
 
 impl SlotTable {
     /// A table that holds at most `capacity` slots.
     pub(crate) fn new(capacity: usize) -> SlotTable {
-        assert!(capacity >= 1 && capacity < u32::MAX as usize);
+        // Indices below `u32::MAX - 1` keep ids clear of the reserved tags.
+        assert!(capacity >= 1 && capacity < (u32::MAX - 1) as usize);
         // Each table starts its generations elsewhere, so an id carried
         // from one runtime into another (a future moved between them) is
         // stale there rather than naming an unrelated slot.
@@ -130,7 +131,7 @@ impl SlotTable {
             free_head: NO_SLOT,
             len: 0,
             capacity,
-            next_generation: first_generation % VACANT,
+            first_generation,
         }
     }
 
@@ -151,8 +152,7 @@ impl SlotTable {
     /// hottest path. The caller checks [`is_full`](Self::is_full) first.
     #[inline]
     pub(crate) fn claim_submitted(&mut self, waker: WakeBy<'_>) -> SlotId {
-        let id = self.claim_vacant();
-        let lifecycle = &mut self.slots[id.index as usize].lifecycle;
+        let (id, lifecycle) = self.claim_vacant();
         // The old value is `None` and owns nothing: skip its drop glue.
         let vacant = match waker.task_key() {
             Some(key) => lifecycle.replace(Lifecycle::Submitted(Some(Waiter::Task(key)))),
@@ -168,41 +168,46 @@ impl SlotTable {
     /// Claims a slot in `lifecycle`. The caller checks [`is_full`](Self::is_full) first.
     #[inline]
     pub(crate) fn claim(&mut self, lifecycle: Lifecycle) -> SlotId {
-        let id = self.claim_vacant();
-        let vacant = self.slots[id.index as usize].lifecycle.replace(lifecycle);
+        let (id, vacant) = self.claim_vacant();
+        let vacant = vacant.replace(lifecycle);
         std::mem::forget(vacant);
         id
     }
 
-    /// Claims a slot and leaves its lifecycle `None` for the caller to set.
+    /// Claims a slot and hands out its lifecycle, `None`, for the caller
+    /// to set.
     #[inline]
-    fn claim_vacant(&mut self) -> SlotId {
+    fn claim_vacant(&mut self) -> (SlotId, &mut Option<Lifecycle>) {
         debug_assert!(!self.is_full(), "slot table over capacity");
-        let generation = self.next_generation;
-        // Skip VACANT so no user_data can equal a reserved tag and no id
-        // names a free slot.
-        self.next_generation = match generation.wrapping_add(1) {
-            VACANT => 0,
-            next => next,
-        };
         self.len += 1;
         let index = self.free_head;
         if index == NO_SLOT {
-            self.slots.push(Slot {
-                generation,
-                next_free: NO_SLOT,
-                lifecycle: None,
-            });
-            return SlotId {
-                index: (self.slots.len() - 1) as u32,
-                generation,
-            };
+            return self.grow();
         }
         let slot = &mut self.slots[index as usize];
-        debug_assert!(slot.generation == VACANT && slot.lifecycle.is_none());
+        debug_assert!(slot.lifecycle.is_none());
         self.free_head = slot.next_free;
-        slot.generation = generation;
-        SlotId { index, generation }
+        let id = SlotId {
+            index,
+            generation: slot.generation,
+        };
+        (id, &mut slot.lifecycle)
+    }
+
+    /// Adds a slot at the end of the table (the free list is empty).
+    #[cold]
+    fn grow(&mut self) -> (SlotId, &mut Option<Lifecycle>) {
+        self.slots.push(Slot {
+            generation: self.first_generation,
+            next_free: NO_SLOT,
+            lifecycle: None,
+        });
+        let id = SlotId {
+            index: (self.slots.len() - 1) as u32,
+            generation: self.first_generation,
+        };
+        let slot = self.slots.last_mut().expect("just pushed");
+        (id, &mut slot.lifecycle)
     }
 
     /// The lifecycle of a live slot, or `None` for a stale id.
@@ -225,7 +230,7 @@ impl SlotTable {
             Some(slot) if slot.generation == id.generation => slot,
             _ => panic!("freeing a stale slot {id:?}"),
         };
-        slot.generation = VACANT;
+        slot.generation = slot.generation.wrapping_add(1);
         slot.next_free = self.free_head;
         self.free_head = id.index;
         self.len -= 1;
@@ -284,14 +289,15 @@ mod tests {
     }
 
     #[test]
-    fn generation_skips_reserved_value() {
+    fn generation_wraps_around() {
         let mut table = SlotTable::new(1);
-        table.next_generation = u32::MAX - 1;
+        table.first_generation = u32::MAX;
         let id = table.claim(Lifecycle::Submitted(None));
-        assert_eq!(id.generation, u32::MAX - 1);
+        assert_eq!(id.generation, u32::MAX);
         table.free(id);
         let id = table.claim(Lifecycle::Submitted(None));
         assert_eq!(id.generation, 0);
+        assert_ne!(id.user_data(), CANCEL_TAG);
     }
 
     #[test]
