@@ -10,6 +10,7 @@ mod join;
 pub(crate) mod remote;
 pub(crate) mod run_queue;
 pub(crate) mod task;
+pub(crate) mod task_list;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -3,8 +3,11 @@
 //!
 //! `block_on` installs its core for the duration of the call (and the
 //! runtime's shutdown does the same), so operations, timers and `spawn`
-//! find their core without carrying a handle. Every access borrows a
-//! `RefCell`, so a re-entrant use (a bug) panics instead of aliasing.
+//! find their core without carrying a handle. The driver, the timers and the
+//! close list sit in `RefCell`s, so a re-entrant use (a bug) panics instead
+//! of aliasing. The run queue and the task list, touched once or twice per
+//! task poll, need no borrow flag: their methods finish before returning and
+//! hand out no references (see `RunQueue` and `TaskList`).
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -12,13 +15,12 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::task::Waker;
 
-use slab::Slab;
-
 use super::config::Config;
 use crate::driver::{Driver, Stats};
 use crate::executor::remote::Remote;
 use crate::executor::run_queue::RunQueue;
 use crate::executor::task::{Task, WakeBy};
+use crate::executor::task_list::TaskList;
 use crate::time::wheel::Wheel;
 
 /// One core: everything its thread owns.
@@ -29,7 +31,7 @@ pub(crate) struct Core {
     /// Keys of the tasks ready to be polled, in wake order.
     pub(crate) run_queue: RunQueue,
     /// Every live task, so shutdown can drop them all on this thread.
-    pub(crate) tasks: RefCell<Slab<Task>>,
+    pub(crate) tasks: TaskList,
     /// Descriptors whose last handle was dropped, to be closed through the ring.
     pub(crate) closes: RefCell<Vec<RawFd>>,
     pub(crate) remote: Arc<Remote>,
@@ -115,11 +117,10 @@ pub(crate) fn try_with_driver<R>(f: impl FnOnce(&mut Driver) -> R) -> Option<R> 
 /// Registers a new task on the current core and queues its first poll.
 pub(crate) fn spawn_task<F: Future<Output = ()> + 'static>(future: F) -> Task {
     with_core(|core| {
-        let mut tasks = core.tasks.borrow_mut();
-        let entry = tasks.vacant_entry();
-        let key = entry.key();
+        let key = core.tasks.next_key();
         let task = Task::new(core.remote.clone(), key, future);
-        entry.insert(task.clone());
+        let inserted = core.tasks.insert(task.clone());
+        debug_assert_eq!(inserted, key);
         core.run_queue.push(key);
         task
     })

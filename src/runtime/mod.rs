@@ -274,7 +274,7 @@ impl std::fmt::Debug for Runtime {
 /// cancelled; repeats while dropping spawns more.
 fn drop_tasks(core: &Core, scratch: &mut Scratch) {
     loop {
-        let tasks: Vec<Task> = core.tasks.borrow_mut().drain().collect();
+        let tasks = core.tasks.drain();
         if tasks.is_empty() {
             break;
         }
@@ -301,18 +301,13 @@ fn tick(core: &Core, scratch: &mut Scratch) {
         // SAFETY: the task list's reference outlives the copy: only this
         // loop removes tasks from the list, after `run` returns (shutdown
         // drains it outside any tick).
-        let Some(task) = core
-            .tasks
-            .borrow()
-            .get(key)
-            .map(|task| unsafe { task.uncounted() })
-        else {
+        let Some(task) = (unsafe { core.tasks.get(key) }) else {
             continue; // the task finished after this wake
         };
         // SAFETY: this loop is the owning core's, not re-entered, and the
         // task stays in the task list for the call (see above).
         if unsafe { task.run() } {
-            core.tasks.borrow_mut().try_remove(key);
+            drop(core.tasks.remove(key));
         }
     }
 
