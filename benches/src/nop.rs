@@ -51,8 +51,14 @@ fn main() {
         ratios.push(runtime_rate / loop_rate);
     }
     println!("nop round trips, {DEPTH} in flight, median of {rounds} rounds of {ops}:");
-    println!("  hand-written io_uring loop: {:>6.2} M ops/s", median(raw) / 1e6);
-    println!("  corering tasks:             {:>6.2} M ops/s", median(ours) / 1e6);
+    println!(
+        "  hand-written io_uring loop: {:>6.2} M ops/s",
+        median(raw) / 1e6
+    );
+    println!(
+        "  corering tasks:             {:>6.2} M ops/s",
+        median(ours) / 1e6
+    );
     println!("nop-ratio {:.3}", median(ratios));
 }
 

@@ -21,29 +21,47 @@ pub(crate) const CANCEL_TAG: u64 = u64::MAX;
 pub(crate) const DOORBELL_TAG: u64 = u64::MAX - 1;
 
 /// Names one slot: its index in the table and the generation it was claimed
-/// with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct SlotId {
-    index: u32,
-    generation: u32,
-}
+/// with, packed as the SQE `user_data` (generation high, index low).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SlotId(u64);
 
 impl SlotId {
+    #[inline]
+    fn new(index: u32, generation: u32) -> SlotId {
+        SlotId((u64::from(generation) << 32) | u64::from(index))
+    }
+
+    #[inline]
+    fn index(self) -> u32 {
+        self.0 as u32
+    }
+
+    #[inline]
+    fn generation(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+
     /// The SQE `user_data` naming this slot. Never equals a reserved tag,
     /// because indices stay below `u32::MAX - 1`.
     #[inline]
     pub(crate) fn user_data(self) -> u64 {
-        (u64::from(self.generation) << 32) | u64::from(self.index)
+        self.0
     }
 
-    /// Splits a CQE's `user_data` back into a slot id. Reserved tags are
-    /// handled before this is called.
+    /// A CQE's `user_data` as a slot id. Reserved tags are handled before
+    /// this is called.
     #[inline]
     pub(crate) fn from_user_data(user_data: u64) -> SlotId {
-        SlotId {
-            index: user_data as u32,
-            generation: (user_data >> 32) as u32,
-        }
+        SlotId(user_data)
+    }
+}
+
+impl std::fmt::Debug for SlotId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlotId")
+            .field("index", &self.index())
+            .field("generation", &self.generation())
+            .finish()
     }
 }
 
@@ -187,10 +205,7 @@ impl SlotTable {
         let slot = &mut self.slots[index as usize];
         debug_assert!(slot.lifecycle.is_none());
         self.free_head = slot.next_free;
-        let id = SlotId {
-            index,
-            generation: slot.generation,
-        };
+        let id = SlotId::new(index, slot.generation);
         (id, &mut slot.lifecycle)
     }
 
@@ -202,10 +217,7 @@ impl SlotTable {
             next_free: NO_SLOT,
             lifecycle: None,
         });
-        let id = SlotId {
-            index: (self.slots.len() - 1) as u32,
-            generation: self.first_generation,
-        };
+        let id = SlotId::new((self.slots.len() - 1) as u32, self.first_generation);
         let slot = self.slots.last_mut().expect("just pushed");
         (id, &mut slot.lifecycle)
     }
@@ -213,8 +225,8 @@ impl SlotTable {
     /// The lifecycle of a live slot, or `None` for a stale id.
     #[inline]
     pub(crate) fn get_mut(&mut self, id: SlotId) -> Option<&mut Lifecycle> {
-        match self.slots.get_mut(id.index as usize) {
-            Some(slot) if slot.generation == id.generation => slot.lifecycle.as_mut(),
+        match self.slots.get_mut(id.index() as usize) {
+            Some(slot) if slot.generation == id.generation() => slot.lifecycle.as_mut(),
             _ => None,
         }
     }
@@ -226,13 +238,13 @@ impl SlotTable {
     /// When `id` is stale: only the owner of an id frees it.
     #[inline]
     pub(crate) fn free(&mut self, id: SlotId) -> Lifecycle {
-        let slot = match self.slots.get_mut(id.index as usize) {
-            Some(slot) if slot.generation == id.generation => slot,
+        let slot = match self.slots.get_mut(id.index() as usize) {
+            Some(slot) if slot.generation == id.generation() => slot,
             _ => panic!("freeing a stale slot {id:?}"),
         };
         slot.generation = slot.generation.wrapping_add(1);
         slot.next_free = self.free_head;
-        self.free_head = id.index;
+        self.free_head = id.index();
         self.len -= 1;
         slot.lifecycle.take().expect("a live slot has a lifecycle")
     }
@@ -243,10 +255,7 @@ impl SlotTable {
             .iter()
             .enumerate()
             .filter(|(_, slot)| slot.lifecycle.as_ref().is_some_and(&keep))
-            .map(|(index, slot)| SlotId {
-                index: index as u32,
-                generation: slot.generation,
-            })
+            .map(|(index, slot)| SlotId::new(index as u32, slot.generation))
             .collect()
     }
 
@@ -282,8 +291,8 @@ mod tests {
         let first = table.claim(Lifecycle::Submitted(None));
         table.free(first);
         let second = table.claim(Lifecycle::Submitted(None));
-        assert_eq!(first.index, second.index);
-        assert_ne!(first.generation, second.generation);
+        assert_eq!(first.index(), second.index());
+        assert_ne!(first.generation(), second.generation());
         assert!(table.get_mut(first).is_none(), "stale id must not resolve");
         assert!(table.get_mut(second).is_some());
     }
@@ -293,10 +302,10 @@ mod tests {
         let mut table = SlotTable::new(1);
         table.first_generation = u32::MAX;
         let id = table.claim(Lifecycle::Submitted(None));
-        assert_eq!(id.generation, u32::MAX);
+        assert_eq!(id.generation(), u32::MAX);
         table.free(id);
         let id = table.claim(Lifecycle::Submitted(None));
-        assert_eq!(id.generation, 0);
+        assert_eq!(id.generation(), 0);
         assert_ne!(id.user_data(), CANCEL_TAG);
     }
 
@@ -309,9 +318,9 @@ mod tests {
         assert!(matches!(table.free(ids[0]), Lifecycle::Detached));
         assert_eq!(table.len(), 1);
         // Last freed, first reused; the vector does not grow.
-        assert_eq!(table.claim(Lifecycle::Detached).index, ids[0].index);
-        assert_eq!(table.claim(Lifecycle::Detached).index, ids[1].index);
-        assert_eq!(table.claim(Lifecycle::Detached).index, 3);
+        assert_eq!(table.claim(Lifecycle::Detached).index(), ids[0].index());
+        assert_eq!(table.claim(Lifecycle::Detached).index(), ids[1].index());
+        assert_eq!(table.claim(Lifecycle::Detached).index(), 3);
         assert_eq!((table.len(), table.slots.len()), (4, 4));
         assert!(table.get_mut(ids[0]).is_none() && table.get_mut(ids[1]).is_none());
         assert_eq!(table.ids_where(|_| true).len(), 4);

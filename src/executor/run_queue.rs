@@ -45,10 +45,14 @@ impl RunQueue {
     #[inline]
     pub(crate) fn push(&self, key: usize) {
         self.with(|queue| {
-            if key >= queue.queued.len() {
-                queue.queued.resize(key + 1, false);
-            }
-            if !std::mem::replace(&mut queue.queued[key], true) {
+            let queued = match queue.queued.get_mut(key) {
+                Some(queued) => queued,
+                None => {
+                    queue.queued.resize(key + 1, false);
+                    &mut queue.queued[key]
+                }
+            };
+            if !std::mem::replace(queued, true) {
                 queue.keys.push(key);
             }
         })
