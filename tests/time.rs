@@ -71,16 +71,21 @@ fn timeout_elapses_and_passes_through() {
 #[test]
 fn interval_ticks_on_schedule() {
     corering::start(async {
-        let mut ticks = interval(Duration::from_millis(5));
+        let period = Duration::from_millis(5);
+        let mut ticks = interval(period);
         let first = ticks.tick().await;
         let mut previous = first;
         for _ in 0..5 {
             let tick = ticks.tick().await;
-            assert_eq!(tick - previous, Duration::from_millis(5));
+            // On the grid of periods from the first tick, never early. A
+            // stalled (loaded) machine may skip ticks, so the step is one
+            // period or more, never a fraction.
+            assert!(tick > previous);
+            assert_eq!((tick - first).as_nanos() % period.as_nanos(), 0);
             assert!(Instant::now() >= tick);
             previous = tick;
         }
-        assert_eq!(previous - first, Duration::from_millis(25));
+        assert!(previous - first >= 5 * period);
     });
 }
 
