@@ -541,7 +541,7 @@ impl Driver {
         graveyard.append(&mut self.graveyard);
         // Every waiter retries once there is room: waking only some could
         // strand the rest behind a waiter whose task has since gone.
-        if !self.slots.is_full() {
+        if !self.slot_waiters.is_empty() && !self.slots.is_full() {
             wakers.extend(self.slot_waiters.drain(..));
         }
     }
