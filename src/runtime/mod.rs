@@ -312,13 +312,15 @@ fn tick(core: &Core, scratch: &mut Scratch) {
     }
 
     queue_closes(core);
-    let now = Instant::now();
     let ready =
         !core.run_queue.is_empty() || core.remote.is_main_woken() || core.remote.is_notified();
-    let wait = match core.timers.borrow().next_deadline() {
-        _ if ready => Wait::No,
-        Some(deadline) if deadline <= now => Wait::No,
-        deadline => Wait::Until(deadline),
+    let wait = if ready {
+        Wait::No
+    } else {
+        match core.timers.borrow().next_deadline() {
+            Some(deadline) if deadline <= Instant::now() => Wait::No,
+            deadline => Wait::Until(deadline),
+        }
     };
     {
         let mut driver = core.driver.borrow_mut();
@@ -326,9 +328,13 @@ fn tick(core: &Core, scratch: &mut Scratch) {
         driver.enter(wait, &core.run_queue);
         driver.take_ready(&core.run_queue, &mut scratch.wakers, &mut scratch.graveyard);
     }
-    core.timers
-        .borrow_mut()
-        .advance(Instant::now(), &mut scratch.wakers);
+    {
+        // With no timer pending there is nothing to fire, and no clock to read.
+        let mut timers = core.timers.borrow_mut();
+        if timers.pending() > 0 {
+            timers.advance(Instant::now(), &mut scratch.wakers);
+        }
+    }
     for waker in scratch.wakers.drain(..) {
         task::wake_waker(waker, core);
     }

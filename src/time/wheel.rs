@@ -332,11 +332,10 @@ impl Wheel {
         fired
     }
 
-    /// Number of timers pending (not yet fired).
-    #[allow(
-        dead_code,
-        reason = "part of the wheel's contract; the unit tests use it, the runtime may not"
-    )]
+    /// Number of timers pending (not yet fired). While it is 0 the run loop
+    /// skips [`advance`](Self::advance): the time later advanced over in one
+    /// step holds only the timers filed since, which were placed relative to
+    /// the older time and cascade down as usual.
     pub(crate) fn pending(&self) -> usize {
         self.pending
     }
@@ -930,6 +929,32 @@ mod tests {
         assert_eq!(advance_to(&mut wheel, now), expected);
         assert_eq!(woken(&count), expected);
         assert_eq!(wheel.next_deadline(), None);
+    }
+
+    #[test]
+    fn timers_filed_after_a_long_gap_without_advance_fire_on_time() {
+        // The run loop does not advance an empty wheel, so its time can lag
+        // far behind the deadlines filed next.
+        let origin = Instant::now();
+        let mut wheel = Wheel::new(origin);
+        let (count, waker) = counter();
+        let late = origin + ms(3_600_000);
+        for offset in BOUNDARIES_MS {
+            wheel.insert(late + ms(offset), waker.clone());
+        }
+        let mut fired = 0;
+        for offset in BOUNDARIES_MS {
+            // Never early: one tick before, this deadline has not fired.
+            if offset > 0 {
+                fired += advance_to(&mut wheel, late + ms(offset - 1));
+                assert_eq!(woken(&count), fired);
+            }
+            fired += advance_to(&mut wheel, late + ms(offset));
+            let due = BOUNDARIES_MS.iter().filter(|&&due| due <= offset).count();
+            assert_eq!(woken(&count), due, "at +{offset} ms");
+        }
+        assert_eq!(fired, BOUNDARIES_MS.len());
+        assert_eq!(wheel.pending(), 0);
     }
 
     #[test]
