@@ -76,7 +76,9 @@ impl Remote {
 
     /// Takes the `block_on` future's woken flag.
     pub(crate) fn take_main_woken(&self) -> bool {
-        self.main_woken.swap(false, Ordering::AcqRel)
+        // A plain load first: the common answer, no, costs no locked
+        // instruction.
+        self.main_woken.load(Ordering::Acquire) && self.main_woken.swap(false, Ordering::AcqRel)
     }
 
     /// Whether the `block_on` future is woken (without taking the flag).
@@ -98,7 +100,8 @@ impl Remote {
     /// Moves the inbox into `into`. Clears `notified` first, so a wake that
     /// lands after the drain rings the doorbell again.
     pub(crate) fn drain(&self, into: &mut Vec<Task>) {
-        if !self.notified.swap(false, Ordering::AcqRel) {
+        // A plain load first, as in `take_main_woken`.
+        if !self.notified.load(Ordering::Acquire) || !self.notified.swap(false, Ordering::AcqRel) {
             return;
         }
         if let Some(tasks) = self.lock_inbox().as_mut() {
