@@ -18,8 +18,8 @@ use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
-use crate::buf::{BufResult, IoBuf, IoBufMut};
-use crate::driver::Op;
+use crate::buf::{BufResult, IoBuf, IoBufMut, Slice};
+use crate::driver::{Op, Operation};
 use crate::op::{Close, Read, Readv, Write, Writev};
 use crate::runtime::defer_close;
 
@@ -160,25 +160,11 @@ impl Fd {
     }
 
     async fn write_all_from<B: IoBuf>(&self, buf: B, pos: Option<u64>) -> BufResult<(), B> {
-        let len = buf.bytes_init();
-        let mut written = 0;
-        let mut slice = buf.slice(0..len);
-        while written < len {
+        write_all_with(buf, |slice, written| {
             let offset = pos.map_or(CURRENT_POSITION, |pos| pos + written as u64);
-            let (result, returned) = Op::new(Write::new(self.shared.clone(), slice, offset)).await;
-            let buf = returned.into_inner();
-            match result {
-                Ok(0) => {
-                    let error = io::Error::new(io::ErrorKind::WriteZero, "write returned 0 bytes");
-                    return (Err(error), buf);
-                }
-                Ok(n) => written += n,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return (Err(error), buf),
-            }
-            slice = buf.slice(written..len);
-        }
-        (Ok(()), slice.into_inner())
+            Write::new(self.shared.clone(), slice, offset)
+        })
+        .await
     }
 
     /// Reads into `bufs` in order from offset `pos` (`preadv`); each buffer
@@ -198,6 +184,42 @@ impl Fd {
     pub async fn close(self) -> io::Result<()> {
         self.shared.close().await
     }
+}
+
+/// Writes every initialized byte of `buf` with the operations `write`
+/// builds (given the rest of the buffer and the count written so far),
+/// retrying short writes and `EINTR`.
+///
+/// # Errors
+///
+/// `WriteZero` when a write moves no byte; otherwise the first error. The
+/// buffer is handed back either way.
+pub(crate) async fn write_all_with<B, O>(
+    buf: B,
+    mut write: impl FnMut(Slice<B>, usize) -> O,
+) -> BufResult<(), B>
+where
+    B: IoBuf,
+    O: Operation<Output = BufResult<usize, Slice<B>>>,
+{
+    let len = buf.bytes_init();
+    let mut written = 0;
+    let mut slice = buf.slice(0..len);
+    while written < len {
+        let (result, returned) = Op::new(write(slice, written)).await;
+        let buf = returned.into_inner();
+        match result {
+            Ok(0) => {
+                let error = io::Error::new(io::ErrorKind::WriteZero, "write returned 0 bytes");
+                return (Err(error), buf);
+            }
+            Ok(n) => written += n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return (Err(error), buf),
+        }
+        slice = buf.slice(written..len);
+    }
+    (Ok(()), slice.into_inner())
 }
 
 impl From<OwnedFd> for Fd {

@@ -8,6 +8,8 @@
 //!   fix.
 //! - [`eventfd`] is the doorbell another thread rings to wake a parked core.
 //! - [`queues`] reads and writes the ring's SQ and CQ directly.
+//! - [`socket`] creates, binds and configures sockets and converts socket
+//!   addresses.
 //! - Everything here is synchronous and non-blocking (except the park in
 //!   `io_uring_enter`, which is the driver's to call); nothing here knows about
 //!   tasks, slots or futures.
@@ -16,3 +18,4 @@
 pub(crate) mod eventfd;
 pub(crate) mod queues;
 pub(crate) mod ring;
+pub(crate) mod socket;

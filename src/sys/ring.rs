@@ -37,6 +37,11 @@ const REQUIRED_OPCODES: &[(u8, &str)] = &[
     (opcode::Writev::CODE, "WRITEV"),
     (opcode::Close::CODE, "CLOSE"),
     (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
+    (opcode::Accept::CODE, "ACCEPT"),
+    (opcode::Connect::CODE, "CONNECT"),
+    (opcode::Recv::CODE, "RECV"),
+    (opcode::Send::CODE, "SEND"),
+    (opcode::Shutdown::CODE, "SHUTDOWN"),
 ];
 
 /// Creates a ring with `entries` SQ entries and a CQ twice that size.

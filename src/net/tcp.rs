@@ -1,0 +1,287 @@
+//! TCP: `TcpListener` and `TcpStream`, with accept, connect, receive, send
+//! and shutdown through the ring.
+
+use std::fmt;
+use std::io;
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::driver::Op;
+use crate::fd::{write_all_with, SharedFd, CURRENT_POSITION};
+use crate::op::{Accept, Connect, Readv, Recv, Send, Shutdown as ShutdownOp, Writev};
+use crate::sys::socket;
+use crate::time::timeout;
+
+/// Connections the kernel queues for `accept` before refusing more.
+const BACKLOG: i32 = 4096;
+
+/// A TCP socket listening for connections.
+///
+/// # Examples
+///
+/// ```
+/// use corering::net::{TcpListener, TcpStream};
+///
+/// corering::start(async {
+///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+///     let addr = listener.local_addr().unwrap();
+///     let client = corering::spawn(async move {
+///         let stream = TcpStream::connect(addr).await.unwrap();
+///         stream.write_all(b"ping".as_slice()).await.0.unwrap();
+///     });
+///     let (stream, _peer) = listener.accept().await.unwrap();
+///     let (read, buf) = stream.read(Vec::with_capacity(4)).await;
+///     assert_eq!((read.unwrap(), &buf[..]), (4, &b"ping"[..]));
+///     client.await.unwrap();
+/// });
+/// ```
+pub struct TcpListener {
+    fd: SharedFd,
+    local: SocketAddr,
+}
+
+impl TcpListener {
+    /// Binds to `addr` (the first address it resolves to that binds) with
+    /// `SO_REUSEADDR`, and listens.
+    ///
+    /// # Errors
+    ///
+    /// As `bind(2)` and `listen(2)`, or `InvalidInput` when `addr` resolves
+    /// to nothing.
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        TcpListener::bind_with(addr, false)
+    }
+
+    /// As [`bind`](Self::bind), with `SO_REUSEPORT` too: every core can bind
+    /// its own listener to the same port and the kernel spreads incoming
+    /// connections across them.
+    ///
+    /// # Errors
+    ///
+    /// As [`bind`](Self::bind).
+    pub fn bind_reuse_port<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        TcpListener::bind_with(addr, true)
+    }
+
+    fn bind_with<A: ToSocketAddrs>(addr: A, reuse_port: bool) -> io::Result<TcpListener> {
+        each_addr(addr, |addr| {
+            let fd = socket::listen(addr, reuse_port, BACKLOG)?;
+            let local = socket::local_addr(fd.as_raw_fd())?;
+            Ok(TcpListener {
+                fd: SharedFd::new(fd),
+                local,
+            })
+        })
+    }
+
+    /// Waits for a connection and returns it with the peer's address.
+    ///
+    /// # Errors
+    ///
+    /// As `accept4(2)`; `EMFILE` when this process is out of descriptors,
+    /// after which the listener keeps working.
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (fd, peer) = Op::new(Accept::new(self.fd.clone())).await?;
+        Ok((TcpStream::from_owned(fd), peer))
+    }
+
+    /// [`accept`](Self::accept), giving up after `limit`.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` when no connection arrived in time (nothing is leaked: a
+    /// connection accepted as the timeout fires is closed).
+    pub async fn accept_timeout(&self, limit: Duration) -> io::Result<(TcpStream, SocketAddr)> {
+        timeout(limit, self.accept()).await?
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.local)
+    }
+
+    /// Closes the listener through the ring once no accept is in flight.
+    pub async fn close(self) -> io::Result<()> {
+        self.fd.close().await
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.raw()
+    }
+}
+
+impl fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpListener")
+            .field("fd", &self.fd.raw())
+            .field("local", &self.local)
+            .finish()
+    }
+}
+
+/// A TCP connection.
+///
+/// Methods take `&self`, so one task can read while another writes: share
+/// the stream through an `Rc`. Dropping it closes the socket through the ring
+/// once every operation on it has completed.
+pub struct TcpStream {
+    fd: SharedFd,
+}
+
+impl TcpStream {
+    fn from_owned(fd: OwnedFd) -> TcpStream {
+        TcpStream {
+            fd: SharedFd::new(fd),
+        }
+    }
+
+    /// Connects to `addr`, trying each address it resolves to in turn.
+    ///
+    /// Host names are resolved with the system resolver, which blocks the
+    /// core; pass a `SocketAddr` where that matters.
+    ///
+    /// # Errors
+    ///
+    /// The last address's error (`ConnectionRefused`, `TimedOut`, ...), or
+    /// `InvalidInput` when `addr` resolves to nothing.
+    pub async fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
+        let mut last_error = None;
+        for addr in addr.to_socket_addrs()? {
+            match TcpStream::connect_addr(addr).await {
+                Ok(stream) => return Ok(stream),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(no_address))
+    }
+
+    async fn connect_addr(addr: SocketAddr) -> io::Result<TcpStream> {
+        let stream = TcpStream::from_owned(socket::socket(&addr, libc::SOCK_STREAM)?);
+        Op::new(Connect::new(stream.fd.clone(), addr)).await?;
+        Ok(stream)
+    }
+
+    /// [`connect`](Self::connect), giving up after `limit`.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` when no connection was made in time; the half-open socket
+    /// is closed.
+    pub async fn connect_timeout<A: ToSocketAddrs>(
+        addr: A,
+        limit: Duration,
+    ) -> io::Result<TcpStream> {
+        timeout(limit, TcpStream::connect(addr)).await?
+    }
+
+    /// Receives into `buf`, filling it from its start up to its capacity.
+    /// `Ok(0)` means the peer closed its side.
+    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        Op::new(Recv::new(self.fd.clone(), buf)).await
+    }
+
+    /// Sends the initialized bytes of `buf`; may send fewer (see
+    /// [`write_all`](Self::write_all)). A closed peer gives `BrokenPipe`,
+    /// never `SIGPIPE`.
+    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        Op::new(Send::new(self.fd.clone(), buf)).await
+    }
+
+    /// Sends every initialized byte of `buf`, retrying short sends.
+    ///
+    /// # Errors
+    ///
+    /// The first error of a send (`BrokenPipe`, `ConnectionReset`, ...), or
+    /// `WriteZero`. The buffer is handed back either way.
+    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+        write_all_with(buf, |rest, _| Send::new(self.fd.clone(), rest)).await
+    }
+
+    /// Receives into `bufs` in order (`readv`).
+    pub async fn readv<B: IoBufMut>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
+        Op::new(Readv::new(self.fd.clone(), bufs, CURRENT_POSITION)).await
+    }
+
+    /// Sends the initialized bytes of `bufs` in order (`writev`); may send
+    /// fewer.
+    pub async fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
+        Op::new(Writev::new(self.fd.clone(), bufs, CURRENT_POSITION)).await
+    }
+
+    /// Shuts down the read side, the write side or both.
+    pub async fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        Op::new(ShutdownOp::new(self.fd.clone(), how)).await
+    }
+
+    /// Sets `TCP_NODELAY`: small writes go out at once instead of waiting
+    /// to be merged (Nagle's algorithm).
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        socket::set_option(
+            self.fd.raw(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            nodelay.into(),
+        )
+    }
+
+    /// Whether `TCP_NODELAY` is set.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        Ok(socket::option(self.fd.raw(), libc::IPPROTO_TCP, libc::TCP_NODELAY)? != 0)
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        socket::peer_addr(self.fd.raw())
+    }
+
+    /// The local address of the connection.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        socket::local_addr(self.fd.raw())
+    }
+
+    /// Closes the socket through the ring once no operation is in flight on
+    /// it, and reports the result.
+    pub async fn close(self) -> io::Result<()> {
+        self.fd.close().await
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.raw()
+    }
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("fd", &self.fd.raw())
+            .finish()
+    }
+}
+
+/// Runs `f` on each address `addr` resolves to until one succeeds.
+fn each_addr<A: ToSocketAddrs, T>(
+    addr: A,
+    mut f: impl FnMut(SocketAddr) -> io::Result<T>,
+) -> io::Result<T> {
+    let mut last_error = None;
+    for addr in addr.to_socket_addrs()? {
+        match f(addr) {
+            Ok(value) => return Ok(value),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(no_address))
+}
+
+fn no_address() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "the address resolved to no socket address",
+    )
+}

@@ -1,0 +1,191 @@
+//! Socket operations: `IORING_OP_ACCEPT`, `CONNECT`, `RECV`, `SEND` and
+//! `SHUTDOWN`.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+use io_uring::{opcode, squeue, types};
+
+use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::driver::{Completion, Operation};
+use crate::fd::SharedFd;
+use crate::runtime::defer_close;
+use crate::sys::socket::SockAddr;
+
+/// The most one SQE can move (its length field is 32 bits).
+fn sqe_len(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+/// Accepts one connection; the new descriptor is close-on-exec.
+pub(crate) struct Accept {
+    fd: SharedFd,
+    /// Where the kernel writes the peer's address; boxed so it stays put.
+    addr: Box<SockAddr>,
+}
+
+impl Accept {
+    pub(crate) fn new(fd: SharedFd) -> Accept {
+        Accept {
+            fd,
+            addr: Box::new(SockAddr::empty()),
+        }
+    }
+}
+
+// SAFETY: the SQE points into `addr`, a box whose heap memory stays put
+// while the operation moves; `Op` keeps `self` until the final CQE.
+unsafe impl Operation for Accept {
+    type Output = io::Result<(OwnedFd, SocketAddr)>;
+
+    fn build(&mut self) -> squeue::Entry {
+        let addr = &mut *self.addr;
+        opcode::Accept::new(types::Fd(self.fd.raw()), addr.as_mut_ptr(), addr.len_mut())
+            .flags(libc::SOCK_CLOEXEC)
+            .build()
+    }
+
+    fn complete(self, completion: Completion) -> io::Result<(OwnedFd, SocketAddr)> {
+        let fd = completion.into_result()? as RawFd;
+        // SAFETY: the kernel just created `fd` for us and nobody else has it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok((fd, self.addr.socket_addr()?))
+    }
+
+    fn late_completion(&mut self, completion: Completion) {
+        // The future is gone: close what a late success accepted.
+        if completion.result >= 0 {
+            defer_close(completion.result);
+        }
+    }
+}
+
+/// Connects a socket to an address.
+pub(crate) struct Connect {
+    fd: SharedFd,
+    /// The address the SQE points at; boxed so it stays put.
+    addr: Box<SockAddr>,
+}
+
+impl Connect {
+    pub(crate) fn new(fd: SharedFd, addr: SocketAddr) -> Connect {
+        Connect {
+            fd,
+            addr: Box::new(SockAddr::from_std(addr)),
+        }
+    }
+}
+
+// SAFETY: the SQE points into `addr`, a box whose heap memory stays put
+// while the operation moves; `Op` keeps `self` until the final CQE.
+unsafe impl Operation for Connect {
+    type Output = io::Result<()>;
+
+    fn build(&mut self) -> squeue::Entry {
+        opcode::Connect::new(
+            types::Fd(self.fd.raw()),
+            self.addr.as_ptr(),
+            self.addr.len(),
+        )
+        .build()
+    }
+
+    fn complete(self, completion: Completion) -> io::Result<()> {
+        completion.into_result().map(drop)
+    }
+}
+
+/// Receives into `buf` from its start up to its capacity.
+pub(crate) struct Recv<B> {
+    fd: SharedFd,
+    buf: B,
+}
+
+impl<B: IoBufMut> Recv<B> {
+    pub(crate) fn new(fd: SharedFd, buf: B) -> Recv<B> {
+        Recv { fd, buf }
+    }
+}
+
+// SAFETY: the SQE points into `buf`, whose memory `IoBufMut` keeps stable
+// while `buf` moves; `Op` keeps `self` (and `buf`) until the final CQE.
+unsafe impl<B: IoBufMut> Operation for Recv<B> {
+    type Output = BufResult<usize, B>;
+
+    fn build(&mut self) -> squeue::Entry {
+        let len = sqe_len(self.buf.bytes_total());
+        opcode::Recv::new(types::Fd(self.fd.raw()), self.buf.stable_mut_ptr(), len).build()
+    }
+
+    fn complete(mut self, completion: Completion) -> BufResult<usize, B> {
+        let result = completion.into_result().map(|read| {
+            let read = read as usize;
+            // SAFETY: the kernel wrote `read` bytes from the buffer's start,
+            // within the `bytes_total` it was given.
+            unsafe { self.buf.set_init(read) };
+            read
+        });
+        (result, self.buf)
+    }
+}
+
+/// Sends the initialized bytes of `buf`, never raising `SIGPIPE`.
+pub(crate) struct Send<B> {
+    fd: SharedFd,
+    buf: B,
+}
+
+impl<B: IoBuf> Send<B> {
+    pub(crate) fn new(fd: SharedFd, buf: B) -> Send<B> {
+        Send { fd, buf }
+    }
+}
+
+// SAFETY: the SQE points into `buf`, whose memory `IoBuf` keeps stable while
+// `buf` moves; `Op` keeps `self` (and `buf`) until the final CQE.
+unsafe impl<B: IoBuf> Operation for Send<B> {
+    type Output = BufResult<usize, B>;
+
+    fn build(&mut self) -> squeue::Entry {
+        let len = sqe_len(self.buf.bytes_init());
+        opcode::Send::new(types::Fd(self.fd.raw()), self.buf.stable_ptr(), len)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+    }
+
+    fn complete(self, completion: Completion) -> BufResult<usize, B> {
+        let result = completion.into_result().map(|sent| sent as usize);
+        (result, self.buf)
+    }
+}
+
+/// Shuts down one or both directions of a connection.
+pub(crate) struct Shutdown {
+    fd: SharedFd,
+    how: libc::c_int,
+}
+
+impl Shutdown {
+    pub(crate) fn new(fd: SharedFd, how: std::net::Shutdown) -> Shutdown {
+        let how = match how {
+            std::net::Shutdown::Read => libc::SHUT_RD,
+            std::net::Shutdown::Write => libc::SHUT_WR,
+            std::net::Shutdown::Both => libc::SHUT_RDWR,
+        };
+        Shutdown { fd, how }
+    }
+}
+
+// SAFETY: the SQE refers to no memory.
+unsafe impl Operation for Shutdown {
+    type Output = io::Result<()>;
+
+    fn build(&mut self) -> squeue::Entry {
+        opcode::Shutdown::new(types::Fd(self.fd.raw()), self.how).build()
+    }
+
+    fn complete(self, completion: Completion) -> io::Result<()> {
+        completion.into_result().map(drop)
+    }
+}

@@ -1,0 +1,290 @@
+//! TCP over loopback: echo under load, closed and reset peers, and futures
+//! dropped in flight. Every test takes the descriptor-counting lock, since
+//! they all open sockets.
+
+mod common;
+
+use std::io::ErrorKind;
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::rc::Rc;
+use std::time::Duration;
+
+use common::{open_fds, poll_once, settle};
+use corering::net::{TcpListener, TcpStream};
+
+/// The byte at `offset` of connection `id`'s stream: distinct per
+/// connection and position, so misordered or mixed-up bytes show.
+fn pattern(id: usize, offset: usize) -> u8 {
+    (offset.wrapping_mul(31) ^ id.wrapping_mul(131) ^ (offset >> 11)) as u8
+}
+
+/// Echoes everything read back to the peer until it closes its side.
+async fn echo(stream: TcpStream) {
+    let mut buf = Vec::with_capacity(16 * 1024);
+    loop {
+        buf.clear();
+        let (read, returned) = stream.read(buf).await;
+        match read.expect("server read") {
+            0 => break,
+            _ => {
+                let (written, returned) = stream.write_all(returned).await;
+                written.expect("server write");
+                buf = returned;
+            }
+        }
+    }
+}
+
+#[test]
+fn echo_one_mebibyte_through_a_hundred_connections() {
+    let _serial = common::serial();
+    const CONNECTIONS: usize = 100;
+    const BYTES: usize = 1 << 20;
+    let checked = corering::start(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = corering::spawn(async move {
+            for _ in 0..CONNECTIONS {
+                let (stream, _) = listener.accept().await.unwrap();
+                corering::spawn(echo(stream));
+            }
+        });
+        let clients: Vec<_> = (0..CONNECTIONS)
+            .map(|id| {
+                corering::spawn(async move {
+                    let stream = Rc::new(TcpStream::connect(addr).await.unwrap());
+                    stream.set_nodelay(true).unwrap();
+                    assert!(stream.nodelay().unwrap());
+                    assert_eq!(stream.peer_addr().unwrap(), addr);
+                    let writer = {
+                        let stream = stream.clone();
+                        corering::spawn(async move {
+                            // Uneven chunk sizes, so writes and reads never
+                            // line up.
+                            let mut sent = 0;
+                            while sent < BYTES {
+                                let len =
+                                    (7_919 * (sent / 7_919 + 1) % 65_521 + 1).min(BYTES - sent);
+                                let chunk: Vec<u8> =
+                                    (sent..sent + len).map(|i| pattern(id, i)).collect();
+                                stream.write_all(chunk).await.0.unwrap();
+                                sent += len;
+                            }
+                            stream.shutdown(Shutdown::Write).await.unwrap();
+                        })
+                    };
+                    let mut received = 0;
+                    let mut buf = Vec::with_capacity(10_007);
+                    loop {
+                        buf.clear();
+                        let (read, returned) = stream.read(buf).await;
+                        let read = read.unwrap();
+                        if read == 0 {
+                            break;
+                        }
+                        for (i, &byte) in returned.iter().enumerate() {
+                            assert_eq!(
+                                byte,
+                                pattern(id, received + i),
+                                "connection {id}, byte {}",
+                                received + i
+                            );
+                        }
+                        received += read;
+                        buf = returned;
+                    }
+                    writer.await.unwrap();
+                    received
+                })
+            })
+            .collect();
+        let mut checked = 0;
+        for client in clients {
+            assert_eq!(client.await.unwrap(), BYTES);
+            checked += 1;
+        }
+        server.await.unwrap();
+        checked
+    });
+    assert_eq!(checked, CONNECTIONS);
+}
+
+#[test]
+fn closed_peer_reads_zero_and_writes_fail_cleanly() {
+    let _serial = common::serial();
+    corering::start(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = TcpStream::connect(addr).await.unwrap();
+        let (server, peer) = listener.accept().await.unwrap();
+        assert_eq!(peer, client.local_addr().unwrap());
+        client.close().await.unwrap();
+
+        let (read, _) = server.read(Vec::with_capacity(64)).await;
+        assert_eq!(read.unwrap(), 0, "a closed peer reads as end of stream");
+        // The first send may still be accepted; once the peer's reset comes
+        // back, sends fail with an error instead of raising SIGPIPE.
+        let mut error = None;
+        for _ in 0..100 {
+            if let (Err(e), _) = server.write(vec![1u8; 1024]).await {
+                error = Some(e);
+                break;
+            }
+            corering::time::sleep(Duration::from_millis(1)).await;
+        }
+        let kind = error.expect("sending to a closed peer fails").kind();
+        assert!(
+            matches!(kind, ErrorKind::BrokenPipe | ErrorKind::ConnectionReset),
+            "{kind:?}"
+        );
+    });
+}
+
+#[test]
+fn reset_peer_gives_connection_reset() {
+    let _serial = common::serial();
+    corering::start(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        // SO_LINGER with a zero timeout turns the close into a reset.
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: the pointer and length describe `linger` for the call.
+        let set = unsafe {
+            libc::setsockopt(
+                client.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(set, 0);
+        client.close().await.unwrap();
+        let (read, _) = server.read(Vec::with_capacity(64)).await;
+        assert_eq!(read.unwrap_err().kind(), ErrorKind::ConnectionReset);
+    });
+}
+
+#[test]
+fn connect_to_a_closed_port_is_refused() {
+    let _serial = common::serial();
+    corering::start(async {
+        let port = {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            listener.close().await.unwrap();
+            addr
+        };
+        let error = TcpStream::connect(port).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::ConnectionRefused);
+        let ipv6 = TcpListener::bind("[::1]:0").unwrap();
+        let addr = ipv6.local_addr().unwrap();
+        assert!(addr.is_ipv6());
+        let stream = TcpStream::connect(addr).await.unwrap();
+        assert_eq!(stream.peer_addr().unwrap(), addr);
+    });
+}
+
+#[test]
+fn dropped_accept_and_connect_leak_no_descriptor_or_slot() {
+    let _serial = common::serial();
+    corering::start(async {
+        let fds_before = open_fds();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut accept = Box::pin(listener.accept());
+        assert!(poll_once(&mut accept).await.is_pending());
+        assert_eq!(corering::stats().slots_in_use, 1);
+        drop(accept);
+        settle(|| corering::stats().slots_in_use == 0, 1000).await;
+        assert_eq!(corering::stats().cancelled, 1);
+
+        // A listener whose backlog is full and that never accepts: the
+        // kernel drops further SYNs, so a connect to it stays in flight.
+        let full = full_listener();
+        let mut connect = Box::pin(TcpStream::connect(full.1));
+        let mut pending = false;
+        for _ in 0..50 {
+            if poll_once(&mut connect).await.is_pending() {
+                pending = true;
+                break;
+            }
+        }
+        assert!(pending, "connect to a full backlog stays in flight");
+        drop(connect);
+        settle(|| corering::stats().slots_in_use == 0, 1000).await;
+        assert_eq!(corering::stats().in_flight, 0);
+        drop((full, listener));
+        settle(|| open_fds() == fds_before, 1000).await;
+        assert_eq!(open_fds(), fds_before);
+    });
+}
+
+#[test]
+fn accept_and_connect_time_out() {
+    let _serial = common::serial();
+    corering::start(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let error = listener
+            .accept_timeout(Duration::from_millis(20))
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::TimedOut);
+        let full = full_listener();
+        let error = TcpStream::connect_timeout(full.1, Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::TimedOut);
+        // The timed-out connect was cancelled; its CQE comes back shortly.
+        settle(|| corering::stats().in_flight == 0, 1000).await;
+        assert_eq!(corering::stats().in_flight, 0);
+    });
+}
+
+/// A listening socket with a backlog of one, already full (two blocking
+/// clients connected, never accepted), and its address. Returns the
+/// descriptors to keep alive.
+fn full_listener() -> ((OwnedFd, Vec<std::net::TcpStream>), SocketAddr) {
+    // SAFETY: plain socket calls on a descriptor this function owns; the
+    // pointers describe `addr` and `len` for each call.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0);
+        let fd = OwnedFd::from_raw_fd(fd);
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(
+            libc::bind(
+                fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_in).cast(),
+                len
+            ),
+            0
+        );
+        assert_eq!(libc::listen(fd.as_raw_fd(), 0), 0);
+        let mut len = len;
+        assert_eq!(
+            libc::getsockname(
+                fd.as_raw_fd(),
+                (&mut addr as *mut libc::sockaddr_in).cast(),
+                &mut len
+            ),
+            0
+        );
+        let port = u16::from_be(addr.sin_port);
+        let local = SocketAddr::from(([127, 0, 0, 1], port));
+        let fillers = (0..2)
+            .filter_map(|_| {
+                std::net::TcpStream::connect_timeout(&local, Duration::from_millis(100)).ok()
+            })
+            .collect();
+        ((fd, fillers), local)
+    }
+}
