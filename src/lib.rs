@@ -53,4 +53,4 @@ pub mod time;
 
 pub use driver::Stats;
 pub use executor::{spawn, yield_now, JoinError, JoinHandle};
-pub use runtime::{start, stats, Builder, Runtime};
+pub use runtime::{start, stats, Builder, CoreId, Runtime};

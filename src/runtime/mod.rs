@@ -14,6 +14,7 @@
 
 mod config;
 pub(crate) mod context;
+mod launcher;
 
 use std::future::Future;
 use std::io;
@@ -28,6 +29,7 @@ use std::time::{Duration, Instant};
 use config::Config;
 pub(crate) use context::defer_close;
 use context::{Core, Enter};
+pub use launcher::CoreId;
 
 use crate::driver::{Abandoned, Driver, DriverConfig, Stats, Wait};
 use crate::executor::remote::Remote;
@@ -62,10 +64,14 @@ pub fn stats() -> Stats {
     context::with_core(Core::stats)
 }
 
-/// Configures and builds a [`Runtime`].
+/// Configures and builds a [`Runtime`], or launches one per core
+/// ([`run_on_cores`](Builder::run_on_cores)).
 #[derive(Clone, Debug, Default)]
 pub struct Builder {
     config: Config,
+    /// Cores for `run_on_cores`; `None`: every CPU this process may use.
+    cores: Option<usize>,
+    pin_cores: bool,
 }
 
 impl Builder {
@@ -100,6 +106,62 @@ impl Builder {
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Builder {
         self.config.shutdown_timeout = timeout;
         self
+    }
+
+    /// Cores (threads, each with its own ring) for
+    /// [`run_on_cores`](Self::run_on_cores). Default: one per CPU this
+    /// process may run on.
+    pub fn cores(mut self, cores: usize) -> Builder {
+        self.cores = Some(cores);
+        self
+    }
+
+    /// Pins core `i` of [`run_on_cores`](Self::run_on_cores) to the `i`-th
+    /// CPU this process may run on (wrapping around). Default: not pinned.
+    pub fn pin_cores(mut self, pin: bool) -> Builder {
+        self.pin_cores = pin;
+        self
+    }
+
+    /// Starts one thread per core, each with its own runtime built from
+    /// this configuration, runs `make(core)` to completion on each, and
+    /// returns their outputs in core order.
+    ///
+    /// Cores share nothing: typically each binds its own listener with
+    /// [`TcpListener::bind_reuse_port`](crate::net::TcpListener::bind_reuse_port),
+    /// so the kernel spreads connections across them.
+    ///
+    /// # Errors
+    ///
+    /// When a thread cannot start or a core cannot set up its ring or be
+    /// pinned; then no core runs `make`.
+    ///
+    /// # Panics
+    ///
+    /// When a core's future panics (the panic is resumed here after every
+    /// core has finished), or when `cores` was set to 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cores = corering::Runtime::builder()
+    ///     .cores(2)
+    ///     .run_on_cores(|core| async move { core.index() * 10 })
+    ///     .unwrap();
+    /// assert_eq!(cores, [0, 10]);
+    /// ```
+    pub fn run_on_cores<F, Fut>(self, make: F) -> io::Result<Vec<Fut::Output>>
+    where
+        F: Fn(CoreId) -> Fut + Sync,
+        Fut: Future,
+        Fut::Output: Send,
+    {
+        let cores = match self.cores {
+            Some(cores) => cores,
+            None => std::thread::available_parallelism()?.get(),
+        };
+        assert!(cores >= 1, "run_on_cores needs at least one core");
+        launcher::run(&self, cores, make)
     }
 
     /// Sets up the ring and builds the runtime.

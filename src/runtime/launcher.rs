@@ -1,0 +1,138 @@
+//! The multi-core launcher: one thread per core, each with its own ring,
+//! run queue and timers, optionally pinned to its CPU.
+//!
+//! Every core builds its runtime before any runs user code; if one cannot
+//! (io_uring refused, out of memory), none starts and the error is returned.
+//! The cores share nothing: each runs its own copy of the future the caller
+//! makes for it, and typically binds its own `SO_REUSEPORT` listener so the
+//! kernel spreads connections across cores.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::sync::mpsc;
+
+use super::Builder;
+
+/// Names one core of a [`Builder::run_on_cores`] launch: `0..cores`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CoreId(usize);
+
+impl CoreId {
+    /// The core's index, from 0.
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+impl fmt::Display for CoreId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "core {}", self.0)
+    }
+}
+
+/// Runs `make(core)` to completion on each of `cores` threads, each with a
+/// runtime built from `builder`; returns the outputs in core order.
+pub(super) fn run<F, Fut>(builder: &Builder, cores: usize, make: F) -> io::Result<Vec<Fut::Output>>
+where
+    F: Fn(CoreId) -> Fut + Sync,
+    Fut: Future,
+    Fut::Output: Send,
+{
+    let cpus = if builder.pin_cores {
+        allowed_cpus()?
+    } else {
+        Vec::new()
+    };
+    let (built_tx, built_rx) = mpsc::channel::<io::Result<()>>();
+    std::thread::scope(|scope| {
+        let mut handles = Vec::with_capacity(cores);
+        // Each core waits for the go (`true`) or the abort (`false`, or the
+        // sender gone) after building its runtime.
+        let mut go = Vec::with_capacity(cores);
+        for index in 0..cores {
+            let (go_tx, go_rx) = mpsc::channel::<bool>();
+            let (built_tx, make) = (built_tx.clone(), &make);
+            let cpu = (!cpus.is_empty()).then(|| cpus[index % cpus.len()]);
+            let handle = std::thread::Builder::new()
+                .name(format!("corering-{index}"))
+                .spawn_scoped(scope, move || {
+                    let built = cpu
+                        .map_or(Ok(()), pin_to)
+                        .and_then(|()| builder.clone().build());
+                    let runtime = match built {
+                        Ok(runtime) => {
+                            let _ = built_tx.send(Ok(()));
+                            runtime
+                        }
+                        Err(error) => {
+                            let _ = built_tx.send(Err(error));
+                            return None;
+                        }
+                    };
+                    if !go_rx.recv().unwrap_or(false) {
+                        return None;
+                    }
+                    Some(runtime.block_on(make(CoreId(index))))
+                })?;
+            handles.push(handle);
+            go.push(go_tx);
+        }
+        drop(built_tx);
+        let mut first_error = None;
+        for built in built_rx.iter().take(cores) {
+            if let Err(error) = built {
+                first_error.get_or_insert(error);
+            }
+        }
+        for go in go {
+            let _ = go.send(first_error.is_none());
+        }
+        let outputs: Vec<Option<Fut::Output>> = handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect();
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(outputs
+                .into_iter()
+                .map(|output| output.expect("every core ran"))
+                .collect()),
+        }
+    })
+}
+
+/// The CPUs this process may run on, in order.
+fn allowed_cpus() -> io::Result<Vec<usize>> {
+    // SAFETY: `set` is a plain bit set the kernel fills; its size is passed.
+    let set = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        set
+    };
+    let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: `cpu` is below CPU_SETSIZE, the set's size.
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect();
+    Ok(cpus)
+}
+
+/// Pins the calling thread to `cpu`.
+fn pin_to(cpu: usize) -> io::Result<()> {
+    // SAFETY: `set` is a plain bit set, `cpu` is below CPU_SETSIZE (it came
+    // from `allowed_cpus`), and its size is passed.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
