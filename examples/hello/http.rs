@@ -1,0 +1,198 @@
+//! The hello server's HTTP/1.1 connection handling: keep-alive, pipelining,
+//! a size limit on request heads, an idle timeout, and a clear status for
+//! requests it cannot serve.
+//!
+//! Kept apart from `main.rs` so the integration tests run the same code.
+
+use std::time::Duration;
+
+use corering::net::TcpStream;
+use corering::time::timeout;
+
+/// The body every request gets.
+pub const BODY: &[u8] = b"Hello World!";
+
+/// The most bytes a request head (request line and headers) may take.
+pub const HEAD_MAX: usize = 8 * 1024;
+
+/// What the start of a buffer holds.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parse {
+    /// A whole request of `len` bytes (head and body); `close` when the
+    /// client asked to close after it.
+    Request { len: usize, close: bool },
+    /// Not a whole request yet.
+    Partial,
+    /// A request this server refuses, with the status line to send before
+    /// closing.
+    Refuse(&'static str),
+}
+
+/// Parses the request at the start of `buf`.
+pub fn parse(buf: &[u8]) -> Parse {
+    let Some(head_len) = find(buf, b"\r\n\r\n").map(|end| end + 4) else {
+        return if buf.len() > HEAD_MAX {
+            Parse::Refuse("431 Request Header Fields Too Large")
+        } else {
+            Parse::Partial
+        };
+    };
+    if head_len > HEAD_MAX {
+        return Parse::Refuse("431 Request Header Fields Too Large");
+    }
+    let Ok(head) = std::str::from_utf8(&buf[..head_len - 4]) else {
+        return Parse::Refuse("400 Bad Request");
+    };
+    let mut lines = head.split("\r\n");
+    let Some((version, mut close)) = lines.next().and_then(request_line) else {
+        return Parse::Refuse("400 Bad Request");
+    };
+    let mut body_len = 0usize;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            return Parse::Refuse("400 Bad Request");
+        };
+        if name.is_empty() || name.contains(|c: char| c.is_ascii_whitespace()) {
+            return Parse::Refuse("400 Bad Request");
+        }
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            match value.parse() {
+                Ok(len) => body_len = len,
+                Err(_) => return Parse::Refuse("400 Bad Request"),
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            return Parse::Refuse("501 Not Implemented");
+        } else if name.eq_ignore_ascii_case("connection") {
+            if value.eq_ignore_ascii_case("close") {
+                close = true;
+            } else if value.eq_ignore_ascii_case("keep-alive") && version == 0 {
+                close = false;
+            }
+        }
+    }
+    let Some(len) = head_len.checked_add(body_len) else {
+        return Parse::Refuse("400 Bad Request");
+    };
+    if buf.len() < len {
+        return Parse::Partial;
+    }
+    Parse::Request { len, close }
+}
+
+/// The minor version of a well-formed request line (`METHOD target
+/// HTTP/1.x`) and whether that version closes by default.
+fn request_line(line: &str) -> Option<(u8, bool)> {
+    let mut parts = line.split(' ');
+    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some()
+        || method.is_empty()
+        || !method.bytes().all(|b| b.is_ascii_uppercase())
+        || target.is_empty()
+    {
+        return None;
+    }
+    match version {
+        "HTTP/1.1" => Some((1, false)),
+        "HTTP/1.0" => Some((0, true)),
+        _ => None,
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+/// Appends the response to a served request.
+fn respond_ok(out: &mut Vec<u8>, close: bool) {
+    out.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ");
+    out.extend_from_slice(BODY.len().to_string().as_bytes());
+    if close {
+        out.extend_from_slice(b"\r\nConnection: close");
+    }
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(BODY);
+}
+
+/// Appends a refusal, which always closes the connection.
+fn respond_refused(out: &mut Vec<u8>, status: &str) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_bytes());
+    out.extend_from_slice(b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+}
+
+/// Serves one connection until the client closes it, asks to close, sends
+/// something refused, errs, or stays silent for `idle`.
+pub async fn serve(stream: TcpStream, idle: Duration) {
+    let mut input: Vec<u8> = Vec::with_capacity(4096);
+    let mut output: Vec<u8> = Vec::with_capacity(4096);
+    let mut read_buf = Vec::with_capacity(4096);
+    loop {
+        // Answer every whole request already buffered (pipelining), in order.
+        let mut consumed = 0;
+        let mut closing = false;
+        loop {
+            match parse(&input[consumed..]) {
+                Parse::Request { len, close } => {
+                    respond_ok(&mut output, close);
+                    consumed += len;
+                    if close {
+                        closing = true;
+                        break;
+                    }
+                }
+                Parse::Partial => break,
+                Parse::Refuse(status) => {
+                    respond_refused(&mut output, status);
+                    closing = true;
+                    break;
+                }
+            }
+        }
+        input.drain(..consumed);
+        if !output.is_empty() {
+            let (written, returned) = stream.write_all(output).await;
+            output = returned;
+            output.clear();
+            if written.is_err() {
+                return;
+            }
+        }
+        if closing {
+            linger_close(&stream, read_buf).await;
+            return;
+        }
+        read_buf.clear();
+        let (read, returned) = match timeout(idle, stream.read(read_buf)).await {
+            Ok(result) => result,
+            Err(_) => return, // idle too long
+        };
+        read_buf = returned;
+        match read {
+            Ok(0) | Err(_) => return,
+            Ok(_) => input.extend_from_slice(&read_buf),
+        }
+    }
+}
+
+/// Closes our side, then reads and discards what the client still sends,
+/// for at most a second: closing with unread input would make the kernel
+/// reset the connection, and the client could lose the response just sent.
+async fn linger_close(stream: &TcpStream, mut buf: Vec<u8>) {
+    if stream.shutdown(std::net::Shutdown::Write).await.is_err() {
+        return;
+    }
+    let _ = timeout(Duration::from_secs(1), async {
+        loop {
+            buf.clear();
+            let (read, returned) = stream.read(buf).await;
+            buf = returned;
+            if !matches!(read, Ok(n) if n > 0) {
+                return;
+            }
+        }
+    })
+    .await;
+}

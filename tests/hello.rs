@@ -1,0 +1,189 @@
+//! The hello example's HTTP handling, served by a corering core and driven
+//! by real clients: curl, and raw sockets for pipelining, malformed input,
+//! oversized heads and idle connections.
+
+#[path = "../examples/hello/http.rs"]
+mod http;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use corering::net::TcpListener;
+use http::{parse, Parse};
+
+const OK: &str =
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\nHello World!";
+const OK_CLOSE: &str =
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 12\r\nConnection: close\r\n\r\nHello World!";
+
+/// A hello server on its own thread and core; stops when dropped.
+struct Server {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(idle: Duration) -> Server {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (addr_tx, addr_rx) = mpsc::channel();
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            corering::start(async move {
+                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                while !stopping.load(Ordering::SeqCst) {
+                    if let Ok((stream, _)) =
+                        listener.accept_timeout(Duration::from_millis(20)).await
+                    {
+                        corering::spawn(http::serve(stream, idle));
+                    }
+                }
+            })
+        });
+        Server {
+            addr: addr_rx.recv().unwrap(),
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Sends `request` on a new connection and reads until the server
+    /// closes it.
+    fn exchange(&self, request: &[u8]) -> String {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(request).unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        String::from_utf8(response).unwrap()
+    }
+
+    fn curl(&self, path: &str) -> String {
+        let output = Command::new("curl")
+            .args(["-s", "-i", "--max-time", "10"])
+            .arg(format!("http://{}{path}", self.addr))
+            .output()
+            .expect("curl is installed (ci/setup installs it)");
+        assert!(output.status.success(), "curl failed: {output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[test]
+fn curl_gets_exactly_hello_world() {
+    let server = Server::start(Duration::from_secs(5));
+    assert_eq!(server.curl("/"), OK);
+    assert_eq!(server.curl("/any/path?query=1"), OK);
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order_on_one_connection() {
+    let server = Server::start(Duration::from_secs(5));
+    let request = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n\
+                    POST /form HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello\
+                    GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    assert_eq!(server.exchange(request), format!("{OK}{OK}{OK_CLOSE}"));
+}
+
+#[test]
+fn malformed_and_oversized_requests_are_refused_and_the_server_goes_on() {
+    let server = Server::start(Duration::from_secs(5));
+    let bad = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    assert_eq!(server.exchange(b"GARBAGE\r\n\r\n"), bad);
+    assert_eq!(server.exchange(b"GET / HTTP/9.9\r\n\r\n"), bad);
+    assert_eq!(
+        server.exchange(b"GET / HTTP/1.1\r\nNo colon here\r\n\r\n"),
+        bad
+    );
+    // A good request before a bad one is still answered.
+    assert_eq!(
+        server.exchange(b"GET / HTTP/1.1\r\n\r\nget lowercase HTTP/1.1\r\n\r\n"),
+        format!("{OK}{bad}")
+    );
+    let mut huge = b"GET / HTTP/1.1\r\nX-Filler: ".to_vec();
+    huge.extend(std::iter::repeat_n(b'a', http::HEAD_MAX));
+    huge.extend_from_slice(b"\r\n\r\n");
+    assert_eq!(
+        server.exchange(&huge),
+        "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(server.curl("/"), OK, "the server keeps serving");
+}
+
+#[test]
+fn http_1_0_closes_unless_kept_alive() {
+    let server = Server::start(Duration::from_secs(5));
+    assert_eq!(server.exchange(b"GET / HTTP/1.0\r\n\r\n"), OK_CLOSE);
+    // Kept alive, the connection stays open after the response: the idle
+    // timeout of this server (5 s) has not passed when the client closes.
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap();
+    let mut response = vec![0u8; OK.len()];
+    stream.read_exact(&mut response).unwrap();
+    assert_eq!(String::from_utf8(response).unwrap(), OK);
+}
+
+#[test]
+fn idle_connections_are_closed() {
+    let server = Server::start(Duration::from_millis(100));
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert_eq!(stream.read(&mut byte).unwrap(), 0, "closed by the server");
+}
+
+#[test]
+fn parser_outcomes() {
+    assert_eq!(parse(b""), Parse::Partial);
+    assert_eq!(parse(b"GET / HTTP/1.1\r\nHost: a\r\n"), Parse::Partial);
+    assert_eq!(
+        parse(b"GET / HTTP/1.1\r\n\r\nrest"),
+        Parse::Request {
+            len: 18,
+            close: false
+        }
+    );
+    assert_eq!(
+        parse(b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nab"),
+        Parse::Partial
+    );
+    assert_eq!(
+        parse(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n"),
+        Parse::Request {
+            len: 37,
+            close: true
+        }
+    );
+    assert_eq!(
+        parse(b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n"),
+        Parse::Refuse("400 Bad Request")
+    );
+    assert_eq!(
+        parse(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        Parse::Refuse("501 Not Implemented")
+    );
+    assert_eq!(
+        parse(&vec![b'a'; http::HEAD_MAX + 1]),
+        Parse::Refuse("431 Request Header Fields Too Large")
+    );
+}
