@@ -11,7 +11,7 @@ use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::driver::Op;
 use crate::fd::{write_all_with, SharedFd, CURRENT_POSITION};
 use crate::op::{Accept, Connect, Readv, Recv, Send, Shutdown as ShutdownOp, Writev};
-use crate::sys::socket;
+use crate::sys::socket::{self, SockAddr};
 use crate::time::timeout;
 
 /// Connections the kernel queues for `accept` before refusing more.
@@ -84,7 +84,7 @@ impl TcpListener {
     /// after which the listener keeps working.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (fd, peer) = Op::new(Accept::new(self.fd.clone())).await?;
-        Ok((TcpStream::from_owned(fd), peer))
+        Ok((TcpStream::from_owned(fd), peer.socket_addr()?))
     }
 
     /// [`accept`](Self::accept), giving up after `limit`.
@@ -161,7 +161,7 @@ impl TcpStream {
 
     async fn connect_addr(addr: SocketAddr) -> io::Result<TcpStream> {
         let stream = TcpStream::from_owned(socket::socket(&addr, libc::SOCK_STREAM)?);
-        Op::new(Connect::new(stream.fd.clone(), addr)).await?;
+        Op::new(Connect::new(stream.fd.clone(), SockAddr::from_std(addr))).await?;
         Ok(stream)
     }
 
@@ -250,22 +250,10 @@ impl TcpStream {
     }
 }
 
-impl AsRawFd for TcpStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.raw()
-    }
-}
-
-impl fmt::Debug for TcpStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TcpStream")
-            .field("fd", &self.fd.raw())
-            .finish()
-    }
-}
+super::raw_fd_and_debug!(TcpStream);
 
 /// Runs `f` on each address `addr` resolves to until one succeeds.
-fn each_addr<A: ToSocketAddrs, T>(
+pub(super) fn each_addr<A: ToSocketAddrs, T>(
     addr: A,
     mut f: impl FnMut(SocketAddr) -> io::Result<T>,
 ) -> io::Result<T> {

@@ -2,7 +2,6 @@
 //! `SHUTDOWN`.
 
 use std::io;
-use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use io_uring::{opcode, squeue, types};
@@ -37,7 +36,7 @@ impl Accept {
 // SAFETY: the SQE points into `addr`, a box whose heap memory stays put
 // while the operation moves; `Op` keeps `self` until the final CQE.
 unsafe impl Operation for Accept {
-    type Output = io::Result<(OwnedFd, SocketAddr)>;
+    type Output = io::Result<(OwnedFd, SockAddr)>;
 
     fn build(&mut self) -> squeue::Entry {
         let addr = &mut *self.addr;
@@ -46,11 +45,11 @@ unsafe impl Operation for Accept {
             .build()
     }
 
-    fn complete(self, completion: Completion) -> io::Result<(OwnedFd, SocketAddr)> {
+    fn complete(self, completion: Completion) -> io::Result<(OwnedFd, SockAddr)> {
         let fd = completion.into_result()? as RawFd;
         // SAFETY: the kernel just created `fd` for us and nobody else has it.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok((fd, self.addr.socket_addr()?))
+        Ok((fd, *self.addr))
     }
 
     fn late_completion(&mut self, completion: Completion) {
@@ -69,10 +68,10 @@ pub(crate) struct Connect {
 }
 
 impl Connect {
-    pub(crate) fn new(fd: SharedFd, addr: SocketAddr) -> Connect {
+    pub(crate) fn new(fd: SharedFd, addr: SockAddr) -> Connect {
         Connect {
             fd,
-            addr: Box::new(SockAddr::from_std(addr)),
+            addr: Box::new(addr),
         }
     }
 }
@@ -187,5 +186,102 @@ unsafe impl Operation for Shutdown {
 
     fn complete(self, completion: Completion) -> io::Result<()> {
         completion.into_result().map(drop)
+    }
+}
+
+/// A `msghdr` with its one iovec and its address, boxed together so the
+/// pointers between them and the kernel's view stay valid while the
+/// operation moves.
+struct Message {
+    header: libc::msghdr,
+    iov: libc::iovec,
+    addr: SockAddr,
+}
+
+impl Message {
+    fn new(addr: SockAddr, base: *mut u8, len: usize) -> Box<Message> {
+        let mut message = Box::new(Message {
+            // SAFETY: an all-zero `msghdr` is valid (null pointers, no
+            // control data).
+            header: unsafe { std::mem::zeroed() },
+            iov: libc::iovec {
+                iov_base: base.cast(),
+                iov_len: len,
+            },
+            addr,
+        });
+        let message_ref = &mut *message;
+        message_ref.header.msg_name = message_ref.addr.as_mut_ptr().cast();
+        message_ref.header.msg_namelen = message_ref.addr.len();
+        message_ref.header.msg_iov = &mut message_ref.iov;
+        message_ref.header.msg_iovlen = 1;
+        message
+    }
+}
+
+/// Sends the initialized bytes of `buf` to an address (`sendmsg`).
+pub(crate) struct SendTo<B> {
+    fd: SharedFd,
+    buf: B,
+    message: Box<Message>,
+}
+
+impl<B: IoBuf> SendTo<B> {
+    pub(crate) fn new(fd: SharedFd, buf: B, addr: SockAddr) -> SendTo<B> {
+        let message = Message::new(addr, buf.stable_ptr().cast_mut(), buf.bytes_init());
+        SendTo { fd, buf, message }
+    }
+}
+
+// SAFETY: the SQE points at the boxed `msghdr`, whose iovec points into
+// `buf` (stable while it moves, by `IoBuf`) and whose name points into the
+// same box; `Op` keeps `self` until the final CQE.
+unsafe impl<B: IoBuf> Operation for SendTo<B> {
+    type Output = BufResult<usize, B>;
+
+    fn build(&mut self) -> squeue::Entry {
+        opcode::SendMsg::new(types::Fd(self.fd.raw()), &self.message.header)
+            .flags(libc::MSG_NOSIGNAL as u32)
+            .build()
+    }
+
+    fn complete(self, completion: Completion) -> BufResult<usize, B> {
+        (completion.into_result().map(|sent| sent as usize), self.buf)
+    }
+}
+
+/// Receives one datagram into `buf` with its sender's address (`recvmsg`).
+pub(crate) struct RecvFrom<B> {
+    fd: SharedFd,
+    buf: B,
+    message: Box<Message>,
+}
+
+impl<B: IoBufMut> RecvFrom<B> {
+    pub(crate) fn new(fd: SharedFd, mut buf: B) -> RecvFrom<B> {
+        let message = Message::new(SockAddr::empty(), buf.stable_mut_ptr(), buf.bytes_total());
+        RecvFrom { fd, buf, message }
+    }
+}
+
+// SAFETY: as for `SendTo`, with `buf` writable (`IoBufMut`).
+unsafe impl<B: IoBufMut> Operation for RecvFrom<B> {
+    type Output = BufResult<(usize, SockAddr), B>;
+
+    fn build(&mut self) -> squeue::Entry {
+        opcode::RecvMsg::new(types::Fd(self.fd.raw()), &mut self.message.header).build()
+    }
+
+    fn complete(mut self, completion: Completion) -> BufResult<(usize, SockAddr), B> {
+        let result = completion.into_result().map(|read| {
+            let read = read as usize;
+            // SAFETY: the kernel wrote `read` bytes from the buffer's start,
+            // within the `bytes_total` it was given.
+            unsafe { self.buf.set_init(read) };
+            let mut addr = self.message.addr;
+            addr.set_len(self.message.header.msg_namelen);
+            (read, addr)
+        });
+        (result, self.buf)
     }
 }

@@ -42,6 +42,8 @@ const REQUIRED_OPCODES: &[(u8, &str)] = &[
     (opcode::Recv::CODE, "RECV"),
     (opcode::Send::CODE, "SEND"),
     (opcode::Shutdown::CODE, "SHUTDOWN"),
+    (opcode::SendMsg::CODE, "SENDMSG"),
+    (opcode::RecvMsg::CODE, "RECVMSG"),
 ];
 
 /// Creates a ring with `entries` SQ entries and a CQ twice that size.

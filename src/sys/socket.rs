@@ -4,10 +4,16 @@
 //! Everything here is synchronous and immediate (binding, options, address
 //! queries); what waits on the network goes through the ring.
 
+use std::ffi::OsStr;
 use std::io;
 use std::mem::{size_of, MaybeUninit};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// Where `sun_path` starts in a `sockaddr_un`.
+const SUN_PATH_OFFSET: usize = std::mem::offset_of!(libc::sockaddr_un, sun_path);
 
 /// A socket address in the kernel's layout, with its length.
 #[derive(Clone, Copy)]
@@ -95,6 +101,98 @@ impl SockAddr {
         }
     }
 
+    /// The kernel form of a Unix socket path.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` when the path is too long for `sun_path` or holds a
+    /// NUL byte.
+    pub(crate) fn unix_path(path: &Path) -> io::Result<SockAddr> {
+        let bytes = path.as_os_str().as_bytes();
+        if bytes.contains(&0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a Unix socket path cannot contain NUL bytes",
+            ));
+        }
+        // The path is NUL-terminated inside `sun_path`.
+        SockAddr::unix_raw(bytes, 1)
+    }
+
+    /// The kernel form of a Linux abstract Unix socket name.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` when the name is too long for `sun_path`.
+    pub(crate) fn unix_abstract(name: &[u8]) -> io::Result<SockAddr> {
+        let mut bytes = Vec::with_capacity(name.len() + 1);
+        bytes.push(0);
+        bytes.extend_from_slice(name);
+        SockAddr::unix_raw(&bytes, 0)
+    }
+
+    fn unix_raw(bytes: &[u8], terminator: usize) -> io::Result<SockAddr> {
+        let mut out = SockAddr::empty();
+        // SAFETY: `sockaddr_storage` is larger than and aligned for
+        // `sockaddr_un`.
+        let un = unsafe { &mut *out.as_mut_ptr().cast::<libc::sockaddr_un>() };
+        if bytes.len() + terminator > un.sun_path.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "Unix socket path too long",
+            ));
+        }
+        un.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        for (slot, &byte) in un.sun_path.iter_mut().zip(bytes) {
+            *slot = byte as libc::c_char;
+        }
+        out.len = (SUN_PATH_OFFSET + bytes.len() + terminator) as libc::socklen_t;
+        Ok(out)
+    }
+
+    /// The address as std's Unix socket address; `None` for an unnamed
+    /// socket (a client that never bound).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidData` for a family other than `AF_UNIX`.
+    pub(crate) fn unix_addr(&self) -> io::Result<Option<std::os::unix::net::SocketAddr>> {
+        // An unbound peer comes back with no name at all (length 0), or
+        // with the family only.
+        let len = (self.len as usize).saturating_sub(SUN_PATH_OFFSET);
+        if len == 0 {
+            return Ok(None);
+        }
+        if i32::from(self.storage.ss_family) != libc::AF_UNIX {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not a Unix socket address",
+            ));
+        }
+        // SAFETY: the family says the storage holds a `sockaddr_un`.
+        let un = unsafe { &*self.as_ptr().cast::<libc::sockaddr_un>() };
+        let bytes: Vec<u8> = un.sun_path[..len.min(un.sun_path.len())]
+            .iter()
+            .map(|&byte| byte as u8)
+            .collect();
+        match bytes.split_first() {
+            Some((0, name)) => {
+                use std::os::linux::net::SocketAddrExt;
+                std::os::unix::net::SocketAddr::from_abstract_name(name).map(Some)
+            }
+            _ => {
+                let path = bytes.split(|&byte| byte == 0).next().unwrap_or_default();
+                std::os::unix::net::SocketAddr::from_pathname(Path::new(OsStr::from_bytes(path)))
+                    .map(Some)
+            }
+        }
+    }
+
+    /// Sets the length the kernel reported for the address it wrote.
+    pub(crate) fn set_len(&mut self, len: libc::socklen_t) {
+        self.len = len.min(size_of::<libc::sockaddr_storage>() as libc::socklen_t);
+    }
+
     pub(crate) fn as_ptr(&self) -> *const libc::sockaddr {
         (&self.storage as *const libc::sockaddr_storage).cast()
     }
@@ -131,6 +229,59 @@ pub(crate) fn socket(addr: &SocketAddr, ty: libc::c_int) -> io::Result<OwnedFd> 
     let fd = check(unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, 0) })?;
     // SAFETY: `fd` was just returned by socket and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A new close-on-exec Unix socket of type `ty`.
+pub(crate) fn unix_socket(ty: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: socket takes no pointers.
+    let fd = check(unsafe { libc::socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: `fd` was just returned by socket and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Two connected close-on-exec Unix sockets of type `ty`.
+pub(crate) fn unix_pair(ty: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors the kernel writes.
+    check(unsafe {
+        libc::socketpair(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
+    })?;
+    // SAFETY: both were just returned by socketpair and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Binds `fd` to a kernel-form address.
+pub(crate) fn bind_raw(fd: RawFd, addr: &SockAddr) -> io::Result<()> {
+    // SAFETY: the pointer and length describe `addr`, alive for the call.
+    check(unsafe { libc::bind(fd, addr.as_ptr(), addr.len()) }).map(drop)
+}
+
+/// Starts listening on a bound socket.
+pub(crate) fn listen_on(fd: RawFd, backlog: i32) -> io::Result<()> {
+    // SAFETY: listen takes no pointers.
+    check(unsafe { libc::listen(fd, backlog) }).map(drop)
+}
+
+/// Connects a datagram socket (no waiting: it only sets the peer).
+pub(crate) fn connect_now(fd: RawFd, addr: &SockAddr) -> io::Result<()> {
+    // SAFETY: the pointer and length describe `addr`, alive for the call.
+    check(unsafe { libc::connect(fd, addr.as_ptr(), addr.len()) }).map(drop)
+}
+
+/// The kernel-form local address of `fd`.
+pub(crate) fn local_raw(fd: RawFd) -> io::Result<SockAddr> {
+    let mut addr = SockAddr::empty();
+    // SAFETY: the pointers describe `addr`'s storage and length.
+    check(unsafe { libc::getsockname(fd, addr.as_mut_ptr(), addr.len_mut()) })?;
+    Ok(addr)
+}
+
+/// The kernel-form peer address of `fd`.
+pub(crate) fn peer_raw(fd: RawFd) -> io::Result<SockAddr> {
+    let mut addr = SockAddr::empty();
+    // SAFETY: the pointers describe `addr`'s storage and length.
+    check(unsafe { libc::getpeername(fd, addr.as_mut_ptr(), addr.len_mut()) })?;
+    Ok(addr)
 }
 
 /// Sets an integer socket option.
@@ -179,33 +330,19 @@ pub(crate) fn listen(addr: SocketAddr, reuse_port: bool, backlog: i32) -> io::Re
     if reuse_port {
         set_option(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
     }
-    bind(fd.as_raw_fd(), addr)?;
-    // SAFETY: listen takes no pointers.
-    check(unsafe { libc::listen(fd.as_raw_fd(), backlog) })?;
+    bind_raw(fd.as_raw_fd(), &SockAddr::from_std(addr))?;
+    listen_on(fd.as_raw_fd(), backlog)?;
     Ok(fd)
-}
-
-/// Binds `fd` to `addr`.
-pub(crate) fn bind(fd: RawFd, addr: SocketAddr) -> io::Result<()> {
-    let addr = SockAddr::from_std(addr);
-    // SAFETY: the pointer and length describe `addr`, alive for the call.
-    check(unsafe { libc::bind(fd, addr.as_ptr(), addr.len()) }).map(drop)
 }
 
 /// The address `fd` is bound to.
 pub(crate) fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
-    let mut addr = SockAddr::empty();
-    // SAFETY: the pointers describe `addr`'s storage and length.
-    check(unsafe { libc::getsockname(fd, addr.as_mut_ptr(), addr.len_mut()) })?;
-    addr.socket_addr()
+    local_raw(fd)?.socket_addr()
 }
 
 /// The address of `fd`'s peer.
 pub(crate) fn peer_addr(fd: RawFd) -> io::Result<SocketAddr> {
-    let mut addr = SockAddr::empty();
-    // SAFETY: the pointers describe `addr`'s storage and length.
-    check(unsafe { libc::getpeername(fd, addr.as_mut_ptr(), addr.len_mut()) })?;
-    addr.socket_addr()
+    peer_raw(fd)?.socket_addr()
 }
 
 #[cfg(test)]
@@ -218,6 +355,19 @@ mod tests {
             let addr: SocketAddr = text.parse().unwrap();
             assert_eq!(SockAddr::from_std(addr).socket_addr().unwrap(), addr);
         }
+    }
+
+    #[test]
+    fn unix_addresses_round_trip() {
+        let path = SockAddr::unix_path(Path::new("/tmp/x.sock")).unwrap();
+        let std = path.unix_addr().unwrap().unwrap();
+        assert_eq!(std.as_pathname(), Some(Path::new("/tmp/x.sock")));
+        let name = SockAddr::unix_abstract(b"corering").unwrap();
+        use std::os::linux::net::SocketAddrExt;
+        let std = name.unix_addr().unwrap().unwrap();
+        assert_eq!(std.as_abstract_name(), Some(&b"corering"[..]));
+        assert!(SockAddr::unix_path(Path::new(&"x".repeat(200))).is_err());
+        assert!(SockAddr::unix_path(Path::new("a\0b")).is_err());
     }
 
     #[test]

@@ -1,0 +1,81 @@
+//! Unix stream sockets: echo through a path and through an abstract name.
+
+use std::net::Shutdown;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::SocketAddr as UnixAddr;
+use std::rc::Rc;
+
+use corering::net::{UnixListener, UnixStream};
+
+/// Sends `data` through `stream` to an echo server and returns what came back.
+async fn round_trip(stream: UnixStream, data: Vec<u8>) -> Vec<u8> {
+    let stream = Rc::new(stream);
+    let writer = {
+        let stream = stream.clone();
+        corering::spawn(async move {
+            stream.write_all(data).await.0.unwrap();
+            stream.shutdown(Shutdown::Write).await.unwrap();
+        })
+    };
+    let mut received = Vec::new();
+    loop {
+        let (read, buf) = stream.read(Vec::with_capacity(8192)).await;
+        if read.unwrap() == 0 {
+            break;
+        }
+        received.extend_from_slice(&buf);
+    }
+    writer.await.unwrap();
+    received
+}
+
+async fn echo(stream: UnixStream) {
+    loop {
+        let (read, buf) = stream.read(Vec::with_capacity(4096)).await;
+        if read.unwrap() == 0 {
+            return;
+        }
+        stream.write_all(buf).await.0.unwrap();
+    }
+}
+
+#[test]
+fn unix_stream_echo_by_path_abstract_name_and_pair() {
+    corering::start(async {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+
+        let path = std::env::temp_dir().join(format!("corering-unix-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).unwrap();
+        assert_eq!(
+            listener.local_addr().unwrap().unwrap().as_pathname(),
+            Some(path.as_path())
+        );
+        let client = UnixStream::connect(&path).await.unwrap();
+        let server = listener.accept().await.unwrap();
+        assert!(
+            server.peer_addr().unwrap().is_none(),
+            "the client never bound"
+        );
+        corering::spawn(echo(server));
+        assert_eq!(round_trip(client, data.clone()).await, data);
+        std::fs::remove_file(&path).unwrap();
+
+        let name = format!("corering-unix-test-{}", std::process::id());
+        let addr = UnixAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let listener = UnixListener::bind_addr(&addr).unwrap();
+        let client = UnixStream::connect_addr(&addr).await.unwrap();
+        let peer = client.peer_addr().unwrap().unwrap();
+        assert_eq!(peer.as_abstract_name(), Some(name.as_bytes()));
+        corering::spawn(echo(listener.accept().await.unwrap()));
+        assert_eq!(round_trip(client, data.clone()).await, data);
+
+        let (left, right) = UnixStream::pair().unwrap();
+        corering::spawn(echo(right));
+        assert_eq!(round_trip(left, data.clone()).await, data);
+
+        let missing = std::env::temp_dir().join("corering-no-such-socket");
+        let error = UnixStream::connect(&missing).await.unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::NotFound);
+    });
+}
