@@ -288,3 +288,45 @@ fn full_listener() -> ((OwnedFd, Vec<std::net::TcpStream>), SocketAddr) {
         ((fd, fillers), local)
     }
 }
+
+#[test]
+fn incoming_serves_many_connections_from_one_submission_and_drops_cleanly() {
+    use std::future::poll_fn;
+    use std::pin::Pin;
+
+    use futures_core::Stream;
+
+    let _serial = common::serial();
+    corering::start(async {
+        let fds_before = open_fds();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut incoming = listener.incoming();
+        let mut clients = Vec::new();
+        let mut servers = Vec::new();
+        for _ in 0..20 {
+            clients.push(TcpStream::connect(addr).await.unwrap());
+            let next = poll_fn(|cx| Pin::new(&mut incoming).poll_next(cx)).await;
+            servers.push(next.unwrap().unwrap());
+        }
+        let stats = corering::stats();
+        // One multishot accept for all twenty, plus one connect each.
+        assert_eq!(stats.submitted, 1 + 20);
+        assert_eq!(stats.slots_in_use, 1);
+        for (client, server) in clients.iter().zip(&servers) {
+            assert_eq!(server.peer_addr().unwrap(), client.local_addr().unwrap());
+        }
+        // Connections that arrive while nobody takes them, then the drop:
+        // whatever the kernel accepted is closed, nothing is leaked.
+        let late: Vec<_> = (0..5)
+            .map(|_| std::net::TcpStream::connect(addr).unwrap())
+            .collect();
+        corering::time::sleep(Duration::from_millis(10)).await;
+        drop(incoming);
+        settle(|| corering::stats().slots_in_use == 0, 1000).await;
+        assert_eq!(corering::stats().in_flight, 0);
+        drop((clients, servers, late, listener));
+        settle(|| open_fds() == fds_before, 1000).await;
+        assert_eq!(open_fds(), fds_before);
+    });
+}

@@ -19,9 +19,6 @@
 //!   States of dropped futures freed by the reap are handed out the same way,
 //!   so no user `Drop` runs while the driver is borrowed.
 
-// Multishot accept and receive (the networking issue) are its first users;
-// until then only its tests construct it.
-#[allow(dead_code)]
 mod multishot;
 mod op;
 mod slot;
@@ -35,7 +32,6 @@ use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, EnterFlags, IoUring};
 
-#[allow(unused_imports)] // the first users arrive with networking
 pub(crate) use multishot::{MultiOp, MultishotOperation};
 pub(crate) use op::{Op, Operation};
 pub(crate) use slot::{Abandoned, Lifecycle, SlotId};
@@ -293,7 +289,6 @@ impl Driver {
 
     /// Takes the next CQE of a multishot slot. `Ready(None)` once the final
     /// CQE has been taken (the slot is then free).
-    #[allow(dead_code)] // see `mod multishot`
     pub(crate) fn poll_stream(
         &mut self,
         id: SlotId,

@@ -87,7 +87,6 @@ pub(crate) enum Lifecycle {
     Completed(Completion),
     /// A multishot operation whose stream is alive: CQEs queue here until the
     /// stream takes them. Boxed to keep single-shot slots small.
-    #[allow(dead_code)] // see `mod multishot`
     Streaming(Box<StreamSlot>),
     /// The future was dropped before the final CQE; owns the operation's
     /// state until that CQE, then the slot is freed.

@@ -5,12 +5,16 @@ use std::fmt;
 use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_core::Stream;
+
 use crate::buf::{BufResult, IoBuf, IoBufMut};
-use crate::driver::Op;
+use crate::driver::{MultiOp, Op};
 use crate::fd::{write_all_with, SharedFd, CURRENT_POSITION};
-use crate::op::{Accept, Connect, Readv, Recv, Send, Shutdown as ShutdownOp, Writev};
+use crate::op::{Accept, AcceptMulti, Connect, Readv, Recv, Send, Shutdown as ShutdownOp, Writev};
 use crate::sys::socket::{self, SockAddr};
 use crate::time::timeout;
 
@@ -87,6 +91,41 @@ impl TcpListener {
         Ok((TcpStream::from_owned(fd), peer.socket_addr()?))
     }
 
+    /// The connections as they arrive, from one multishot accept: a single
+    /// submission serves every connection until the stream is dropped (it
+    /// re-arms itself if the kernel ends it). Peer addresses are not
+    /// collected; ask [`TcpStream::peer_addr`].
+    ///
+    /// Dropping the stream cancels the accept; a connection accepted as it
+    /// is dropped is closed, not leaked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::future::poll_fn;
+    /// use std::pin::Pin;
+    /// use futures_core::Stream;
+    /// use corering::net::{TcpListener, TcpStream};
+    ///
+    /// corering::start(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let addr = listener.local_addr().unwrap();
+    ///     let mut incoming = listener.incoming();
+    ///     for _ in 0..3 {
+    ///         let client = TcpStream::connect(addr).await.unwrap();
+    ///         let next = poll_fn(|cx| Pin::new(&mut incoming).poll_next(cx)).await;
+    ///         let server = next.unwrap().unwrap();
+    ///         assert_eq!(server.peer_addr().unwrap(), client.local_addr().unwrap());
+    ///     }
+    /// });
+    /// ```
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming {
+            listener: self,
+            accept: None,
+        }
+    }
+
     /// [`accept`](Self::accept), giving up after `limit`.
     ///
     /// # Errors
@@ -105,6 +144,42 @@ impl TcpListener {
     /// Closes the listener through the ring once no accept is in flight.
     pub async fn close(self) -> io::Result<()> {
         self.fd.close().await
+    }
+}
+
+/// The stream of [`TcpListener::incoming`].
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+    /// The multishot accept in flight; `None` before the first poll and
+    /// after the kernel ended one.
+    accept: Option<MultiOp<AcceptMulti>>,
+}
+
+impl Stream for Incoming<'_> {
+    type Item = io::Result<TcpStream>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            let listener = this.listener;
+            let accept = this
+                .accept
+                .get_or_insert_with(|| MultiOp::new(AcceptMulti::new(listener.fd.clone())));
+            match std::task::ready!(Pin::new(accept).poll_next(cx)) {
+                Some(accepted) => return Poll::Ready(Some(accepted.map(TcpStream::from_owned))),
+                // The kernel ended this multishot accept: arm another.
+                None => this.accept = None,
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Incoming<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Incoming")
+            .field("listener", &self.listener)
+            .field("armed", &self.accept.is_some())
+            .finish()
     }
 }
 

@@ -7,7 +7,7 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use io_uring::{opcode, squeue, types};
 
 use crate::buf::{BufResult, IoBuf, IoBufMut};
-use crate::driver::{Completion, Operation};
+use crate::driver::{Completion, MultishotOperation, Operation};
 use crate::fd::SharedFd;
 use crate::runtime::defer_close;
 use crate::sys::socket::SockAddr;
@@ -283,5 +283,42 @@ unsafe impl<B: IoBufMut> Operation for RecvFrom<B> {
             (read, addr)
         });
         (result, self.buf)
+    }
+}
+
+/// Accepts connections until cancelled (multishot accept): one SQE, one
+/// CQE per connection. The kernel may end it (an error, or a resource
+/// limit); the final CQE has no `IORING_CQE_F_MORE`.
+pub(crate) struct AcceptMulti {
+    fd: SharedFd,
+}
+
+impl AcceptMulti {
+    pub(crate) fn new(fd: SharedFd) -> AcceptMulti {
+        AcceptMulti { fd }
+    }
+}
+
+// SAFETY: the SQE refers to no memory (no peer address is asked for).
+unsafe impl MultishotOperation for AcceptMulti {
+    type Item = io::Result<OwnedFd>;
+
+    fn build(&mut self) -> squeue::Entry {
+        opcode::AcceptMulti::new(types::Fd(self.fd.raw()))
+            .flags(libc::SOCK_CLOEXEC)
+            .build()
+    }
+
+    fn next(&mut self, completion: Completion) -> io::Result<OwnedFd> {
+        let fd = completion.into_result()? as RawFd;
+        // SAFETY: the kernel just created `fd` for us and nobody else has it.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    fn late_completion(&mut self, completion: Completion) {
+        // The stream is gone: close what was accepted meanwhile.
+        if completion.result >= 0 {
+            defer_close(completion.result);
+        }
     }
 }
