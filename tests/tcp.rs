@@ -330,3 +330,99 @@ fn incoming_serves_many_connections_from_one_submission_and_drops_cleanly() {
         assert_eq!(open_fds(), fds_before);
     });
 }
+
+#[test]
+fn multishot_receive_survives_a_buffer_ring_too_small_for_the_load() {
+    use std::collections::VecDeque;
+    use std::future::poll_fn;
+    use std::pin::Pin;
+
+    use corering::buf::BufRing;
+    use futures_core::Stream;
+
+    const BYTES: usize = 1 << 20;
+    let _serial = common::serial();
+    corering::start(async {
+        let ring = BufRing::new(4, 1024).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sender = corering::spawn(async move {
+            let stream = TcpStream::connect(addr).await.unwrap();
+            let data: Vec<u8> = (0..BYTES).map(|i| pattern(7, i)).collect();
+            stream.write_all(data).await.0.unwrap();
+            stream.shutdown(Shutdown::Write).await.unwrap();
+            stream
+        });
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut received = stream.recv_multi(&ring);
+        let mut held = VecDeque::new();
+        let mut checked = 0;
+        let mut check = |buf: corering::buf::RingBuf| {
+            for (i, &byte) in buf.iter().enumerate() {
+                assert_eq!(byte, pattern(7, checked + i), "byte {}", checked + i);
+            }
+            checked += buf.len();
+        };
+        while let Some(buf) = poll_fn(|cx| Pin::new(&mut received).poll_next(cx)).await {
+            held.push_back(buf.unwrap());
+            if held.len() == usize::from(ring.entries()) {
+                // Every buffer is out: let data arrive to an empty ring.
+                corering::time::sleep(Duration::from_millis(1)).await;
+                while held.len() > 1 {
+                    check(held.pop_front().unwrap());
+                }
+            }
+        }
+        held.drain(..).for_each(&mut check);
+        assert_eq!(checked, BYTES, "every byte, in order");
+        assert!(ring.exhausted() > 0, "the ring ran dry at least once");
+        assert_eq!(ring.available(), ring.entries());
+        drop(received);
+        let _client = sender.await.unwrap();
+        settle(|| corering::stats().slots_in_use == 0, 1000).await;
+        assert_eq!(corering::stats().in_flight, 0);
+    });
+}
+
+#[test]
+fn dropped_multishot_receive_gives_every_buffer_back() {
+    use std::future::poll_fn;
+    use std::pin::Pin;
+
+    use corering::buf::BufRing;
+    use futures_core::Stream;
+
+    let _serial = common::serial();
+    corering::start(async {
+        let ring = BufRing::new(8, 64).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let mut received = server.recv_multi(&ring);
+        // Idle: armed, but no buffer taken.
+        assert!(poll_once(&mut received_next(&mut received))
+            .await
+            .is_pending());
+        assert_eq!(ring.available(), 8);
+        client.write_all(vec![1u8; 300]).await.0.unwrap();
+        let first = poll_fn(|cx| Pin::new(&mut received).poll_next(cx))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&first[..], &[1u8; 64][..]);
+        // More CQEs (with buffers) are queued when the stream is dropped.
+        corering::time::sleep(Duration::from_millis(5)).await;
+        drop(received);
+        drop(first);
+        settle(|| corering::stats().slots_in_use == 0, 1000).await;
+        assert_eq!(ring.available(), 8, "every buffer is back in the ring");
+    });
+
+    fn received_next(
+        stream: &mut corering::net::RecvStream,
+    ) -> impl std::future::Future<Output = ()> + Unpin + '_ {
+        poll_fn(move |cx| Pin::new(&mut *stream).poll_next(cx).map(drop))
+    }
+}

@@ -61,9 +61,12 @@
 //! ```
 
 mod io_buf;
+mod ring;
 mod slice;
 
 pub use io_buf::{IoBuf, IoBufMut};
+pub(crate) use ring::Inner as RingInner;
+pub use ring::{BufRing, RingBuf};
 pub use slice::Slice;
 
 /// The result of an operation that owns a buffer: the outcome and the buffer

@@ -109,6 +109,8 @@ pub(crate) struct Driver {
     /// Where the doorbell read lands; boxed so the address is stable.
     doorbell_buf: Box<u64>,
     doorbell_armed: bool,
+    /// The buffer group id the next `BufRing` gets.
+    next_buf_group: u16,
     /// Set at shutdown: the doorbell is no longer re-armed.
     shutting_down: bool,
     stats: Stats,
@@ -132,9 +134,43 @@ impl Driver {
             doorbell_fd,
             doorbell_buf: Box::new(0),
             doorbell_armed: false,
+            next_buf_group: 0,
             shutting_down: false,
             stats: Stats::default(),
         })
+    }
+
+    /// A buffer group id not in use on this ring.
+    pub(crate) fn next_buf_group(&mut self) -> u16 {
+        let bgid = self.next_buf_group;
+        self.next_buf_group = self.next_buf_group.wrapping_add(1);
+        bgid
+    }
+
+    /// Registers a provided-buffer ring as group `bgid`.
+    ///
+    /// # Safety
+    ///
+    /// `ring_addr` is a page-aligned array of `entries` `io_uring_buf`
+    /// entries that stays valid until [`unregister_buf_ring`](Self::unregister_buf_ring)
+    /// or until the ring closes.
+    pub(crate) unsafe fn register_buf_ring(
+        &mut self,
+        ring_addr: u64,
+        entries: u16,
+        bgid: u16,
+    ) -> io::Result<()> {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            self.ring
+                .submitter()
+                .register_buf_ring_with_flags(ring_addr, entries, bgid, 0)
+        }
+    }
+
+    /// Unregisters buffer group `bgid`; the kernel no longer touches its ring.
+    pub(crate) fn unregister_buf_ring(&mut self, bgid: u16) -> io::Result<()> {
+        self.ring.submitter().unregister_buf_ring(bgid)
     }
 
     /// The flags the ring was set up with.

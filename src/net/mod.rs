@@ -25,10 +25,12 @@ macro_rules! raw_fd_and_debug {
 }
 use raw_fd_and_debug;
 
+mod recv;
 mod tcp;
 mod udp;
 mod unix;
 
+pub use recv::RecvStream;
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixListener, UnixStream};

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use futures_core::Stream;
 
-use crate::buf::{BufResult, IoBuf, IoBufMut};
+use super::RecvStream;
+use crate::buf::{BufResult, BufRing, IoBuf, IoBufMut};
 use crate::driver::{MultiOp, Op};
 use crate::fd::{write_all_with, SharedFd, CURRENT_POSITION};
 use crate::op::{Accept, AcceptMulti, Connect, Readv, Recv, Send, Shutdown as ShutdownOp, Writev};
@@ -257,6 +258,13 @@ impl TcpStream {
     /// `Ok(0)` means the peer closed its side.
     pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
         Op::new(Recv::new(self.fd.clone(), buf)).await
+    }
+
+    /// Receives into buffers picked from `ring` as data arrives, as a
+    /// stream that ends when the peer closes (see [`RecvStream`]). While no
+    /// data is waiting, the connection holds no buffer.
+    pub fn recv_multi(&self, ring: &BufRing) -> RecvStream {
+        RecvStream::new(self.fd.clone(), ring)
     }
 
     /// Sends the initialized bytes of `buf`; may send fewer (see

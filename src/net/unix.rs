@@ -13,7 +13,8 @@ use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 
-use crate::buf::{BufResult, IoBuf, IoBufMut};
+use super::RecvStream;
+use crate::buf::{BufResult, BufRing, IoBuf, IoBufMut};
 use crate::driver::Op;
 use crate::fd::{write_all_with, SharedFd};
 use crate::op::{Accept, Connect, Recv, RecvFrom, Send, SendTo, Shutdown as ShutdownOp};
@@ -157,6 +158,13 @@ impl UnixStream {
     /// Receives into `buf`; `Ok(0)` means the peer closed its side.
     pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
         Op::new(Recv::new(self.fd.clone(), buf)).await
+    }
+
+    /// Receives into buffers picked from `ring` as data arrives, as a
+    /// stream that ends when the peer closes (see [`RecvStream`]). While no
+    /// data is waiting, the connection holds no buffer.
+    pub fn recv_multi(&self, ring: &BufRing) -> RecvStream {
+        RecvStream::new(self.fd.clone(), ring)
     }
 
     /// Sends the initialized bytes of `buf`; may send fewer.

@@ -13,7 +13,9 @@ mod read_write;
 mod vectored;
 
 pub(crate) use close::Close;
-pub(crate) use net::{Accept, AcceptMulti, Connect, Recv, RecvFrom, Send, SendTo, Shutdown};
+pub(crate) use net::{
+    Accept, AcceptMulti, Connect, Recv, RecvFrom, RecvMulti, Send, SendTo, Shutdown,
+};
 pub use nop::{nop, Nop};
 pub(crate) use read_write::{Read, Write};
 pub(crate) use vectored::{Readv, Writev};

@@ -4,9 +4,11 @@
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
-use io_uring::{opcode, squeue, types};
+use std::rc::Rc;
 
-use crate::buf::{BufResult, IoBuf, IoBufMut};
+use io_uring::{cqueue, opcode, squeue, types};
+
+use crate::buf::{BufResult, IoBuf, IoBufMut, RingBuf, RingInner};
 use crate::driver::{Completion, MultishotOperation, Operation};
 use crate::fd::SharedFd;
 use crate::runtime::defer_close;
@@ -319,6 +321,59 @@ unsafe impl MultishotOperation for AcceptMulti {
         // The stream is gone: close what was accepted meanwhile.
         if completion.result >= 0 {
             defer_close(completion.result);
+        }
+    }
+}
+
+/// Receives into buffers the kernel picks from a [`BufRing`](crate::buf::BufRing)
+/// until the peer closes, an error, or the ring runs dry (multishot
+/// receive).
+pub(crate) struct RecvMulti {
+    fd: SharedFd,
+    ring: Rc<RingInner>,
+    /// Buffers of CQEs that arrived after the stream was dropped; given
+    /// back when this state is dropped, outside the driver.
+    late: Vec<u16>,
+}
+
+impl RecvMulti {
+    pub(crate) fn new(fd: SharedFd, ring: Rc<RingInner>) -> RecvMulti {
+        RecvMulti {
+            fd,
+            ring,
+            late: Vec::new(),
+        }
+    }
+}
+
+// SAFETY: the SQE names a buffer group, not memory; the ring's memory is
+// kept alive by `ring` (and unregistered only when its last owner drops).
+unsafe impl MultishotOperation for RecvMulti {
+    /// A filled buffer, `Ok(None)` at end of stream, or the error.
+    type Item = io::Result<Option<RingBuf>>;
+
+    fn build(&mut self) -> squeue::Entry {
+        opcode::RecvMulti::new(types::Fd(self.fd.raw()), self.ring.bgid()).build()
+    }
+
+    fn next(&mut self, completion: Completion) -> io::Result<Option<RingBuf>> {
+        let buffer = cqueue::buffer_select(completion.flags);
+        let len = completion.into_result()? as usize;
+        Ok(buffer.map(|bid| self.ring.take(bid, len)))
+    }
+
+    fn late_completion(&mut self, completion: Completion) {
+        if let Some(bid) = cqueue::buffer_select(completion.flags) {
+            self.ring.note_taken();
+            self.late.push(bid);
+        }
+    }
+}
+
+impl Drop for RecvMulti {
+    fn drop(&mut self) {
+        for bid in self.late.drain(..) {
+            self.ring.give_back(bid);
         }
     }
 }
