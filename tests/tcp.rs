@@ -426,3 +426,41 @@ fn dropped_multishot_receive_gives_every_buffer_back() {
         poll_fn(move |cx| Pin::new(&mut *stream).poll_next(cx).map(drop))
     }
 }
+
+#[test]
+fn zero_copy_send_delivers_every_byte_and_returns_the_buffer() {
+    let _serial = common::serial();
+    corering::start(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let data: Vec<u8> = (0..256 * 1024).map(|i| pattern(3, i)).collect();
+        let receiver = corering::spawn(async move {
+            let mut received = Vec::new();
+            loop {
+                let (read, buf) = server.read(Vec::with_capacity(65_536)).await;
+                if read.unwrap() == 0 {
+                    return received;
+                }
+                received.extend_from_slice(&buf);
+            }
+        });
+        let mut buf = data.clone();
+        let mut offset = 0;
+        while offset < data.len() {
+            let (sent, returned) = client.send_zc(std::mem::take(&mut buf)).await;
+            let sent = sent.unwrap();
+            assert!(sent > 0);
+            offset += sent;
+            buf = returned;
+            buf.drain(..sent);
+        }
+        assert!(buf.is_empty());
+        client.shutdown(Shutdown::Write).await.unwrap();
+        assert_eq!(receiver.await.unwrap(), data);
+        let stats = corering::stats();
+        assert_eq!((stats.in_flight, stats.slots_in_use), (0, 0));
+    });
+}

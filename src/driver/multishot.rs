@@ -70,6 +70,18 @@ impl<T: MultishotOperation> MultiOp<T> {
     }
 }
 
+impl<T: MultishotOperation> MultiOp<T> {
+    /// The operation's state back, once the stream has ended (after its
+    /// final CQE the kernel no longer touches it); `None` before.
+    pub(crate) fn into_finished(mut self) -> Option<T> {
+        if self.finished {
+            self.state.take()
+        } else {
+            None
+        }
+    }
+}
+
 impl<T: MultishotOperation> Unpin for MultiOp<T> {}
 
 impl<T: MultishotOperation> Stream for MultiOp<T> {

@@ -10,12 +10,15 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_core::Stream;
+use io_uring::cqueue;
 
 use super::RecvStream;
 use crate::buf::{BufResult, BufRing, IoBuf, IoBufMut};
 use crate::driver::{MultiOp, Op};
 use crate::fd::{write_all_with, SharedFd, CURRENT_POSITION};
-use crate::op::{Accept, AcceptMulti, Connect, Readv, Recv, Send, Shutdown as ShutdownOp, Writev};
+use crate::op::{
+    Accept, AcceptMulti, Connect, Readv, Recv, Send, SendZc, Shutdown as ShutdownOp, Writev,
+};
 use crate::sys::socket::{self, SockAddr};
 use crate::time::timeout;
 
@@ -272,6 +275,31 @@ impl TcpStream {
     /// never `SIGPIPE`.
     pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
         Op::new(Send::new(self.fd.clone(), buf)).await
+    }
+
+    /// Sends the initialized bytes of `buf` without copying them into the
+    /// kernel (`IORING_OP_SEND_ZC`); may send fewer. The buffer comes back
+    /// once the network stack no longer reads it, which pays off for large
+    /// buffers; small ones are cheaper to copy with [`write`](Self::write).
+    ///
+    /// # Errors
+    ///
+    /// As [`write`](Self::write); `EOPNOTSUPP` or `EINVAL` on kernels
+    /// without zero-copy send (before 6.0).
+    pub async fn send_zc<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        let mut op = MultiOp::new(SendZc::new(self.fd.clone(), buf));
+        let mut sent = None;
+        while let Some(completion) =
+            std::future::poll_fn(|cx| Pin::new(&mut op).poll_next(cx)).await
+        {
+            if !cqueue::notif(completion.flags) {
+                sent = Some(completion.into_result().map(|sent| sent as usize));
+            }
+        }
+        let buf = op.into_finished().expect("the stream ended").into_buf();
+        let sent =
+            sent.unwrap_or_else(|| Err(io::Error::other("zero-copy send ended without a result")));
+        (sent, buf)
     }
 
     /// Sends every initialized byte of `buf`, retrying short sends.

@@ -377,3 +377,40 @@ impl Drop for RecvMulti {
         }
     }
 }
+
+/// Zero-copy send (`IORING_OP_SEND_ZC`): the kernel sends straight from
+/// `buf` and posts two CQEs, the result (flagged `IORING_CQE_F_MORE`) and,
+/// once the network stack no longer reads the buffer, a notification
+/// (`IORING_CQE_F_NOTIF`). The buffer is owned until the notification.
+pub(crate) struct SendZc<B> {
+    fd: SharedFd,
+    buf: B,
+}
+
+impl<B: IoBuf> SendZc<B> {
+    pub(crate) fn new(fd: SharedFd, buf: B) -> SendZc<B> {
+        SendZc { fd, buf }
+    }
+
+    pub(crate) fn into_buf(self) -> B {
+        self.buf
+    }
+}
+
+// SAFETY: the SQE points into `buf`, whose memory `IoBuf` keeps stable
+// while it moves; `MultiOp` keeps `self` until the final CQE, which is the
+// notification that the kernel is done with the memory.
+unsafe impl<B: IoBuf> MultishotOperation for SendZc<B> {
+    type Item = Completion;
+
+    fn build(&mut self) -> squeue::Entry {
+        let len = sqe_len(self.buf.bytes_init());
+        opcode::SendZc::new(types::Fd(self.fd.raw()), self.buf.stable_ptr(), len)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+    }
+
+    fn next(&mut self, completion: Completion) -> Completion {
+        completion
+    }
+}
