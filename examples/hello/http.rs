@@ -123,6 +123,35 @@ fn respond_refused(out: &mut Vec<u8>, status: &str) {
     out.extend_from_slice(b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
 }
 
+/// Answers every whole request at the start of `input`, in order
+/// (pipelining): appends the responses to `output` and removes the requests
+/// from `input`. Returns true when the connection must close after the
+/// responses (the client asked, or a request was refused).
+pub fn answer(input: &mut Vec<u8>, output: &mut Vec<u8>) -> bool {
+    let mut consumed = 0;
+    let mut closing = false;
+    loop {
+        match parse(&input[consumed..]) {
+            Parse::Request { len, close } => {
+                respond_ok(output, close);
+                consumed += len;
+                if close {
+                    closing = true;
+                    break;
+                }
+            }
+            Parse::Partial => break,
+            Parse::Refuse(status) => {
+                respond_refused(output, status);
+                closing = true;
+                break;
+            }
+        }
+    }
+    input.drain(..consumed);
+    closing
+}
+
 /// Serves one connection until the client closes it, asks to close, sends
 /// something refused, errs, or stays silent for `idle`.
 pub async fn serve(stream: TcpStream, idle: Duration) {
@@ -130,28 +159,7 @@ pub async fn serve(stream: TcpStream, idle: Duration) {
     let mut output: Vec<u8> = Vec::with_capacity(4096);
     let mut read_buf = Vec::with_capacity(4096);
     loop {
-        // Answer every whole request already buffered (pipelining), in order.
-        let mut consumed = 0;
-        let mut closing = false;
-        loop {
-            match parse(&input[consumed..]) {
-                Parse::Request { len, close } => {
-                    respond_ok(&mut output, close);
-                    consumed += len;
-                    if close {
-                        closing = true;
-                        break;
-                    }
-                }
-                Parse::Partial => break,
-                Parse::Refuse(status) => {
-                    respond_refused(&mut output, status);
-                    closing = true;
-                    break;
-                }
-            }
-        }
-        input.drain(..consumed);
+        let closing = answer(&mut input, &mut output);
         if !output.is_empty() {
             let (written, returned) = stream.write_all(output).await;
             output = returned;

@@ -1,0 +1,60 @@
+//! The hello server's logic on tokio's current-thread runtime, for
+//! comparison: the same parser and responses (`examples/hello/http.rs`),
+//! one thread.
+//!
+//! Usage: `tokio_hello [port]`
+
+#[allow(dead_code)] // the corering `serve` in the same file is not used here
+#[path = "../../examples/hello/http.rs"]
+mod http;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+fn main() {
+    let port: u16 = std::env::args()
+        .nth(1)
+        .map_or(8080, |p| p.parse().expect("port"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async move {
+        let listener = TcpListener::bind(("0.0.0.0", port)).await.expect("bind");
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async move {
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let _ = stream.set_nodelay(true);
+                    tokio::task::spawn_local(serve(stream));
+                }
+            })
+            .await;
+    });
+}
+
+async fn serve(mut stream: TcpStream) {
+    let mut input = Vec::with_capacity(4096);
+    let mut output = Vec::with_capacity(4096);
+    let mut read_buf = vec![0u8; 4096];
+    loop {
+        let closing = http::answer(&mut input, &mut output);
+        if !output.is_empty() {
+            if stream.write_all(&output).await.is_err() {
+                return;
+            }
+            output.clear();
+        }
+        if closing {
+            let _ = stream.shutdown().await;
+            return;
+        }
+        match stream.read(&mut read_buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => input.extend_from_slice(&read_buf[..n]),
+        }
+    }
+}
