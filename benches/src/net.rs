@@ -46,7 +46,7 @@ fn main() {
         Server {
             name: "tokio-current-thread",
             program: "target/release/tokio_hello",
-            args: Box::leak(vec![port_arg].into_boxed_slice()),
+            args: Box::leak(vec![port_arg, "60"].into_boxed_slice()),
         },
     ];
     let echo = [

@@ -1,12 +1,14 @@
 //! The hello server's logic on tokio's current-thread runtime, for
 //! comparison: the same parser and responses (`examples/hello/http.rs`),
-//! one thread.
+//! the same idle timeout around every read, one thread.
 //!
-//! Usage: `tokio_hello [port]`
+//! Usage: `tokio_hello [port] [idle seconds]`
 
 #[allow(dead_code)] // the corering `serve` in the same file is not used here
 #[path = "../../examples/hello/http.rs"]
 mod http;
+
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -15,6 +17,11 @@ fn main() {
     let port: u16 = std::env::args()
         .nth(1)
         .map_or(8080, |p| p.parse().expect("port"));
+    let idle = Duration::from_secs(
+        std::env::args()
+            .nth(2)
+            .map_or(60, |s| s.parse().expect("idle seconds")),
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -29,14 +36,14 @@ fn main() {
                         continue;
                     };
                     let _ = stream.set_nodelay(true);
-                    tokio::task::spawn_local(serve(stream));
+                    tokio::task::spawn_local(serve(stream, idle));
                 }
             })
             .await;
     });
 }
 
-async fn serve(mut stream: TcpStream) {
+async fn serve(mut stream: TcpStream, idle: Duration) {
     let mut input = Vec::with_capacity(4096);
     let mut output = Vec::with_capacity(4096);
     let mut read_buf = vec![0u8; 4096];
@@ -52,9 +59,9 @@ async fn serve(mut stream: TcpStream) {
             let _ = stream.shutdown().await;
             return;
         }
-        match stream.read(&mut read_buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => input.extend_from_slice(&read_buf[..n]),
+        match tokio::time::timeout(idle, stream.read(&mut read_buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
+            Ok(Ok(n)) => input.extend_from_slice(&read_buf[..n]),
         }
     }
 }

@@ -28,7 +28,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
 use std::task::{Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use io_uring::{cqueue, opcode, squeue, types, EnterFlags, IoUring};
 
@@ -74,8 +74,9 @@ impl Completion {
 pub(crate) enum Wait {
     /// Submit and reap without waiting.
     No,
-    /// Wait for at least one completion, or until the deadline when one is given.
-    Until(Option<Instant>),
+    /// Wait for at least one completion, at most the given time when one is
+    /// given (the caller works it out from its own clock reading).
+    For(Option<Duration>),
 }
 
 /// The sizes the driver is built with (see the runtime's `Config`).
@@ -412,9 +413,8 @@ impl Driver {
         self.flush_cancels();
         let result = match wait {
             Wait::No => self.enter_raw(0, None),
-            Wait::Until(deadline) => {
+            Wait::For(timeout) => {
                 self.arm_doorbell();
-                let timeout = deadline.map(|at| at.saturating_duration_since(Instant::now()));
                 self.enter_raw(1, timeout)
             }
         };

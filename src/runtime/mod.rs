@@ -305,7 +305,8 @@ impl Runtime {
                 driver.leak_in_flight();
                 break;
             }
-            driver.enter(Wait::Until(Some(deadline)), &core.run_queue);
+            let left = deadline.saturating_duration_since(Instant::now());
+            driver.enter(Wait::For(Some(left)), &core.run_queue);
             driver.take_ready(&core.run_queue, &mut scratch.wakers, &mut scratch.graveyard);
             drop(driver);
             // The tasks are gone; their wakers have nothing to wake.
@@ -379,9 +380,14 @@ fn tick(core: &Core, scratch: &mut Scratch) {
     let wait = if ready {
         Wait::No
     } else {
+        // One clock reading decides whether a timer is due and how long
+        // the park may last.
         match core.timers.borrow().next_deadline() {
-            Some(deadline) if deadline <= Instant::now() => Wait::No,
-            deadline => Wait::Until(deadline),
+            None => Wait::For(None),
+            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Wait::For(Some(left)),
+                _ => Wait::No,
+            },
         }
     };
     {
