@@ -27,6 +27,33 @@ use crate::runtime::defer_close;
 /// sockets, and files read sequentially).
 pub(crate) const CURRENT_POSITION: u64 = u64::MAX;
 
+/// What an operation names: a file descriptor, or an entry of the ring's
+/// table of registered ("direct") descriptors, which the kernel looks up
+/// without touching the process's descriptor table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Target {
+    Fd(RawFd),
+    Fixed(u32),
+}
+
+/// Builds an SQE for `$target` (a [`Target`]): `$build` runs with `$t` bound
+/// to `types::Fd` or `types::Fixed`, the two forms every opcode takes.
+macro_rules! with_target {
+    ($target:expr, |$t:ident| $build:expr) => {
+        match $target {
+            $crate::fd::Target::Fd(fd) => {
+                let $t = io_uring::types::Fd(fd);
+                $build
+            }
+            $crate::fd::Target::Fixed(index) => {
+                let $t = io_uring::types::Fixed(index);
+                $build
+            }
+        }
+    };
+}
+pub(crate) use with_target;
+
 /// The handle that operations share.
 #[derive(Clone)]
 pub(crate) struct SharedFd {
@@ -34,24 +61,65 @@ pub(crate) struct SharedFd {
 }
 
 struct Inner {
-    /// The descriptor; -1 once `close` has taken it.
-    fd: Cell<RawFd>,
+    /// The descriptor; `None` once `close` has taken it.
+    target: Cell<Option<Target>>,
     /// The task waiting in `close` for the other handles to go.
     closer: Cell<Option<Waker>>,
 }
 
 impl SharedFd {
     pub(crate) fn new(fd: OwnedFd) -> SharedFd {
+        SharedFd::from_target(Target::Fd(fd.into_raw_fd()))
+    }
+
+    /// Takes ownership of entry `index` of the ring's direct descriptor table.
+    pub(crate) fn new_direct(index: u32) -> SharedFd {
+        SharedFd::from_target(Target::Fixed(index))
+    }
+
+    fn from_target(target: Target) -> SharedFd {
         SharedFd {
             inner: Rc::new(Inner {
-                fd: Cell::new(fd.into_raw_fd()),
+                target: Cell::new(Some(target)),
                 closer: Cell::new(None),
             }),
         }
     }
 
+    /// What operations name.
+    ///
+    /// # Panics
+    ///
+    /// After `close` took the descriptor (no operation is built then: close
+    /// waits for every other handle).
+    pub(crate) fn target(&self) -> Target {
+        self.inner
+            .target
+            .get()
+            .expect("descriptor used after close")
+    }
+
+    /// The file descriptor, or -1 for a direct descriptor (which has none).
     pub(crate) fn raw(&self) -> RawFd {
-        self.inner.fd.get()
+        match self.inner.target.get() {
+            Some(Target::Fd(fd)) => fd,
+            _ => -1,
+        }
+    }
+
+    /// The file descriptor, for system calls outside the ring.
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` for a direct descriptor.
+    pub(crate) fn raw_fd(&self) -> io::Result<RawFd> {
+        match self.inner.target.get() {
+            Some(Target::Fd(fd)) => Ok(fd),
+            _ => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a direct (registered) descriptor has no file descriptor for this call",
+            )),
+        }
     }
 
     /// Waits until this is the only handle, then closes through the ring.
@@ -65,8 +133,8 @@ impl SharedFd {
             }
         })
         .await;
-        let fd = self.inner.fd.replace(-1);
-        Op::new(Close::new(fd)).await
+        let target = self.inner.target.take().expect("closed once");
+        Op::new(Close::new(target)).await
     }
 }
 
@@ -83,9 +151,8 @@ impl Drop for SharedFd {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let fd = self.fd.get();
-        if fd >= 0 {
-            defer_close(fd);
+        if let Some(target) = self.target.get() {
+            defer_close(target);
         }
     }
 }

@@ -464,3 +464,73 @@ fn zero_copy_send_delivers_every_byte_and_returns_the_buffer() {
         assert_eq!((stats.in_flight, stats.slots_in_use), (0, 0));
     });
 }
+
+#[test]
+fn direct_accepts_fill_the_table_then_fall_back() {
+    use std::os::fd::AsRawFd;
+
+    let _serial = common::serial();
+    let fds_before = open_fds();
+    let runtime = corering::Runtime::builder().direct_fds(2).build().unwrap();
+    runtime.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nodelay(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut clients = Vec::new();
+        let mut servers = Vec::new();
+        for _ in 0..3 {
+            clients.push(TcpStream::connect(addr).await.unwrap());
+            servers.push(listener.accept_direct().await.unwrap().0);
+        }
+        // Two fit the table: no file descriptor, ring-only operations.
+        for server in &servers[..2] {
+            assert_eq!(server.as_raw_fd(), -1);
+            assert_eq!(
+                server.set_nodelay(false).unwrap_err().kind(),
+                ErrorKind::Unsupported
+            );
+        }
+        // The third falls back to a plain descriptor, with the listener's
+        // TCP_NODELAY inherited.
+        assert!(servers[2].as_raw_fd() >= 0);
+        assert!(servers[2].nodelay().unwrap());
+        // Every one echoes through the ring.
+        for (client, server) in clients.iter().zip(&servers) {
+            client.write_all(b"direct?".as_slice()).await.0.unwrap();
+            let (read, buf) = server.read(Vec::with_capacity(16)).await;
+            assert_eq!(&buf[..read.unwrap()], b"direct?");
+            server.write_all(buf).await.0.unwrap();
+            let (read, buf) = client.read(Vec::with_capacity(16)).await;
+            assert_eq!(&buf[..read.unwrap()], b"direct?");
+        }
+        // Closing a direct connection frees its table entry for the next.
+        servers.remove(0).close().await.unwrap();
+        clients.push(TcpStream::connect(addr).await.unwrap());
+        let (again, _) = listener.accept_direct().await.unwrap();
+        assert_eq!(again.as_raw_fd(), -1);
+        drop(again);
+    });
+    drop(runtime);
+    assert_eq!(open_fds(), fds_before);
+}
+
+#[test]
+fn a_dropped_direct_accept_frees_its_table_entry() {
+    use std::os::fd::AsRawFd;
+
+    let _serial = common::serial();
+    let runtime = corering::Runtime::builder().direct_fds(1).build().unwrap();
+    runtime.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        // The only entry is reserved by an accept that is then dropped.
+        let mut pending = Box::pin(listener.accept_direct());
+        assert!(poll_once(&mut pending).await.is_pending());
+        drop(pending);
+        settle(|| corering::stats().slots_in_use == 0, 1000).await;
+        // The entry is free again: the next accept is direct.
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept_direct().await.unwrap();
+        assert_eq!(server.as_raw_fd(), -1);
+    });
+}

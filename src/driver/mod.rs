@@ -39,6 +39,7 @@ pub use stats::Stats;
 
 use crate::executor::run_queue::RunQueue;
 use crate::executor::task::{Waiter, WakeBy};
+use crate::fd::{with_target, Target};
 use crate::sys::queues::Queues;
 use crate::sys::ring::{self, RingFlags};
 use slot::{SlotTable, CANCEL_TAG, DOORBELL_TAG};
@@ -84,6 +85,7 @@ pub(crate) struct DriverConfig {
     pub(crate) entries: u32,
     pub(crate) sqpoll_idle: Option<Duration>,
     pub(crate) slots_max: usize,
+    pub(crate) direct_fds: u32,
 }
 
 /// One core's ring and everything in flight on it.
@@ -112,6 +114,12 @@ pub(crate) struct Driver {
     doorbell_armed: bool,
     /// The buffer group id the next `BufRing` gets.
     next_buf_group: u16,
+    /// Entries of the registered table of direct descriptors (0: none).
+    direct_fds: u32,
+    /// Entries taken or reserved by a direct accept in flight. Tracked here
+    /// because a direct accept that finds the table full loses its
+    /// connection in the kernel: none is submitted without an entry.
+    direct_in_use: u32,
     /// Set at shutdown: the doorbell is no longer re-armed.
     shutting_down: bool,
     stats: Stats,
@@ -122,6 +130,14 @@ impl Driver {
     pub(crate) fn new(config: &DriverConfig, doorbell_fd: RawFd) -> io::Result<Driver> {
         let (ring, flags) = ring::create(config.entries, config.sqpoll_idle)?;
         let queues = Queues::new(&ring)?;
+        // A sparse table the kernel fills on direct accepts. Kernels without
+        // it (before 5.19) simply get none: direct accepts fall back.
+        let registered = config.direct_fds > 0
+            && ring
+                .submitter()
+                .register_files_sparse(config.direct_fds)
+                .is_ok();
+        let direct_fds = if registered { config.direct_fds } else { 0 };
         Ok(Driver {
             ring,
             queues,
@@ -136,9 +152,29 @@ impl Driver {
             doorbell_buf: Box::new(0),
             doorbell_armed: false,
             next_buf_group: 0,
+            direct_fds,
+            direct_in_use: 0,
             shutting_down: false,
             stats: Stats::default(),
         })
+    }
+
+    /// Reserves an entry of the direct descriptor table for an accept;
+    /// false when the table is full or there is none.
+    pub(crate) fn reserve_direct(&mut self) -> bool {
+        let free = self.direct_in_use < self.direct_fds;
+        if free {
+            self.direct_in_use += 1;
+        }
+        free
+    }
+
+    /// An entry reserved or taken is free again (its accept failed, or its
+    /// descriptor is being closed: a direct close completes inline, before
+    /// any SQE pushed after it runs).
+    pub(crate) fn release_direct(&mut self) {
+        debug_assert!(self.direct_in_use > 0);
+        self.direct_in_use = self.direct_in_use.saturating_sub(1);
     }
 
     /// A buffer group id not in use on this ring.
@@ -579,11 +615,14 @@ impl Driver {
 
     /// Closes `fd` through the ring with no future waiting on it. Returns
     /// false when every slot is in use; the caller retries later.
-    pub(crate) fn push_close(&mut self, fd: RawFd) -> bool {
+    pub(crate) fn push_close(&mut self, target: Target) -> bool {
         if self.slots.is_full() {
             return false;
         }
-        let sqe = opcode::Close::new(types::Fd(fd)).build();
+        let sqe = with_target!(target, |t| opcode::Close::new(t).build());
+        if let Target::Fixed(_) = target {
+            self.release_direct();
+        }
         // SAFETY: a close SQE refers to no memory.
         unsafe { self.push(sqe, Lifecycle::Detached) };
         true

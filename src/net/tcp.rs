@@ -19,6 +19,7 @@ use crate::fd::{write_all_with, SharedFd, CURRENT_POSITION};
 use crate::op::{
     Accept, AcceptMulti, Connect, Readv, Recv, Send, SendZc, Shutdown as ShutdownOp, Writev,
 };
+use crate::runtime::context;
 use crate::sys::socket::{self, SockAddr};
 use crate::time::timeout;
 
@@ -92,7 +93,43 @@ impl TcpListener {
     /// after which the listener keeps working.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (fd, peer) = Op::new(Accept::new(self.fd.clone())).await?;
-        Ok((TcpStream::from_owned(fd), peer.socket_addr()?))
+        Ok((TcpStream { fd }, peer.socket_addr()?))
+    }
+
+    /// [`accept`](Self::accept) into the ring's table of direct
+    /// (registered) descriptors: the kernel then looks the socket up
+    /// without the process's descriptor table on every operation, and the
+    /// process spends no file descriptor on it. Falls back to a plain
+    /// [`accept`](Self::accept) when every entry is taken or the ring has
+    /// no table ([`Builder::direct_fds`](crate::Builder::direct_fds)).
+    ///
+    /// A direct connection works through the ring only: `set_nodelay`,
+    /// `nodelay`, `peer_addr` and `local_addr` give `Unsupported`, and
+    /// `as_raw_fd` gives -1. Options set on the listener before accepting
+    /// (such as [`TcpListener::set_nodelay`]) are inherited.
+    ///
+    /// # Errors
+    ///
+    /// As [`accept`](Self::accept).
+    pub async fn accept_direct(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        // An entry is reserved first: a direct accept that finds the table
+        // full would lose its connection in the kernel.
+        if !context::with_core(|core| core.driver.borrow_mut().reserve_direct()) {
+            return self.accept().await;
+        }
+        let (fd, peer) = Op::new(Accept::direct(self.fd.clone())).await?;
+        Ok((TcpStream { fd }, peer.socket_addr()?))
+    }
+
+    /// Sets `TCP_NODELAY` on the listener; Linux copies it to every
+    /// connection accepted afterwards (direct ones included).
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        socket::set_option(
+            self.fd.raw_fd()?,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            nodelay.into(),
+        )
     }
 
     /// The connections as they arrive, from one multishot accept: a single
@@ -332,7 +369,7 @@ impl TcpStream {
     /// to be merged (Nagle's algorithm).
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         socket::set_option(
-            self.fd.raw(),
+            self.fd.raw_fd()?,
             libc::IPPROTO_TCP,
             libc::TCP_NODELAY,
             nodelay.into(),
@@ -341,17 +378,17 @@ impl TcpStream {
 
     /// Whether `TCP_NODELAY` is set.
     pub fn nodelay(&self) -> io::Result<bool> {
-        Ok(socket::option(self.fd.raw(), libc::IPPROTO_TCP, libc::TCP_NODELAY)? != 0)
+        Ok(socket::option(self.fd.raw_fd()?, libc::IPPROTO_TCP, libc::TCP_NODELAY)? != 0)
     }
 
     /// The peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        socket::peer_addr(self.fd.raw())
+        socket::peer_addr(self.fd.raw_fd()?)
     }
 
     /// The local address of the connection.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        socket::local_addr(self.fd.raw())
+        socket::local_addr(self.fd.raw_fd()?)
     }
 
     /// Closes the socket through the ring once no operation is in flight on

@@ -95,7 +95,7 @@ impl UnixListener {
     /// As `accept4(2)`.
     pub async fn accept(&self) -> io::Result<UnixStream> {
         let (fd, _) = Op::new(Accept::new(self.fd.clone())).await?;
-        Ok(UnixStream::from_owned(fd))
+        Ok(UnixStream { fd })
     }
 
     /// The address the listener is bound to.

@@ -10,7 +10,7 @@ use io_uring::{cqueue, opcode, squeue, types};
 
 use crate::buf::{BufResult, IoBuf, IoBufMut, RingBuf, RingInner};
 use crate::driver::{Completion, MultishotOperation, Operation};
-use crate::fd::SharedFd;
+use crate::fd::{with_target, SharedFd, Target};
 use crate::runtime::defer_close;
 use crate::sys::socket::SockAddr;
 
@@ -19,11 +19,17 @@ fn sqe_len(len: usize) -> u32 {
     u32::try_from(len).unwrap_or(u32::MAX)
 }
 
-/// Accepts one connection; the new descriptor is close-on-exec.
+/// Accepts one connection; the new descriptor is close-on-exec, or, for a
+/// direct accept, an entry the kernel allocates in the ring's table of
+/// direct descriptors.
 pub(crate) struct Accept {
     fd: SharedFd,
     /// Where the kernel writes the peer's address; boxed so it stays put.
     addr: Box<SockAddr>,
+    direct: bool,
+    /// A direct accept holds a reserved table entry until it produces a
+    /// descriptor (which then owns the entry); dropped unused, it frees it.
+    reserved: bool,
 }
 
 impl Accept {
@@ -31,6 +37,28 @@ impl Accept {
         Accept {
             fd,
             addr: Box::new(SockAddr::empty()),
+            direct: false,
+            reserved: false,
+        }
+    }
+
+    /// Accepts into the ring's table of direct descriptors, into an entry
+    /// the caller reserved (`Driver::reserve_direct`).
+    pub(crate) fn direct(fd: SharedFd) -> Accept {
+        Accept {
+            fd,
+            addr: Box::new(SockAddr::empty()),
+            direct: true,
+            reserved: true,
+        }
+    }
+
+    /// What a successful CQE's result names.
+    fn accepted(&self, result: i32) -> Target {
+        if self.direct {
+            Target::Fixed(result as u32)
+        } else {
+            Target::Fd(result)
         }
     }
 }
@@ -38,26 +66,51 @@ impl Accept {
 // SAFETY: the SQE points into `addr`, a box whose heap memory stays put
 // while the operation moves; `Op` keeps `self` until the final CQE.
 unsafe impl Operation for Accept {
-    type Output = io::Result<(OwnedFd, SockAddr)>;
+    type Output = io::Result<(SharedFd, SockAddr)>;
 
     fn build(&mut self) -> squeue::Entry {
         let addr = &mut *self.addr;
-        opcode::Accept::new(types::Fd(self.fd.raw()), addr.as_mut_ptr(), addr.len_mut())
-            .flags(libc::SOCK_CLOEXEC)
-            .build()
+        let file_index = self.direct.then(types::DestinationSlot::auto_target);
+        // A direct descriptor is never inherited, and the kernel refuses
+        // SOCK_CLOEXEC with it.
+        let flags = if self.direct { 0 } else { libc::SOCK_CLOEXEC };
+        with_target!(self.fd.target(), |t| opcode::Accept::new(
+            t,
+            addr.as_mut_ptr(),
+            addr.len_mut()
+        )
+        .file_index(file_index)
+        .flags(flags)
+        .build())
     }
 
-    fn complete(self, completion: Completion) -> io::Result<(OwnedFd, SockAddr)> {
-        let fd = completion.into_result()? as RawFd;
-        // SAFETY: the kernel just created `fd` for us and nobody else has it.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    fn complete(mut self, completion: Completion) -> io::Result<(SharedFd, SockAddr)> {
+        let result = completion.into_result()? as i32;
+        self.reserved = false; // the descriptor owns the entry now
+        let fd = match self.accepted(result) {
+            // SAFETY: the kernel just created `fd` for us and nobody else
+            // has it.
+            Target::Fd(fd) => SharedFd::new(unsafe { OwnedFd::from_raw_fd(fd) }),
+            Target::Fixed(index) => SharedFd::new_direct(index),
+        };
         Ok((fd, *self.addr))
     }
 
     fn late_completion(&mut self, completion: Completion) {
         // The future is gone: close what a late success accepted.
         if completion.result >= 0 {
-            defer_close(completion.result);
+            self.reserved = false; // the close frees the entry
+            defer_close(self.accepted(completion.result));
+        }
+    }
+}
+
+impl Drop for Accept {
+    fn drop(&mut self) {
+        // Runs outside the driver (after `complete`, or when the slot's
+        // state is freed after its final CQE).
+        if self.reserved {
+            crate::runtime::context::try_with_driver(|driver| driver.release_direct());
         }
     }
 }
@@ -84,12 +137,12 @@ unsafe impl Operation for Connect {
     type Output = io::Result<()>;
 
     fn build(&mut self) -> squeue::Entry {
-        opcode::Connect::new(
-            types::Fd(self.fd.raw()),
+        with_target!(self.fd.target(), |t| opcode::Connect::new(
+            t,
             self.addr.as_ptr(),
             self.addr.len(),
         )
-        .build()
+        .build())
     }
 
     fn complete(self, completion: Completion) -> io::Result<()> {
@@ -116,7 +169,12 @@ unsafe impl<B: IoBufMut> Operation for Recv<B> {
 
     fn build(&mut self) -> squeue::Entry {
         let len = sqe_len(self.buf.bytes_total());
-        opcode::Recv::new(types::Fd(self.fd.raw()), self.buf.stable_mut_ptr(), len).build()
+        with_target!(self.fd.target(), |t| opcode::Recv::new(
+            t,
+            self.buf.stable_mut_ptr(),
+            len
+        )
+        .build())
     }
 
     fn complete(mut self, completion: Completion) -> BufResult<usize, B> {
@@ -150,9 +208,13 @@ unsafe impl<B: IoBuf> Operation for Send<B> {
 
     fn build(&mut self) -> squeue::Entry {
         let len = sqe_len(self.buf.bytes_init());
-        opcode::Send::new(types::Fd(self.fd.raw()), self.buf.stable_ptr(), len)
-            .flags(libc::MSG_NOSIGNAL)
-            .build()
+        with_target!(self.fd.target(), |t| opcode::Send::new(
+            t,
+            self.buf.stable_ptr(),
+            len
+        )
+        .flags(libc::MSG_NOSIGNAL)
+        .build())
     }
 
     fn complete(self, completion: Completion) -> BufResult<usize, B> {
@@ -183,7 +245,8 @@ unsafe impl Operation for Shutdown {
     type Output = io::Result<()>;
 
     fn build(&mut self) -> squeue::Entry {
-        opcode::Shutdown::new(types::Fd(self.fd.raw()), self.how).build()
+        with_target!(self.fd.target(), |t| opcode::Shutdown::new(t, self.how)
+            .build())
     }
 
     fn complete(self, completion: Completion) -> io::Result<()> {
@@ -242,9 +305,12 @@ unsafe impl<B: IoBuf> Operation for SendTo<B> {
     type Output = BufResult<usize, B>;
 
     fn build(&mut self) -> squeue::Entry {
-        opcode::SendMsg::new(types::Fd(self.fd.raw()), &self.message.header)
-            .flags(libc::MSG_NOSIGNAL as u32)
-            .build()
+        with_target!(self.fd.target(), |t| opcode::SendMsg::new(
+            t,
+            &self.message.header
+        )
+        .flags(libc::MSG_NOSIGNAL as u32)
+        .build())
     }
 
     fn complete(self, completion: Completion) -> BufResult<usize, B> {
@@ -271,7 +337,11 @@ unsafe impl<B: IoBufMut> Operation for RecvFrom<B> {
     type Output = BufResult<(usize, SockAddr), B>;
 
     fn build(&mut self) -> squeue::Entry {
-        opcode::RecvMsg::new(types::Fd(self.fd.raw()), &mut self.message.header).build()
+        with_target!(self.fd.target(), |t| opcode::RecvMsg::new(
+            t,
+            &mut self.message.header
+        )
+        .build())
     }
 
     fn complete(mut self, completion: Completion) -> BufResult<(usize, SockAddr), B> {
@@ -306,9 +376,9 @@ unsafe impl MultishotOperation for AcceptMulti {
     type Item = io::Result<OwnedFd>;
 
     fn build(&mut self) -> squeue::Entry {
-        opcode::AcceptMulti::new(types::Fd(self.fd.raw()))
+        with_target!(self.fd.target(), |t| opcode::AcceptMulti::new(t)
             .flags(libc::SOCK_CLOEXEC)
-            .build()
+            .build())
     }
 
     fn next(&mut self, completion: Completion) -> io::Result<OwnedFd> {
@@ -320,7 +390,7 @@ unsafe impl MultishotOperation for AcceptMulti {
     fn late_completion(&mut self, completion: Completion) {
         // The stream is gone: close what was accepted meanwhile.
         if completion.result >= 0 {
-            defer_close(completion.result);
+            defer_close(Target::Fd(completion.result));
         }
     }
 }
@@ -353,7 +423,11 @@ unsafe impl MultishotOperation for RecvMulti {
     type Item = io::Result<Option<RingBuf>>;
 
     fn build(&mut self) -> squeue::Entry {
-        opcode::RecvMulti::new(types::Fd(self.fd.raw()), self.ring.bgid()).build()
+        with_target!(self.fd.target(), |t| opcode::RecvMulti::new(
+            t,
+            self.ring.bgid()
+        )
+        .build())
     }
 
     fn next(&mut self, completion: Completion) -> io::Result<Option<RingBuf>> {
@@ -405,9 +479,13 @@ unsafe impl<B: IoBuf> MultishotOperation for SendZc<B> {
 
     fn build(&mut self) -> squeue::Entry {
         let len = sqe_len(self.buf.bytes_init());
-        opcode::SendZc::new(types::Fd(self.fd.raw()), self.buf.stable_ptr(), len)
-            .flags(libc::MSG_NOSIGNAL)
-            .build()
+        with_target!(self.fd.target(), |t| opcode::SendZc::new(
+            t,
+            self.buf.stable_ptr(),
+            len
+        )
+        .flags(libc::MSG_NOSIGNAL)
+        .build())
     }
 
     fn next(&mut self, completion: Completion) -> Completion {

@@ -1,11 +1,11 @@
 //! `IORING_OP_READ` and `IORING_OP_WRITE` at an offset (or at the current
 //! position) into one owned buffer.
 
-use io_uring::{opcode, squeue, types};
+use io_uring::{opcode, squeue};
 
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::driver::{Completion, Operation};
-use crate::fd::SharedFd;
+use crate::fd::{with_target, SharedFd};
 
 /// The most one SQE can move (its length field is 32 bits).
 fn sqe_len(len: usize) -> u32 {
@@ -32,9 +32,13 @@ unsafe impl<B: IoBufMut> Operation for Read<B> {
 
     fn build(&mut self) -> squeue::Entry {
         let len = sqe_len(self.buf.bytes_total());
-        opcode::Read::new(types::Fd(self.fd.raw()), self.buf.stable_mut_ptr(), len)
-            .offset(self.offset)
-            .build()
+        with_target!(self.fd.target(), |t| opcode::Read::new(
+            t,
+            self.buf.stable_mut_ptr(),
+            len
+        )
+        .offset(self.offset)
+        .build())
     }
 
     fn complete(mut self, completion: Completion) -> BufResult<usize, B> {
@@ -69,9 +73,13 @@ unsafe impl<B: IoBuf> Operation for Write<B> {
 
     fn build(&mut self) -> squeue::Entry {
         let len = sqe_len(self.buf.bytes_init());
-        opcode::Write::new(types::Fd(self.fd.raw()), self.buf.stable_ptr(), len)
-            .offset(self.offset)
-            .build()
+        with_target!(self.fd.target(), |t| opcode::Write::new(
+            t,
+            self.buf.stable_ptr(),
+            len
+        )
+        .offset(self.offset)
+        .build())
     }
 
     fn complete(self, completion: Completion) -> BufResult<usize, B> {

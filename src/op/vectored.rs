@@ -4,11 +4,11 @@
 //! The iovec array is a heap `Vec` owned by the operation, so its address is
 //! stable while the operation moves, as the kernel requires until the CQE.
 
-use io_uring::{opcode, squeue, types};
+use io_uring::{opcode, squeue};
 
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::driver::{Completion, Operation};
-use crate::fd::SharedFd;
+use crate::fd::{with_target, SharedFd};
 
 /// The most iovecs one call takes (`IOV_MAX` on Linux).
 const IOVECS_MAX: usize = 1024;
@@ -51,13 +51,13 @@ unsafe impl<B: IoBufMut> Operation for Readv<B> {
                 iov_len: buf.bytes_total(),
             })
             .collect();
-        opcode::Readv::new(
-            types::Fd(self.fd.raw()),
+        with_target!(self.fd.target(), |t| opcode::Readv::new(
+            t,
             self.iovecs.as_ptr(),
             self.iovecs.len() as u32,
         )
         .offset(self.offset)
-        .build()
+        .build())
     }
 
     fn complete(mut self, completion: Completion) -> BufResult<usize, Vec<B>> {
@@ -113,13 +113,13 @@ unsafe impl<B: IoBuf> Operation for Writev<B> {
                 iov_len: buf.bytes_init(),
             })
             .collect();
-        opcode::Writev::new(
-            types::Fd(self.fd.raw()),
+        with_target!(self.fd.target(), |t| opcode::Writev::new(
+            t,
             self.iovecs.as_ptr(),
             self.iovecs.len() as u32,
         )
         .offset(self.offset)
-        .build()
+        .build())
     }
 
     fn complete(self, completion: Completion) -> BufResult<usize, Vec<B>> {

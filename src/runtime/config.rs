@@ -20,6 +20,9 @@ pub(crate) struct Config {
     /// How long dropping a runtime waits for cancelled operations to
     /// complete before leaking their memory. Default 1 s.
     pub(crate) shutdown_timeout: Duration,
+    /// Entries of the ring's table of direct (registered) descriptors, for
+    /// `accept_direct`; 0 registers none. Default 1,024.
+    pub(crate) direct_fds: u32,
 }
 
 impl Default for Config {
@@ -30,6 +33,7 @@ impl Default for Config {
             slots_max: 65_536,
             tasks_per_tick: 256,
             shutdown_timeout: Duration::from_secs(1),
+            direct_fds: 1024,
         }
     }
 }

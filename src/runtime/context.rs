@@ -11,7 +11,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::task::Waker;
 
@@ -21,6 +20,7 @@ use crate::executor::remote::Remote;
 use crate::executor::run_queue::RunQueue;
 use crate::executor::task::{Task, WakeBy};
 use crate::executor::task_list::TaskList;
+use crate::fd::Target;
 use crate::time::wheel::Wheel;
 
 /// One core: everything its thread owns.
@@ -33,7 +33,7 @@ pub(crate) struct Core {
     /// Every live task, so shutdown can drop them all on this thread.
     pub(crate) tasks: TaskList,
     /// Descriptors whose last handle was dropped, to be closed through the ring.
-    pub(crate) closes: RefCell<Vec<RawFd>>,
+    pub(crate) closes: RefCell<Vec<Target>>,
     pub(crate) remote: Arc<Remote>,
 }
 
@@ -126,11 +126,16 @@ pub(crate) fn spawn_task<F: Future<Output = ()> + 'static>(future: F) -> Task {
     })
 }
 
-/// Closes `fd` through the current core's ring once it gets a turn, or
-/// right away with `close(2)` outside a runtime.
-pub(crate) fn defer_close(fd: RawFd) {
-    if try_with_core(|core| core.closes.borrow_mut().push(fd)).is_none() {
-        // SAFETY: the caller owned `fd` and gives it up; nothing uses it after.
-        unsafe { libc::close(fd) };
+/// Closes `target` through the current core's ring once it gets a turn,
+/// or right away with `close(2)` outside a runtime. A direct descriptor
+/// dropped outside its runtime stays in the ring's table until the ring
+/// closes.
+pub(crate) fn defer_close(target: Target) {
+    if try_with_core(|core| core.closes.borrow_mut().push(target)).is_none() {
+        if let Target::Fd(fd) = target {
+            // SAFETY: the caller owned `fd` and gives it up; nothing uses it
+            // after.
+            unsafe { libc::close(fd) };
+        }
     }
 }

@@ -19,7 +19,7 @@ mod launcher;
 use std::future::Future;
 use std::io;
 use std::marker::PhantomData;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -108,6 +108,15 @@ impl Builder {
         self
     }
 
+    /// Entries of the ring's table of direct (registered) descriptors
+    /// (default 1,024; 0 for none). Connections accepted with
+    /// [`TcpListener::accept_direct`](crate::net::TcpListener::accept_direct)
+    /// take an entry while the table has room.
+    pub fn direct_fds(mut self, entries: u32) -> Builder {
+        self.config.direct_fds = entries;
+        self
+    }
+
     /// Cores (threads, each with its own ring) for
     /// [`run_on_cores`](Self::run_on_cores). Default: one per CPU this
     /// process may run on.
@@ -185,6 +194,7 @@ impl Builder {
                 entries: config.entries,
                 sqpoll_idle: config.sqpoll_idle,
                 slots_max: config.slots_max,
+                direct_fds: config.direct_fds,
             },
             remote.doorbell.as_raw_fd(),
         )?;
@@ -417,7 +427,7 @@ fn queue_closes(core: &Core) {
         return;
     }
     let mut driver = core.driver.borrow_mut();
-    closes.retain(|&fd: &RawFd| !driver.push_close(fd));
+    closes.retain(|&target| !driver.push_close(target));
 }
 
 /// The waker of the `block_on` future.
