@@ -28,13 +28,15 @@ fn main() {
                     Ok(listener) => listener,
                     Err(error) => return Err::<(), _>(format!("{core}: port {port}: {error}")),
                 };
+                let _ = listener.set_nodelay(true);
                 if core.index() == 0 {
                     println!("echo: listening on port {port} on {cores} cores");
                 }
                 loop {
-                    match listener.accept().await {
+                    // Direct descriptors while the ring's table has room;
+                    // TCP_NODELAY comes from the listener.
+                    match listener.accept_direct().await {
                         Ok((stream, _)) => {
-                            let _ = stream.set_nodelay(true);
                             corering::spawn(echo(stream));
                         }
                         Err(error) => {

@@ -42,13 +42,15 @@ fn main() {
                         ))
                     }
                 };
+                let _ = listener.set_nodelay(true);
                 if core.index() == 0 {
                     println!("hello: serving http://127.0.0.1:{port}/ on {cores} cores");
                 }
                 loop {
-                    match listener.accept().await {
+                    // Direct descriptors while the ring's table has room;
+                    // TCP_NODELAY comes from the listener.
+                    match listener.accept_direct().await {
                         Ok((stream, _)) => {
-                            let _ = stream.set_nodelay(true);
                             corering::spawn(http::serve(stream, idle));
                         }
                         // Out of descriptors, a connection reset while
