@@ -44,9 +44,8 @@ fn main() {
 }
 
 async fn serve(mut stream: TcpStream, idle: Duration) {
-    let mut input = Vec::with_capacity(4096);
+    let mut input = Vec::with_capacity(http::READ_SIZE);
     let mut output = Vec::with_capacity(4096);
-    let mut read_buf = vec![0u8; 4096];
     loop {
         let closing = http::answer(&mut input, &mut output);
         if !output.is_empty() {
@@ -59,9 +58,11 @@ async fn serve(mut stream: TcpStream, idle: Duration) {
             let _ = stream.shutdown().await;
             return;
         }
-        match tokio::time::timeout(idle, stream.read(&mut read_buf)).await {
+        // Receive straight after the bytes still waiting, no copy.
+        input.reserve(http::READ_SIZE);
+        match tokio::time::timeout(idle, stream.read_buf(&mut input)).await {
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
-            Ok(Ok(n)) => input.extend_from_slice(&read_buf[..n]),
+            Ok(Ok(_)) => {}
         }
     }
 }

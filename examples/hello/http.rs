@@ -6,8 +6,12 @@
 
 use std::time::Duration;
 
+use corering::buf::IoBuf;
 use corering::net::TcpStream;
 use corering::time::timeout;
+
+/// The room made for each receive.
+pub const READ_SIZE: usize = 4096;
 
 /// The most bytes a request head (request line and headers) may take.
 pub const HEAD_MAX: usize = 8 * 1024;
@@ -166,9 +170,8 @@ pub fn answer(input: &mut Vec<u8>, output: &mut Vec<u8>) -> bool {
 /// Serves one connection until the client closes it, asks to close, sends
 /// something refused, errs, or stays silent for `idle`.
 pub async fn serve(stream: TcpStream, idle: Duration) {
-    let mut input: Vec<u8> = Vec::with_capacity(4096);
+    let mut input: Vec<u8> = Vec::with_capacity(READ_SIZE);
     let mut output: Vec<u8> = Vec::with_capacity(4096);
-    let mut read_buf = Vec::with_capacity(4096);
     loop {
         let closing = answer(&mut input, &mut output);
         if !output.is_empty() {
@@ -180,18 +183,19 @@ pub async fn serve(stream: TcpStream, idle: Duration) {
             }
         }
         if closing {
-            linger_close(&stream, read_buf).await;
+            linger_close(&stream, input).await;
             return;
         }
-        read_buf.clear();
-        let (read, returned) = match timeout(idle, stream.read(read_buf)).await {
+        // Receive straight after the bytes still waiting, no copy.
+        input.reserve(READ_SIZE);
+        let len = input.len();
+        let (read, returned) = match timeout(idle, stream.read(input.slice(len..))).await {
             Ok(result) => result,
             Err(_) => return, // idle too long
         };
-        read_buf = returned;
-        match read {
-            Ok(0) | Err(_) => return,
-            Ok(_) => input.extend_from_slice(&read_buf),
+        input = returned.into_inner();
+        if !matches!(read, Ok(n) if n > 0) {
+            return;
         }
     }
 }
