@@ -80,6 +80,9 @@ pub(crate) struct Inner {
     exhausted: Cell<u64>,
     /// The core whose ring the group is registered with.
     owner: Arc<Remote>,
+    /// The kernel accepted the registration (a failed one frees the memory
+    /// without unregistering).
+    registered: bool,
 }
 
 impl BufRing {
@@ -105,6 +108,13 @@ impl BufRing {
                 "a buffer ring needs a power-of-two entry count up to 32768 and a buffer length from 1 to 4 GiB",
             ));
         }
+        let (bgid, owner) = context::with_core(|core| {
+            let mut driver = core.driver.borrow_mut();
+            (driver.next_buf_group(), core.remote.clone())
+        });
+        let total = usize::from(entries)
+            .checked_mul(buf_len)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "buffer ring too large"))?;
         let ring_bytes = usize::from(entries) * size_of::<RingEntry>();
         // SAFETY: a fresh private anonymous mapping; the kernel wants the
         // ring page-aligned, which mmap guarantees.
@@ -122,16 +132,9 @@ impl BufRing {
             return Err(io::Error::last_os_error());
         }
         let ring = NonNull::new(ring.cast::<RingEntry>()).expect("mmap does not return null");
-        let total = usize::from(entries)
-            .checked_mul(buf_len)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "buffer ring too large"))?;
         let buffers: Box<[u8]> = vec![0u8; total].into_boxed_slice();
         let buffers = NonNull::new(Box::into_raw(buffers).cast::<u8>()).expect("a box is not null");
-        let (bgid, owner) = context::with_core(|core| {
-            let mut driver = core.driver.borrow_mut();
-            (driver.next_buf_group(), core.remote.clone())
-        });
-        let inner = Inner {
+        let mut inner = Inner {
             ring,
             ring_bytes,
             buffers,
@@ -143,6 +146,7 @@ impl BufRing {
             waiters: RefCell::new(Vec::new()),
             exhausted: Cell::new(0),
             owner,
+            registered: false,
         };
         for bid in 0..entries {
             inner.push(bid);
@@ -155,6 +159,7 @@ impl BufRing {
                 .borrow_mut()
                 .register_buf_ring(ring.as_ptr() as u64, entries, bgid)
         })?;
+        inner.registered = true;
         Ok(BufRing {
             inner: Rc::new(inner),
         })
@@ -270,7 +275,7 @@ impl Drop for Inner {
         // Unregister while the ring is alive. Outside the owning runtime the
         // ring (and its registration) is already gone.
         let registered = context::try_with_core(|core| {
-            Arc::ptr_eq(&core.remote, &self.owner)
+            (self.registered && Arc::ptr_eq(&core.remote, &self.owner))
                 .then(|| core.driver.borrow_mut().unregister_buf_ring(self.bgid))
         })
         .flatten();
