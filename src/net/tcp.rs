@@ -124,12 +124,7 @@ impl TcpListener {
     /// Sets `TCP_NODELAY` on the listener; Linux copies it to every
     /// connection accepted afterwards (direct ones included).
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        socket::set_option(
-            self.fd.raw_fd()?,
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            nodelay.into(),
-        )
+        socket::set_nodelay(self.fd.raw_fd()?, nodelay)
     }
 
     /// The connections as they arrive, from one multishot accept: a single
@@ -368,12 +363,7 @@ impl TcpStream {
     /// Sets `TCP_NODELAY`: small writes go out at once instead of waiting
     /// to be merged (Nagle's algorithm).
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        socket::set_option(
-            self.fd.raw_fd()?,
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            nodelay.into(),
-        )
+        socket::set_nodelay(self.fd.raw_fd()?, nodelay)
     }
 
     /// Whether `TCP_NODELAY` is set.

@@ -19,3 +19,24 @@ pub(crate) use net::{
 pub use nop::{nop, Nop};
 pub(crate) use read_write::{Read, Write};
 pub(crate) use vectored::{Readv, Writev};
+
+use crate::buf::{BufResult, IoBufMut};
+use crate::driver::Completion;
+
+/// The most one SQE can move (its length field is 32 bits).
+fn sqe_len(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+/// Hands `buf` back after a read or receive that filled it from its start,
+/// with the count the CQE reports marked initialized.
+fn filled<B: IoBufMut>(mut buf: B, completion: Completion) -> BufResult<usize, B> {
+    let result = completion.into_result().map(|read| {
+        let read = read as usize;
+        // SAFETY: the kernel reported `read` bytes written from the buffer's
+        // start, within the `bytes_total` it was given.
+        unsafe { buf.set_init(read) };
+        read
+    });
+    (result, buf)
+}

@@ -14,10 +14,7 @@ use crate::fd::{with_target, SharedFd, Target};
 use crate::runtime::defer_close;
 use crate::sys::socket::SockAddr;
 
-/// The most one SQE can move (its length field is 32 bits).
-fn sqe_len(len: usize) -> u32 {
-    u32::try_from(len).unwrap_or(u32::MAX)
-}
+use super::{filled, sqe_len};
 
 /// Accepts one connection; the new descriptor is close-on-exec, or, for a
 /// direct accept, an entry the kernel allocates in the ring's table of
@@ -177,15 +174,8 @@ unsafe impl<B: IoBufMut> Operation for Recv<B> {
         .build())
     }
 
-    fn complete(mut self, completion: Completion) -> BufResult<usize, B> {
-        let result = completion.into_result().map(|read| {
-            let read = read as usize;
-            // SAFETY: the kernel wrote `read` bytes from the buffer's start,
-            // within the `bytes_total` it was given.
-            unsafe { self.buf.set_init(read) };
-            read
-        });
-        (result, self.buf)
+    fn complete(self, completion: Completion) -> BufResult<usize, B> {
+        filled(self.buf, completion)
     }
 }
 
@@ -344,17 +334,11 @@ unsafe impl<B: IoBufMut> Operation for RecvFrom<B> {
         .build())
     }
 
-    fn complete(mut self, completion: Completion) -> BufResult<(usize, SockAddr), B> {
-        let result = completion.into_result().map(|read| {
-            let read = read as usize;
-            // SAFETY: the kernel wrote `read` bytes from the buffer's start,
-            // within the `bytes_total` it was given.
-            unsafe { self.buf.set_init(read) };
-            let mut addr = self.message.addr;
-            addr.set_len(self.message.header.msg_namelen);
-            (read, addr)
-        });
-        (result, self.buf)
+    fn complete(self, completion: Completion) -> BufResult<(usize, SockAddr), B> {
+        let mut addr = self.message.addr;
+        addr.set_len(self.message.header.msg_namelen);
+        let (result, buf) = filled(self.buf, completion);
+        (result.map(|read| (read, addr)), buf)
     }
 }
 

@@ -7,10 +7,7 @@ use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::driver::{Completion, Operation};
 use crate::fd::{with_target, SharedFd};
 
-/// The most one SQE can move (its length field is 32 bits).
-fn sqe_len(len: usize) -> u32 {
-    u32::try_from(len).unwrap_or(u32::MAX)
-}
+use super::{filled, sqe_len};
 
 /// Reads into `buf` from its start up to its capacity.
 pub(crate) struct Read<B> {
@@ -41,15 +38,8 @@ unsafe impl<B: IoBufMut> Operation for Read<B> {
         .build())
     }
 
-    fn complete(mut self, completion: Completion) -> BufResult<usize, B> {
-        let result = completion.into_result().map(|read| {
-            let read = read as usize;
-            // SAFETY: the kernel reported `read` bytes written from the
-            // buffer's start, within the `bytes_total` it was given.
-            unsafe { self.buf.set_init(read) };
-            read
-        });
-        (result, self.buf)
+    fn complete(self, completion: Completion) -> BufResult<usize, B> {
+        filled(self.buf, completion)
     }
 }
 

@@ -304,6 +304,11 @@ pub(crate) fn set_option(
     .map(drop)
 }
 
+/// Sets or clears `TCP_NODELAY`.
+pub(crate) fn set_nodelay(fd: RawFd, nodelay: bool) -> io::Result<()> {
+    set_option(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, nodelay.into())
+}
+
 /// Reads an integer socket option.
 pub(crate) fn option(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
     let mut value: libc::c_int = 0;
