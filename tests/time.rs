@@ -113,3 +113,51 @@ fn interval_skips_missed_ticks() {
         );
     });
 }
+
+/// Polls `sleep` once, registering its timer.
+async fn poll_once(sleep: &mut corering::time::Sleep) -> bool {
+    use std::future::Future as _;
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(std::pin::Pin::new(&mut *sleep).poll(cx).is_ready())
+    })
+    .await
+}
+
+#[test]
+fn reset_moves_the_deadline_with_one_timer() {
+    corering::start(async {
+        let started = Instant::now();
+        let mut idle = sleep(Duration::from_millis(5));
+        assert!(!poll_once(&mut idle).await);
+        assert_eq!(corering::stats().timers, 1);
+        // Later deadlines keep the timer filed; it fires early once and the
+        // sleep files it again, so completion is at the last deadline.
+        for step in 1..=3 {
+            idle.reset(started + Duration::from_millis(5 + 5 * step));
+            assert!(!poll_once(&mut idle).await);
+            assert_eq!(corering::stats().timers, 1);
+        }
+        (&mut idle).await;
+        assert!(started.elapsed() >= Duration::from_millis(20));
+        assert_eq!(corering::stats().timers, 0);
+        // Done stays done.
+        assert!(poll_once(&mut idle).await);
+        assert_eq!(corering::stats().timers, 0);
+
+        // An earlier deadline than the one filed takes effect.
+        idle.reset(Instant::now() + Duration::from_secs(3600));
+        assert!(!poll_once(&mut idle).await);
+        let shortened = Instant::now();
+        idle.reset(shortened + Duration::from_millis(3));
+        (&mut idle).await;
+        let waited = shortened.elapsed();
+        assert!(waited >= Duration::from_millis(3) && waited < Duration::from_secs(60));
+        assert_eq!(corering::stats().timers, 0);
+
+        // A deadline already past completes on the first poll.
+        idle.reset(Instant::now());
+        assert!(poll_once(&mut idle).await);
+        assert!(poll_once(&mut sleep(Duration::ZERO)).await);
+        assert_eq!(corering::stats().timers, 0);
+    });
+}

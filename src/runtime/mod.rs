@@ -6,11 +6,13 @@
 //! 2. Poll the `block_on` future if woken, then up to `tasks_per_tick` ready
 //!    tasks, in wake order.
 //! 3. Queue closes of dropped descriptors on the ring.
-//! 4. Enter the ring once: submit everything pushed and reap. With work
+//! 4. With a timer pending, read the clock once: fire the due timers (their
+//!    tasks become ready) and measure the time left to the next one.
+//! 5. Enter the ring once: submit everything pushed and reap. With work
 //!    still ready, do not wait; otherwise park until a completion, a
-//!    cross-thread wake or the nearest timer deadline.
-//! 5. Fire due timers, then wake every task whose operation or timer is done
-//!    and drop the states of cancelled operations, with the driver released.
+//!    cross-thread wake or the next timer deadline.
+//! 6. Wake every task whose operation is done and drop the states of
+//!    cancelled operations, with the driver released.
 
 mod config;
 pub(crate) mod context;
@@ -385,33 +387,35 @@ fn tick(core: &Core, scratch: &mut Scratch) {
     }
 
     queue_closes(core);
+    // One clock reading per tick, and none while no timer is pending: it
+    // fires the due timers and bounds the park.
+    let mut until_timer = None;
+    {
+        let mut timers = core.timers.borrow_mut();
+        if timers.pending() > 0 {
+            let now = Instant::now();
+            timers.advance(now, &mut scratch.wakers);
+            until_timer = timers
+                .next_deadline()
+                .map(|deadline| deadline.saturating_duration_since(now));
+        }
+    }
+    for waker in scratch.wakers.drain(..) {
+        task::wake_waker(waker, core);
+    }
     let ready =
         !core.run_queue.is_empty() || core.remote.is_main_woken() || core.remote.is_notified();
-    let wait = if ready {
-        Wait::No
-    } else {
-        // One clock reading decides whether a timer is due and how long
-        // the park may last.
-        match core.timers.borrow().next_deadline() {
-            None => Wait::For(None),
-            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => Wait::For(Some(left)),
-                _ => Wait::No,
-            },
-        }
+    let wait = match until_timer {
+        _ if ready => Wait::No,
+        None => Wait::For(None),
+        Some(left) if left.is_zero() => Wait::No,
+        Some(left) => Wait::For(Some(left)),
     };
     {
         let mut driver = core.driver.borrow_mut();
         core.run_queue.compact();
         driver.enter(wait, &core.run_queue);
         driver.take_ready(&core.run_queue, &mut scratch.wakers, &mut scratch.graveyard);
-    }
-    {
-        // With no timer pending there is nothing to fire, and no clock to read.
-        let mut timers = core.timers.borrow_mut();
-        if timers.pending() > 0 {
-            timers.advance(Instant::now(), &mut scratch.wakers);
-        }
     }
     for waker in scratch.wakers.drain(..) {
         task::wake_waker(waker, core);

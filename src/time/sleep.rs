@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use super::wheel::TimerKey;
+use super::wheel::{TimerKey, TICK};
 use crate::runtime::context;
 
 /// Waits until `duration` has elapsed.
@@ -22,18 +22,24 @@ use crate::runtime::context;
 /// });
 /// ```
 pub fn sleep(duration: Duration) -> Sleep {
-    sleep_until(
-        Instant::now()
+    Sleep {
+        deadline: Instant::now()
             .checked_add(duration)
             .unwrap_or_else(far_future),
-    )
+        entry: None,
+        // A sleep of a tick or more cannot be over before its first poll
+        // unless the task stalled, and then the wheel fires it at its next
+        // advance, within its resolution: no second clock reading needed.
+        check_clock: duration < TICK,
+    }
 }
 
 /// Waits until `deadline`.
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
         deadline,
-        key: None,
+        entry: None,
+        check_clock: true,
     }
 }
 
@@ -44,11 +50,23 @@ pub(crate) fn far_future() -> Instant {
 
 /// The future of [`sleep`] and [`sleep_until`]. Registers its timer on first
 /// poll; dropping it removes the timer.
+///
+/// Polling reads no clock once the timer is registered: the wheel fires a
+/// timer only once the clock has passed its deadline. Moving the deadline
+/// later ([`Sleep::reset`]) leaves the timer where it is; when it fires
+/// early the sleep files it again at the new deadline. Pushing an idle
+/// timeout forward on every request therefore costs a clock reading and no
+/// timer work.
 #[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
 pub struct Sleep {
     deadline: Instant,
-    key: Option<TimerKey>,
+    /// The wheel's timer and the deadline it was filed for (never later
+    /// than `deadline`).
+    entry: Option<(TimerKey, Instant)>,
+    /// Whether the next registration first asks the clock if the deadline
+    /// has passed already.
+    check_clock: bool,
 }
 
 impl Sleep {
@@ -62,14 +80,21 @@ impl Sleep {
         Instant::now() >= self.deadline
     }
 
-    /// Moves the deadline; the sleep is pending again until then.
+    /// Moves the deadline; the sleep is pending again until then. Moving it
+    /// later touches no timer (see the type's docs).
     pub fn reset(&mut self, deadline: Instant) {
         self.deadline = deadline;
-        self.unregister();
+        match self.entry {
+            Some((_, filed)) if filed <= deadline => {}
+            _ => {
+                self.unregister();
+                self.check_clock = true;
+            }
+        }
     }
 
     fn unregister(&mut self) {
-        if let Some(key) = self.key.take() {
+        if let Some((key, _)) = self.entry.take() {
             context::try_with_core(|core| core.timers.borrow_mut().remove(key));
         }
     }
@@ -78,29 +103,44 @@ impl Sleep {
 impl Future for Sleep {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let now = Instant::now();
-        if now >= self.deadline {
-            self.unregister();
-            return Poll::Ready(());
-        }
-        let deadline = self.deadline;
-        let key = self.key;
-        self.key = Some(context::with_core(|core| {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let deadline = this.deadline;
+        let ready = context::with_core(|core| {
             let mut timers = core.timers.borrow_mut();
-            match key {
+            match this.entry {
                 // Still pending: just keep the newest waker.
-                Some(key) if timers.set_waker(key, cx.waker()) => key,
-                // Fired, yet the clock says not yet (cannot happen with a
-                // tick-rounded wheel, but never complete early): re-arm.
-                Some(key) => {
+                Some((key, _)) if timers.set_waker(key, cx.waker()) => false,
+                // Fired at the deadline it was filed for, so the clock has
+                // passed that; done when the deadline was not moved since.
+                Some((key, filed)) if timers.is_fired(key) => {
+                    if filed >= deadline {
+                        timers.remove(key);
+                        this.entry = None;
+                        // Polled again, it asks the clock and stays done.
+                        this.check_clock = true;
+                        return true;
+                    }
                     timers.reset(key, deadline, cx.waker());
-                    key
+                    this.entry = Some((key, deadline));
+                    false
                 }
-                None => timers.insert(deadline, cx.waker().clone()),
+                // Never registered, or registered on another runtime.
+                _ => {
+                    if this.check_clock && Instant::now() >= deadline {
+                        this.entry = None;
+                        return true;
+                    }
+                    this.entry = Some((timers.insert(deadline, cx.waker().clone()), deadline));
+                    false
+                }
             }
-        }));
-        Poll::Pending
+        });
+        if ready {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 }
 

@@ -172,8 +172,10 @@ pub(crate) struct Wheel {
     pending: usize,
     /// Generation for the next insert.
     generation_next: u64,
-    /// Cached answer of `earliest_tick`, or `None` when it must be worked out
-    /// again. When set it is never later than any pending timer's tick.
+    /// A lower bound of the earliest pending tick, or `None` when it must be
+    /// worked out again (`earliest_tick`). Exact when worked out; removing
+    /// the earliest timer leaves it in place as a bound, which `advance`
+    /// drops once time reaches it.
     earliest_cache: Cell<Option<u64>>,
 }
 
@@ -245,10 +247,6 @@ impl Wheel {
 
     /// True once the timer has fired and until it is reset or removed. A
     /// stale key is not fired.
-    #[allow(
-        dead_code,
-        reason = "part of the wheel's contract; the unit tests use it, the runtime may not"
-    )]
     pub(crate) fn is_fired(&self, key: TimerKey) -> bool {
         self.index_of(key)
             .is_some_and(|index| matches!(self.entries[index].state, State::Fired))
@@ -273,17 +271,24 @@ impl Wheel {
         self.file(index);
     }
 
-    /// The earliest instant at which a pending timer may fire, or `None` when
-    /// none is pending. This is the earliest pending deadline rounded up to a
-    /// tick, exactly, with one exception: when that timer lies beyond the
-    /// horizon it may be an earlier top-level slot boundary, at which
-    /// `advance` re-files the timer without firing it. It is never later
-    /// than the earliest deadline, and it may be in the past (a timer
-    /// registered with a past deadline, or `advance` not called yet).
+    /// The instant until which no pending timer fires, or `None` when none is
+    /// pending: the time to park until. It is never later than the earliest
+    /// pending deadline rounded up to a tick, and is that instant exactly
+    /// except in two cases where it is earlier:
+    /// - after the earliest timer was removed, the removed one's tick stays
+    ///   as the answer until `advance` reaches it (so cancelling the earliest
+    ///   of many timers, as a timeout that was not needed does, costs no
+    ///   search);
+    /// - when the earliest timer lies beyond the horizon, the answer may be a
+    ///   top-level slot boundary, at which `advance` re-files it.
     ///
-    /// Cached; when the cache was invalidated (the earliest timer fired or
-    /// was removed, or time reached a slot) it costs a bitmap scan per level
-    /// plus a walk of the one slot holding the earliest timers.
+    /// It may be in the past (a timer registered with a past deadline, or
+    /// `advance` not called yet). Right after `advance(now)` it is later than
+    /// `now`.
+    ///
+    /// Cached; working it out again (after the earliest timer fired, or time
+    /// reached a slot or the cached bound) costs a bitmap scan per level plus
+    /// a walk of the one slot holding the earliest timers.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         if self.pending == 0 {
             return None;
@@ -326,7 +331,13 @@ impl Wheel {
         // No slot starts at or before `now_tick` any more, so moving the
         // wheel's time up to it leaves every timer in a valid slot.
         self.elapsed = self.elapsed.max(now_tick);
-        if fired > 0 || cascaded {
+        if fired > 0
+            || cascaded
+            || self
+                .earliest_cache
+                .get()
+                .is_some_and(|earliest| earliest <= now_tick)
+        {
             self.earliest_cache.set(None);
         }
         fired
@@ -375,9 +386,9 @@ impl Wheel {
     fn unfile(&mut self, index: usize) {
         self.unlink(index);
         self.pending -= 1;
-        let tick = self.entries[index].tick;
-        let cached = self.earliest_cache.get();
-        if self.pending == 0 || cached.is_some_and(|earliest| tick <= earliest) {
+        // The cached bound stays valid: removing a timer makes no other
+        // earlier (see `next_deadline`).
+        if self.pending == 0 {
             self.earliest_cache.set(None);
         }
     }
@@ -743,8 +754,16 @@ mod tests {
             }
             let now_tick = (now - origin).as_nanos() / 1_000_000;
             let earliest = check_not_late(now_tick, &deadline_ticks, &fired, &removed);
-            let expected = earliest.map(|tick| origin + ms(tick as u64));
-            assert_eq!(wheel.next_deadline(), expected);
+            // Never after the earliest pending deadline, and after `advance`
+            // always ahead of `now` (a parked loop would otherwise spin).
+            match (wheel.next_deadline(), earliest) {
+                (None, None) => {}
+                (Some(next), Some(tick)) => {
+                    assert!(next <= origin + ms(tick as u64));
+                    assert!(next > now);
+                }
+                (next, earliest) => panic!("next deadline {next:?}, earliest tick {earliest:?}"),
+            }
             assert_eq!(wheel.pending(), deadlines.len() - fired_total - cancelled);
             assert_eq!(wheel.len(), deadlines.len() - cancelled - freed);
         }
@@ -885,7 +904,11 @@ mod tests {
         assert_eq!(wheel.next_deadline(), Some(origin + ms(3)));
         let late = wheel.insert(origin + ms(5_000), waker.clone());
         let _later = wheel.insert(origin + ms(300_000), waker.clone());
+        // Removing the earliest leaves its tick as a bound until time
+        // reaches it; then the answer is exact again.
         assert!(wheel.remove(early));
+        assert_eq!(wheel.next_deadline(), Some(origin + ms(3)));
+        assert_eq!(advance_to(&mut wheel, origin + ms(3)), 0);
         assert_eq!(wheel.next_deadline(), Some(origin + ms(6)));
 
         // Rounded up: 5.5 ms has not come at 5.9 ms, and has at 6 ms.
@@ -900,6 +923,8 @@ mod tests {
         assert_eq!(advance_to(&mut wheel, origin + ms(4_999)), 0);
         assert_eq!(wheel.next_deadline(), Some(origin + ms(5_000)));
         assert!(wheel.remove(late));
+        assert_eq!(wheel.next_deadline(), Some(origin + ms(5_000)));
+        assert_eq!(advance_to(&mut wheel, origin + ms(5_000)), 0);
         assert_eq!(wheel.next_deadline(), Some(origin + ms(300_000)));
         assert_eq!(advance_to(&mut wheel, origin + ms(300_000)), 1);
         assert_eq!(wheel.next_deadline(), None);
