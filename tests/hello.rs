@@ -186,4 +186,39 @@ fn parser_outcomes() {
         parse(&vec![b'a'; http::HEAD_MAX + 1]),
         Parse::Refuse("431 Request Header Fields Too Large")
     );
+    // Bare LF line ends, and a bad header before the head is complete.
+    assert_eq!(
+        parse(b"GET / HTTP/1.1\n\n"),
+        Parse::Refuse("400 Bad Request")
+    );
+    assert_eq!(
+        parse(b"GET / HTTP/1.1\r\nHost: a\n"),
+        Parse::Refuse("400 Bad Request")
+    );
+    assert_eq!(
+        parse(b"GET / HTTP/1.1\r\nno colon\r\n"),
+        Parse::Refuse("400 Bad Request")
+    );
+    // A head of exactly `HEAD_MAX` bytes is served; one byte more is not.
+    let head_of = |len: usize| {
+        let mut head = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        head.resize(len - 4, b'x');
+        head.extend_from_slice(b"\r\n\r\n");
+        head
+    };
+    assert_eq!(
+        parse(&head_of(http::HEAD_MAX)),
+        Parse::Request {
+            len: http::HEAD_MAX,
+            close: false
+        }
+    );
+    assert_eq!(
+        parse(&head_of(http::HEAD_MAX + 1)),
+        Parse::Refuse("431 Request Header Fields Too Large")
+    );
+    assert_eq!(
+        parse(&head_of(http::HEAD_MAX)[..http::HEAD_MAX - 1]),
+        Parse::Partial
+    );
 }

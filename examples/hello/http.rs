@@ -29,28 +29,36 @@ pub enum Parse {
     Refuse(&'static str),
 }
 
-/// Parses the request at the start of `buf`.
+/// Parses the request at the start of `buf`, in one pass over its head.
 pub fn parse(buf: &[u8]) -> Parse {
-    let Some(head_len) = find(buf, b"\r\n\r\n").map(|end| end + 4) else {
-        return if buf.len() > HEAD_MAX {
+    // A head that has not ended within `HEAD_MAX` bytes is too large.
+    let mut lines = Lines {
+        head: &buf[..buf.len().min(HEAD_MAX)],
+        end: 0,
+    };
+    let incomplete = || {
+        if buf.len() >= HEAD_MAX {
             Parse::Refuse("431 Request Header Fields Too Large")
         } else {
             Parse::Partial
-        };
+        }
     };
-    if head_len > HEAD_MAX {
-        return Parse::Refuse("431 Request Header Fields Too Large");
-    }
-    // Byte-wise, without UTF-8 validation or string searchers: this runs
-    // once per request on the hot path.
-    let mut lines = buf[..head_len - 4]
-        .split(|&byte| byte == b'\n')
-        .map(|line| line.strip_suffix(b"\r").unwrap_or(line));
-    let Some((version, mut close)) = lines.next().and_then(request_line) else {
-        return Parse::Refuse("400 Bad Request");
+    let (version, mut close) = match lines.next() {
+        Line::Whole(line) => match request_line(line) {
+            Some(parsed) => parsed,
+            None => return Parse::Refuse("400 Bad Request"),
+        },
+        Line::Incomplete => return incomplete(),
+        Line::BareLf => return Parse::Refuse("400 Bad Request"),
     };
     let mut body_len = 0usize;
-    for line in lines {
+    loop {
+        let line = match lines.next() {
+            Line::Whole([]) => break, // the empty line ending the head
+            Line::Whole(line) => line,
+            Line::Incomplete => return incomplete(),
+            Line::BareLf => return Parse::Refuse("400 Bad Request"),
+        };
         let Some(colon) = line.iter().position(|&byte| byte == b':') else {
             return Parse::Refuse("400 Bad Request");
         };
@@ -76,13 +84,44 @@ pub fn parse(buf: &[u8]) -> Parse {
             }
         }
     }
-    let Some(len) = head_len.checked_add(body_len) else {
+    let Some(len) = lines.end.checked_add(body_len) else {
         return Parse::Refuse("400 Bad Request");
     };
     if buf.len() < len {
         return Parse::Partial;
     }
     Parse::Request { len, close }
+}
+
+/// The lines of a request head, each ended by CRLF.
+struct Lines<'a> {
+    head: &'a [u8],
+    /// Where the next line starts: the length of the lines taken so far.
+    end: usize,
+}
+
+/// What [`Lines::next`] found.
+enum Line<'a> {
+    /// A line, without its CRLF.
+    Whole(&'a [u8]),
+    /// No whole line left (yet).
+    Incomplete,
+    /// A line ended by a bare LF, which this server refuses.
+    BareLf,
+}
+
+impl<'a> Lines<'a> {
+    fn next(&mut self) -> Line<'a> {
+        let rest = &self.head[self.end..];
+        let Some(lf) = memchr::memchr(b'\n', rest) else {
+            return Line::Incomplete;
+        };
+        self.end += lf + 1;
+        match rest[..lf].strip_suffix(b"\r") {
+            Some(line) => Line::Whole(line),
+            None => Line::BareLf,
+        }
+    }
 }
 
 /// The minor version of a well-formed request line (`METHOD target
@@ -103,21 +142,6 @@ fn request_line(line: &[u8]) -> Option<(u8, bool)> {
         b"HTTP/1.0" => Some((0, true)),
         _ => None,
     }
-}
-
-/// Where `needle` first starts in `haystack`. Scans for the needle's last
-/// byte and checks backwards, which skips most of a request head quickly.
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    let last = *needle.last()?;
-    let mut end = needle.len();
-    while end <= haystack.len() {
-        end += haystack[end - 1..].iter().position(|&byte| byte == last)?;
-        if haystack[end - needle.len()..end] == *needle {
-            return Some(end - needle.len());
-        }
-        end += 1;
-    }
-    None
 }
 
 /// The response to a request after which the connection stays open.

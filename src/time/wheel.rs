@@ -63,11 +63,14 @@ use slab::Slab;
 pub(crate) const TICK: Duration = Duration::from_millis(1);
 
 /// Nanoseconds in one tick, for rounding deadlines and `now`.
-const TICK_NANOS: u128 = TICK.as_nanos();
+const TICK_NANOS: u32 = TICK.subsec_nanos();
+
+/// Ticks in one second.
+const TICKS_PER_SEC: u64 = 1_000;
 
 // `instant_at` converts ticks back with `Duration::from_millis`.
 const _: () = assert!(
-    TICK_NANOS == 1_000_000,
+    TICK.as_nanos() == 1_000_000 && TICK_NANOS as u64 * TICKS_PER_SEC == 1_000_000_000,
     "tick conversions assume 1 ms ticks"
 );
 
@@ -567,7 +570,9 @@ impl Wheel {
         deadline
             .checked_duration_since(self.origin)
             .map_or(0, |since| {
-                u64::try_from(since.as_nanos().div_ceil(TICK_NANOS)).unwrap_or(u64::MAX)
+                // Whole seconds are whole ticks: no 128-bit division.
+                (since.as_secs().saturating_mul(TICKS_PER_SEC))
+                    .saturating_add(u64::from(since.subsec_nanos().div_ceil(TICK_NANOS)))
             })
     }
 
@@ -575,7 +580,8 @@ impl Wheel {
     /// [`NOW_TICK_MAX`]; `None` before the origin.
     fn tick_floor(&self, now: Instant) -> Option<u64> {
         let since = now.checked_duration_since(self.origin)?;
-        let ticks = u64::try_from(since.as_nanos() / TICK_NANOS).unwrap_or(u64::MAX);
+        let ticks = (since.as_secs().saturating_mul(TICKS_PER_SEC))
+            .saturating_add(u64::from(since.subsec_nanos() / TICK_NANOS));
         Some(ticks.min(NOW_TICK_MAX))
     }
 
