@@ -149,25 +149,147 @@ fn reset_peer_gives_connection_reset() {
         let addr = listener.local_addr().unwrap();
         let client = TcpStream::connect(addr).await.unwrap();
         let (server, _) = listener.accept().await.unwrap();
-        // SO_LINGER with a zero timeout turns the close into a reset.
-        let linger = libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        };
-        // SAFETY: the pointer and length describe `linger` for the call.
-        let set = unsafe {
-            libc::setsockopt(
-                client.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&linger as *const libc::linger).cast(),
-                std::mem::size_of::<libc::linger>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(set, 0);
+        reset_on_close(client.as_raw_fd());
         client.close().await.unwrap();
         let (read, _) = server.read(Vec::with_capacity(64)).await;
         assert_eq!(read.unwrap_err().kind(), ErrorKind::ConnectionReset);
+    });
+}
+
+/// Sets SO_LINGER with a zero timeout on `fd`, which turns its close into
+/// a reset.
+fn reset_on_close(fd: std::os::fd::RawFd) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: the pointer and length describe `linger` for the call.
+    let set = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(set, 0);
+}
+
+#[test]
+fn write_all_then_read_sends_everything_and_completes_once_per_turn() {
+    let _serial = common::serial();
+    // A blocking server: reads a length-prefixed request whole, answers
+    // with the sum of its bytes.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut len = [0u8; 8];
+        while stream.read_exact(&mut len).is_ok() {
+            let mut body = vec![0u8; u64::from_le_bytes(len) as usize];
+            stream.read_exact(&mut body).unwrap();
+            let sum: u64 = body.iter().map(|&byte| u64::from(byte)).sum();
+            stream.write_all(&sum.to_le_bytes()).unwrap();
+        }
+    });
+    corering::start(async move {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        // From one byte to 4 MiB, far more than the socket buffers hold:
+        // the kernel retries the short sends itself.
+        for (turn, size) in [1usize, 100, 64 << 10, 4 << 20, 3].into_iter().enumerate() {
+            let mut request = (size as u64).to_le_bytes().to_vec();
+            request.extend((0..size).map(|offset| pattern(turn, offset)));
+            let expected: u64 = request[8..].iter().map(|&byte| u64::from(byte)).sum();
+            let before = corering::stats();
+            let (received, sent, reply) = stream
+                .write_all_then_read(request, Vec::with_capacity(8))
+                .await;
+            assert_eq!(received.unwrap(), 8);
+            assert_eq!(u64::from_le_bytes(reply[..].try_into().unwrap()), expected);
+            assert_eq!(sent.len(), size + 8, "the request comes back whole");
+            // One operation of two SQEs, one completion, nothing left in
+            // flight.
+            let after = corering::stats();
+            assert_eq!(after.submitted - before.submitted, 1);
+            assert_eq!(after.completed - before.completed, 1);
+            assert_eq!(after.slots_in_use, 0);
+        }
+        // Nothing to send: a plain read, here of the end of the stream.
+        stream.shutdown(Shutdown::Write).await.unwrap();
+        let (received, _, _) = stream
+            .write_all_then_read(Vec::new(), Vec::with_capacity(8))
+            .await;
+        assert_eq!(received.unwrap(), 0);
+    });
+    server.join().unwrap();
+}
+
+#[test]
+fn write_all_then_read_to_a_reset_peer_fails_on_the_send() {
+    let _serial = common::serial();
+    corering::start(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        reset_on_close(server.as_raw_fd());
+        server.close().await.unwrap();
+        // Wait for the reset to arrive: a plain read sees it.
+        let (read, _) = client.read(Vec::with_capacity(8)).await;
+        assert_eq!(read.unwrap_err().kind(), ErrorKind::ConnectionReset);
+        let (result, sent, into) = client
+            .write_all_then_read(vec![7u8; 64 << 10], Vec::with_capacity(64))
+            .await;
+        // The send's own error, not the receive's cancellation.
+        let kind = result.unwrap_err().kind();
+        assert!(
+            matches!(kind, ErrorKind::BrokenPipe | ErrorKind::ConnectionReset),
+            "{kind:?}"
+        );
+        assert_eq!((sent.len(), into.len()), (64 << 10, 0));
+        assert_eq!(corering::stats().slots_in_use, 0);
+    });
+}
+
+#[test]
+fn dropped_write_all_then_read_leaks_no_slot_or_descriptor() {
+    let _serial = common::serial();
+    let fds_before = open_fds();
+    corering::start(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sender = TcpStream::connect(addr).await.unwrap();
+        let (not_reading, _) = listener.accept().await.unwrap();
+
+        // Dropped while the send waits for a peer that does not read.
+        let cancelled = corering::stats().cancelled;
+        let mut turn = Box::pin(sender.write_all_then_read(vec![1u8; 32 << 20], Vec::new()));
+        assert!(poll_once(&mut turn).await.is_pending());
+        corering::time::sleep(Duration::from_millis(20)).await;
+        assert!(poll_once(&mut turn).await.is_pending());
+        assert_eq!(corering::stats().slots_in_use, 1);
+        drop(turn);
+        settle(|| corering::stats().slots_in_use == 0, 1000).await;
+        assert_eq!(corering::stats().cancelled, cancelled + 1);
+
+        // Dropped while the receive waits, the send done (a new pair: the
+        // first has unread bytes).
+        let client = TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let mut turn = Box::pin(server.write_all_then_read(b"hi".to_vec(), Vec::with_capacity(8)));
+        assert!(poll_once(&mut turn).await.is_pending());
+        let (read, hi) = client.read(Vec::with_capacity(8)).await;
+        assert_eq!((read.unwrap(), &hi[..]), (2, &b"hi"[..]));
+        assert!(poll_once(&mut turn).await.is_pending());
+        drop(turn);
+        settle(|| corering::stats().slots_in_use == 0, 1000).await;
+        assert_eq!(corering::stats().cancelled, cancelled + 2);
+        assert_eq!(corering::stats().in_flight, 0);
+        drop((sender, not_reading, client, server, listener));
+        settle(|| open_fds() == fds_before, 1000).await;
+        assert_eq!(open_fds(), fds_before);
     });
 }
 

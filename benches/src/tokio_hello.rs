@@ -1,6 +1,7 @@
 //! The hello server's logic on tokio's current-thread runtime, for
 //! comparison: the same parser and responses (`examples/hello/http.rs`),
-//! the same idle timeout around every read, one thread.
+//! the same idle timeout around every turn (send the responses, receive the
+//! next request), one thread.
 //!
 //! Usage: `tokio_hello [port] [idle seconds]`
 
@@ -47,22 +48,21 @@ async fn serve(mut stream: TcpStream, idle: Duration) {
     let mut input = Vec::with_capacity(http::READ_SIZE);
     let mut output = Vec::with_capacity(4096);
     loop {
-        let closing = http::answer(&mut input, &mut output);
-        if !output.is_empty() {
-            if stream.write_all(&output).await.is_err() {
-                return;
-            }
-            output.clear();
-        }
-        if closing {
+        if http::answer(&mut input, &mut output) {
+            let _ = stream.write_all(&output).await;
             let _ = stream.shutdown().await;
             return;
         }
-        // Receive straight after the bytes still waiting, no copy.
+        // Send the responses, then receive straight after the bytes still
+        // waiting (no copy); the idle timeout bounds the whole turn.
         input.reserve(http::READ_SIZE);
-        match tokio::time::timeout(idle, stream.read_buf(&mut input)).await {
+        let turn = async {
+            stream.write_all(&output).await?;
+            stream.read_buf(&mut input).await
+        };
+        match tokio::time::timeout(idle, turn).await {
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
-            Ok(Ok(_)) => {}
+            Ok(Ok(_)) => output.clear(),
         }
     }
 }

@@ -192,32 +192,30 @@ pub fn answer(input: &mut Vec<u8>, output: &mut Vec<u8>) -> bool {
 }
 
 /// Serves one connection until the client closes it, asks to close, sends
-/// something refused, errs, or stays silent for `idle`.
+/// something refused, errs, or leaves a turn (sending the responses, then
+/// waiting for the next request) unfinished for `idle`.
 pub async fn serve(stream: TcpStream, idle: Duration) {
     let mut input: Vec<u8> = Vec::with_capacity(READ_SIZE);
     let mut output: Vec<u8> = Vec::with_capacity(4096);
     loop {
-        let closing = answer(&mut input, &mut output);
-        if !output.is_empty() {
-            let (written, returned) = stream.write_all(output).await;
-            output = returned;
-            output.clear();
-            if written.is_err() {
+        if answer(&mut input, &mut output) {
+            if !output.is_empty() && stream.write_all(output).await.0.is_err() {
                 return;
             }
-        }
-        if closing {
             linger_close(&stream, input).await;
             return;
         }
-        // Receive straight after the bytes still waiting, no copy.
+        // Send the responses, then receive straight after the bytes still
+        // waiting (no copy): one submission, one wake.
         input.reserve(READ_SIZE);
         let len = input.len();
-        let (read, returned) = match timeout(idle, stream.read(input.slice(len..))).await {
-            Ok(result) => result,
-            Err(_) => return, // idle too long
+        let turn = stream.write_all_then_read(output, input.slice(len..));
+        let Ok((read, sent, received)) = timeout(idle, turn).await else {
+            return; // idle too long
         };
-        input = returned.into_inner();
+        output = sent;
+        output.clear();
+        input = received.into_inner();
         if !matches!(read, Ok(n) if n > 0) {
             return;
         }

@@ -95,8 +95,16 @@ pub(crate) struct Driver {
     queues: Queues,
     flags: RingFlags,
     slots: SlotTable,
-    /// Slots whose futures were dropped and whose cancel SQE did not fit yet.
+    /// Slots whose futures were dropped and whose cancel SQE did not fit yet
+    /// (a linked pair's head under its head id).
     cancels: VecDeque<SlotId>,
+    /// Results of linked pairs' heads that failed, by slot, until the pair's
+    /// future takes them with the completion (the same CQE). Almost always
+    /// empty.
+    head_failures: Vec<(SlotId, i32)>,
+    /// Whether the kernel honours `IOSQE_CQE_SKIP_SUCCESS` (5.17), which
+    /// linked pairs need.
+    skip_success: bool,
     /// Keys of the tasks whose operation completed in a reap outside
     /// [`enter`](Self::enter) (making room in a full SQ), for the run queue.
     parked: RunQueue,
@@ -129,6 +137,7 @@ impl Driver {
     /// Sets up the ring.
     pub(crate) fn new(config: &DriverConfig, doorbell_fd: RawFd) -> io::Result<Driver> {
         let (ring, flags) = ring::create(config.entries, config.sqpoll_idle)?;
+        let skip_success = ring.params().is_feature_skip_cqe_on_success();
         let queues = Queues::new(&ring)?;
         // A sparse table the kernel fills on direct accepts. Kernels without
         // it (before 5.19) simply get none: direct accepts fall back.
@@ -144,6 +153,8 @@ impl Driver {
             flags,
             slots: SlotTable::new(config.slots_max),
             cancels: VecDeque::new(),
+            head_failures: Vec::new(),
+            skip_success,
             parked: RunQueue::default(),
             wakers: Vec::new(),
             slot_waiters: VecDeque::new(),
@@ -277,6 +288,63 @@ impl Driver {
         id
     }
 
+    /// Whether [`push_linked`](Self::push_linked) is available.
+    pub(crate) fn can_link(&self) -> bool {
+        self.skip_success
+    }
+
+    /// Claims a slot for a linked pair awaited by `waker` and pushes its two
+    /// SQEs back to back: `head`, linked to `main`, then `main`. The pair
+    /// posts exactly one CQE, which completes the slot: `main`'s once `head`
+    /// succeeded (`IOSQE_CQE_SKIP_SUCCESS` drops `head`'s), or `head`'s when
+    /// it failed (`main` is then cancelled before it starts, and a failed
+    /// skip-success request silences the CQEs of the rest of its link). The
+    /// head's failure is noted for [`take_head_failure`](Self::take_head_failure).
+    ///
+    /// # Safety
+    ///
+    /// As for [`push`](Self::push), for both SQEs; [`can_link`](Self::can_link)
+    /// said yes.
+    #[inline]
+    pub(crate) unsafe fn push_linked(
+        &mut self,
+        head: squeue::Entry,
+        main: squeue::Entry,
+        waker: WakeBy<'_>,
+    ) -> SlotId {
+        debug_assert!(self.skip_success);
+        let id = self.slots.claim_submitted(waker);
+        // Both in one submission: a link does not span two.
+        while !self.queues.sq_has_room(2) {
+            self.stats.sq_full += 1;
+            self.submit_when_full();
+        }
+        let flags = squeue::Flags::IO_LINK | squeue::Flags::SKIP_SUCCESS;
+        // SAFETY: there is room for both; the rest is forwarded from the
+        // caller.
+        unsafe {
+            self.queues
+                .push_with(|| head.flags(flags).user_data(id.head().user_data()));
+            self.queues.push_with(|| main.user_data(id.user_data()));
+        }
+        self.stats.submitted += 1;
+        id
+    }
+
+    /// The result of the failed head of the linked pair in slot `id`, if it
+    /// failed; called once the pair completed.
+    #[inline]
+    pub(crate) fn take_head_failure(&mut self, id: SlotId) -> Option<i32> {
+        if self.head_failures.is_empty() {
+            return None;
+        }
+        let at = self
+            .head_failures
+            .iter()
+            .position(|&(slot, _)| slot == id)?;
+        Some(self.head_failures.swap_remove(at).1)
+    }
+
     /// Pushes one SQE, submitting what is queued until it fits.
     ///
     /// # Safety
@@ -383,8 +451,17 @@ impl Driver {
     }
 
     /// The future of slot `id` was dropped: keep `state` until the final CQE
-    /// and ask the kernel to cancel the operation.
-    pub(crate) fn abandon(&mut self, id: SlotId, mut state: Box<dyn Abandoned>) {
+    /// and ask the kernel to cancel the operation (both SQEs of a `linked`
+    /// pair).
+    pub(crate) fn abandon(&mut self, id: SlotId, mut state: Box<dyn Abandoned>, linked: bool) {
+        if linked {
+            let _ = self.take_head_failure(id);
+            if let Some(Lifecycle::Submitted(_)) = self.slots.get_mut(id) {
+                // While the head runs the second SQE has not started and no
+                // cancel finds it: cancel the head, which fails the link.
+                self.queue_cancel(id.head());
+            }
+        }
         let lifecycle = self.slots.get_mut(id).expect("abandoning a live slot");
         match lifecycle {
             Lifecycle::Completed(completion) => {
@@ -538,7 +615,12 @@ impl Driver {
             }
             _ => {}
         }
-        let id = SlotId::from_user_data(user_data);
+        let mut id = SlotId::from_user_data(user_data);
+        if id.is_head() {
+            // A linked pair's head failed; its CQE is the pair's last.
+            id = id.slot();
+            self.head_failed(id, completion);
+        }
         let Some(lifecycle) = self.slots.get_mut(id) else {
             self.stats.stale_completions += 1;
             debug_assert!(false, "CQE for stale slot {id:?}: {completion:?}");
@@ -588,6 +670,15 @@ impl Driver {
                 debug_assert!(false, "second CQE for completed slot {id:?}");
                 self.stats.stale_completions += 1;
             }
+        }
+    }
+
+    /// Notes the failure of a linked pair's head, for the future that
+    /// awaits the pair (none once it is abandoned).
+    #[cold]
+    fn head_failed(&mut self, id: SlotId, completion: Completion) {
+        if let Some(Lifecycle::Submitted(_)) = self.slots.get_mut(id) {
+            self.head_failures.push((id, completion.result));
         }
     }
 
@@ -645,6 +736,10 @@ impl Driver {
         });
         for id in waiting {
             self.queue_cancel(id);
+            // The slot may hold a linked pair whose head still runs (its
+            // second SQE cannot be cancelled until it starts); for any other
+            // slot this cancel finds nothing.
+            self.queue_cancel(id.head());
         }
     }
 
@@ -690,10 +785,10 @@ impl Driver {
 /// Hands the state of a future dropped in flight to its slot on the current
 /// core. Dropped outside its runtime (moved out of `block_on`), the ring may
 /// still write into the state, so it is leaked rather than freed.
-pub(crate) fn abandon(id: SlotId, state: Box<dyn Abandoned>) {
+pub(crate) fn abandon(id: SlotId, state: Box<dyn Abandoned>, linked: bool) {
     let mut state = Some(state);
     crate::runtime::context::try_with_driver(|driver| {
-        driver.abandon(id, state.take().expect("taken once"));
+        driver.abandon(id, state.take().expect("taken once"), linked);
     });
     if let Some(state) = state {
         std::mem::forget(state);

@@ -132,7 +132,7 @@ impl<T: MultishotOperation> Drop for MultiOp<T> {
         let (Some(id), Some(state)) = (self.slot, self.state.take()) else {
             return;
         };
-        super::abandon(id, Box::new(Orphan(state)));
+        super::abandon(id, Box::new(Orphan(state)), false);
     }
 }
 

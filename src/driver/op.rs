@@ -28,8 +28,29 @@ pub(crate) unsafe trait Operation: 'static {
     /// What the operation's future resolves to.
     type Output;
 
+    /// Whether the operation is a linked pair: [`build_head`]'s SQE runs
+    /// first and [`build`]'s only once it succeeded, with one wake for both.
+    /// Only submitted as such where the driver can link
+    /// (`Driver::can_link`); callers check.
+    ///
+    /// [`build_head`]: Operation::build_head
+    /// [`build`]: Operation::build
+    const LINKED: bool = false;
+
     /// Builds the SQE; called once, on the first poll.
     fn build(&mut self) -> squeue::Entry;
+
+    /// Builds the head SQE of a linked pair, before [`build`](Operation::build).
+    fn build_head(&mut self) -> squeue::Entry {
+        unreachable!("only linked operations have a head")
+    }
+
+    /// Told that a linked pair's head failed, before
+    /// [`complete`](Operation::complete) gets that same CQE (the second SQE
+    /// never ran and posts none).
+    fn head_failed(&mut self, result: i32) {
+        let _ = result;
+    }
 
     /// Maps the final CQE to the output, handing back owned buffers.
     fn complete(self, completion: Completion) -> Self::Output;
@@ -85,15 +106,30 @@ impl<T: Operation> Future for Op<T> {
                 // SAFETY: `Operation`'s contract makes the SQE refer only to
                 // memory `state` owns on the heap; `state` stays in this Op,
                 // or in the slot if the Op is dropped, until the final CQE.
-                let id = unsafe { driver.push_submitted(|| state.build(), waker) };
+                let id = unsafe {
+                    if T::LINKED {
+                        driver.push_linked(state.build_head(), state.build(), waker)
+                    } else {
+                        driver.push_submitted(|| state.build(), waker)
+                    }
+                };
                 this.slot = Some(id);
                 return Poll::Pending;
             };
-            driver.poll_completion(id, waker)
+            let completion = std::task::ready!(driver.poll_completion(id, waker));
+            let head_failure = if T::LINKED {
+                driver.take_head_failure(id)
+            } else {
+                None
+            };
+            Poll::Ready((completion, head_failure))
         });
-        let completion = std::task::ready!(completion);
+        let (completion, head_failure) = std::task::ready!(completion);
         this.slot = None;
-        let state = this.state.take().expect("Op polled after completion");
+        let mut state = this.state.take().expect("Op polled after completion");
+        if let Some(result) = head_failure {
+            state.head_failed(result);
+        }
         Poll::Ready(state.complete(completion))
     }
 }
@@ -103,6 +139,6 @@ impl<T: Operation> Drop for Op<T> {
         let (Some(id), Some(state)) = (self.slot, self.state.take()) else {
             return;
         };
-        super::abandon(id, Box::new(state));
+        super::abandon(id, Box::new(state), T::LINKED);
     }
 }

@@ -7,7 +7,8 @@
 //! carries the slot index and a generation, so a CQE that arrives for a slot
 //! that has since been reused is detected as stale and never delivered to the
 //! wrong future. Each slot keeps its own generation, bumped when it is
-//! freed; indices stay below `u32::MAX - 1`, so no id equals a reserved tag.
+//! freed; indices stay below 2^31, so no id equals a reserved tag and bit 31
+//! can mark the head SQE of a linked pair.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -20,8 +21,13 @@ pub(crate) const CANCEL_TAG: u64 = u64::MAX;
 /// `user_data` of the doorbell read that ends a park on a cross-thread wake.
 pub(crate) const DOORBELL_TAG: u64 = u64::MAX - 1;
 
+/// Set in the `user_data` of the first SQE of a linked pair (see
+/// [`SlotId::head`]); slot indices stay below it.
+const HEAD_BIT: u64 = 1 << 31;
+
 /// Names one slot: its index in the table and the generation it was claimed
-/// with, packed as the SQE `user_data` (generation high, index low).
+/// with, packed as the SQE `user_data` (generation high, index low). The id
+/// of a linked pair's head SQE also carries [`HEAD_BIT`].
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SlotId(u64);
 
@@ -33,7 +39,26 @@ impl SlotId {
 
     #[inline]
     fn index(self) -> u32 {
-        self.0 as u32
+        (self.0 & !HEAD_BIT) as u32
+    }
+
+    /// The id of the head SQE of a linked pair that completes in this slot:
+    /// the same slot, with its CQEs told apart from the second SQE's.
+    #[inline]
+    pub(crate) fn head(self) -> SlotId {
+        SlotId(self.0 | HEAD_BIT)
+    }
+
+    /// Whether this names a linked pair's head SQE.
+    #[inline]
+    pub(crate) fn is_head(self) -> bool {
+        self.0 & HEAD_BIT != 0
+    }
+
+    /// The slot's own id, without the head mark.
+    #[inline]
+    pub(crate) fn slot(self) -> SlotId {
+        SlotId(self.0 & !HEAD_BIT)
     }
 
     #[inline]
@@ -42,7 +67,7 @@ impl SlotId {
     }
 
     /// The SQE `user_data` naming this slot. Never equals a reserved tag,
-    /// because indices stay below `u32::MAX - 1`.
+    /// because indices stay below `HEAD_BIT`.
     #[inline]
     pub(crate) fn user_data(self) -> u64 {
         self.0
@@ -134,8 +159,9 @@ pub(crate) struct SlotTable {
 impl SlotTable {
     /// A table that holds at most `capacity` slots.
     pub(crate) fn new(capacity: usize) -> SlotTable {
-        // Indices below `u32::MAX - 1` keep ids clear of the reserved tags.
-        assert!(capacity >= 1 && capacity < (u32::MAX - 1) as usize);
+        // Indices below `HEAD_BIT` keep ids, head marks included, clear of
+        // the reserved tags (whose index halves are near `u32::MAX`).
+        assert!(capacity >= 1 && capacity < HEAD_BIT as usize);
         // Each table starts its generations elsewhere, so an id carried
         // from one runtime into another (a future moved between them) is
         // stale there rather than naming an unrelated slot.
@@ -282,6 +308,11 @@ mod tests {
         assert_eq!(SlotId::from_user_data(id.user_data()), id);
         assert_ne!(id.user_data(), CANCEL_TAG);
         assert_ne!(id.user_data(), DOORBELL_TAG);
+        let head = SlotId::from_user_data(id.head().user_data());
+        assert!(head.is_head() && !id.is_head());
+        assert_ne!(head, id);
+        assert_eq!(head.slot(), id);
+        assert!(table.get_mut(head).is_some(), "a head id names its slot");
     }
 
     #[test]

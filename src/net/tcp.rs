@@ -17,7 +17,8 @@ use crate::buf::{BufResult, BufRing, IoBuf, IoBufMut};
 use crate::driver::{MultiOp, Op};
 use crate::fd::{write_all_with, SharedFd, CURRENT_POSITION};
 use crate::op::{
-    Accept, AcceptMulti, Connect, Readv, Recv, Send, SendZc, Shutdown as ShutdownOp, Writev,
+    Accept, AcceptMulti, Connect, Readv, Recv, Send, SendAllRecv, SendZc, Shutdown as ShutdownOp,
+    Writev,
 };
 use crate::runtime::context;
 use crate::sys::socket::{self, SockAddr};
@@ -342,6 +343,66 @@ impl TcpStream {
     /// `WriteZero`. The buffer is handed back either way.
     pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
         write_all_with(buf, |rest, _| Send::new(self.fd.clone(), rest)).await
+    }
+
+    /// Sends every initialized byte of `out`, then receives into `into`
+    /// (as [`read`](Self::read)): a request-response turn in one
+    /// submission. The two are linked in the ring, so the receive starts
+    /// once the send is done, and the task wakes once, when the receive
+    /// completes, instead of once per operation. Returns the bytes received.
+    ///
+    /// On kernels without `IOSQE_CQE_SKIP_SUCCESS` (before 5.17) it is
+    /// [`write_all`](Self::write_all) then `read`.
+    ///
+    /// # Errors
+    ///
+    /// The send's error (`BrokenPipe`, `ConnectionReset`, ..., or
+    /// `WriteZero` when it stopped short), in which case nothing was
+    /// received; otherwise the receive's. Both buffers are handed back
+    /// either way.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corering::net::{TcpListener, TcpStream};
+    ///
+    /// corering::start(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let addr = listener.local_addr().unwrap();
+    ///     let server = corering::spawn(async move {
+    ///         let (stream, _) = listener.accept().await.unwrap();
+    ///         let (_, request) = stream.read(vec![0u8; 4]).await;
+    ///         stream.write_all(request).await.0.unwrap();
+    ///     });
+    ///     let client = TcpStream::connect(addr).await.unwrap();
+    ///     let (received, _, reply) = client
+    ///         .write_all_then_read(b"ping".to_vec(), Vec::with_capacity(16))
+    ///         .await;
+    ///     assert_eq!(received.unwrap(), 4);
+    ///     assert_eq!(reply, b"ping");
+    ///     server.await;
+    /// });
+    /// ```
+    pub async fn write_all_then_read<O: IoBuf, I: IoBufMut>(
+        &self,
+        out: O,
+        into: I,
+    ) -> (io::Result<usize>, O, I) {
+        let linkable = u32::try_from(out.bytes_init()).is_ok()
+            && crate::runtime::context::with_core(|core| core.driver.borrow().can_link());
+        if out.bytes_init() == 0 {
+            let (received, into) = self.read(into).await;
+            return (received, out, into);
+        }
+        if linkable {
+            return Op::new(SendAllRecv::new(self.fd.clone(), out, into)).await;
+        }
+        let (written, out) = self.write_all(out).await;
+        if let Err(error) = written {
+            return (Err(error), out, into);
+        }
+        let (received, into) = self.read(into).await;
+        (received, out, into)
     }
 
     /// Receives into `bufs` in order (`readv`).

@@ -213,6 +213,84 @@ unsafe impl<B: IoBuf> Operation for Send<B> {
     }
 }
 
+/// Sends all of `out`, then receives into `into`, as a linked pair: the
+/// receive starts once the send is complete, and only its CQE wakes the
+/// task (a successful send posts none).
+pub(crate) struct SendAllRecv<O, I> {
+    fd: SharedFd,
+    out: O,
+    into: I,
+    /// The send's result when it failed (an error, or fewer bytes than all).
+    send_failed: Option<i32>,
+}
+
+impl<O: IoBuf, I: IoBufMut> SendAllRecv<O, I> {
+    /// The pair; `out` holds at most `u32::MAX` bytes (one SQE's length).
+    pub(crate) fn new(fd: SharedFd, out: O, into: I) -> SendAllRecv<O, I> {
+        debug_assert!(u32::try_from(out.bytes_init()).is_ok());
+        SendAllRecv {
+            fd,
+            out,
+            into,
+            send_failed: None,
+        }
+    }
+}
+
+// SAFETY: the SQEs point into `out` and `into`, whose memory `IoBuf` and
+// `IoBufMut` keep stable while they move; `Op` keeps `self` until the pair's
+// one CQE, posted once the kernel is done with both: the receive's, which
+// starts only after the send succeeded, or the failed send's, after which
+// the receive never starts.
+unsafe impl<O: IoBuf, I: IoBufMut> Operation for SendAllRecv<O, I> {
+    type Output = (io::Result<usize>, O, I);
+
+    const LINKED: bool = true;
+
+    fn build_head(&mut self) -> squeue::Entry {
+        let len = sqe_len(self.out.bytes_init());
+        // `MSG_WAITALL`: the kernel retries short sends itself, so success
+        // means every byte went out, and anything less fails the link.
+        with_target!(self.fd.target(), |t| opcode::Send::new(
+            t,
+            self.out.stable_ptr(),
+            len
+        )
+        .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
+        .build())
+    }
+
+    fn build(&mut self) -> squeue::Entry {
+        let len = sqe_len(self.into.bytes_total());
+        with_target!(self.fd.target(), |t| opcode::Recv::new(
+            t,
+            self.into.stable_mut_ptr(),
+            len
+        )
+        .build())
+    }
+
+    fn head_failed(&mut self, result: i32) {
+        self.send_failed = Some(result);
+    }
+
+    fn complete(self, completion: Completion) -> (io::Result<usize>, O, I) {
+        if let Some(result) = self.send_failed {
+            let error = if result < 0 {
+                io::Error::from_raw_os_error(-result)
+            } else {
+                io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    format!("sent {result} of {} bytes", self.out.bytes_init()),
+                )
+            };
+            return (Err(error), self.out, self.into);
+        }
+        let (received, into) = filled(self.into, completion);
+        (received, self.out, into)
+    }
+}
+
 /// Shuts down one or both directions of a connection.
 pub(crate) struct Shutdown {
     fd: SharedFd,

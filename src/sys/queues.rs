@@ -215,12 +215,18 @@ impl Queues {
     /// Whether the SQ has no room for another entry.
     #[inline]
     pub(crate) fn sq_is_full(&mut self) -> bool {
-        if self.sq_local_tail.wrapping_sub(self.sq_cached_head) < self.sq_entries {
-            return false;
+        !self.sq_has_room(1)
+    }
+
+    /// Whether the SQ has room for `entries` more entries.
+    #[inline]
+    pub(crate) fn sq_has_room(&mut self, entries: u32) -> bool {
+        if self.sq_local_tail.wrapping_sub(self.sq_cached_head) + entries <= self.sq_entries {
+            return true;
         }
         // SAFETY: `sq_head` points into the live ring mapping.
         self.sq_cached_head = unsafe { &*self.sq_head }.load(Ordering::Acquire);
-        self.sq_local_tail.wrapping_sub(self.sq_cached_head) >= self.sq_entries
+        self.sq_local_tail.wrapping_sub(self.sq_cached_head) + entries <= self.sq_entries
     }
 
     /// Builds an SQE in place with `build` and queues it (unpublished until
