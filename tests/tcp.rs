@@ -256,8 +256,8 @@ fn write_all_then_read_to_a_reset_peer_fails_on_the_send() {
 #[test]
 fn dropped_write_all_then_read_leaks_no_slot_or_descriptor() {
     let _serial = common::serial();
-    let fds_before = open_fds();
     corering::start(async {
+        let fds_before = open_fds();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let sender = TcpStream::connect(addr).await.unwrap();
