@@ -7,12 +7,19 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use super::sleep::{sleep, Sleep};
+use super::wheel::TimerKey;
+use crate::runtime::context;
 
 /// Runs `future` for at most `duration`.
 ///
 /// Returns `Err(Elapsed)` if the deadline passes first; the future is then
 /// dropped, which cancels its in-flight operations.
+///
+/// Like the future it bounds, the limit starts when first polled: more
+/// exactly, at the run loop's clock reading at the end of that turn, so a
+/// timeout reads no clock of its own and one whose future completes on the
+/// first poll registers no timer at all. It elapses at least `duration`
+/// after the first poll.
 ///
 /// # Examples
 ///
@@ -30,7 +37,10 @@ use super::sleep::{sleep, Sleep};
 pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
     Timeout {
         future,
-        sleep: sleep(duration),
+        limit: Limit {
+            duration,
+            key: None,
+        },
     }
 }
 
@@ -39,7 +49,45 @@ pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
 #[must_use = "futures do nothing unless awaited"]
 pub struct Timeout<F> {
     future: F,
-    sleep: Sleep,
+    limit: Limit,
+}
+
+/// The timer of a [`Timeout`]: registered on the first poll with its
+/// duration, filed by the wheel at its next clock reading.
+#[derive(Debug)]
+struct Limit {
+    duration: Duration,
+    key: Option<TimerKey>,
+}
+
+impl Limit {
+    fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        context::with_core(|core| {
+            let mut timers = core.timers.borrow_mut();
+            match self.key {
+                Some(key) if timers.set_waker(key, cx.waker()) => Poll::Pending,
+                // The wheel fires only once the clock passed the deadline.
+                Some(key) if timers.is_fired(key) => {
+                    timers.remove(key);
+                    self.key = None;
+                    Poll::Ready(())
+                }
+                // First poll, or registered on another runtime.
+                _ => {
+                    self.key = Some(timers.insert_after(self.duration, cx.waker().clone()));
+                    Poll::Pending
+                }
+            }
+        })
+    }
+}
+
+impl Drop for Limit {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            context::try_with_core(|core| core.timers.borrow_mut().remove(key));
+        }
+    }
 }
 
 impl<F: Future> Future for Timeout<F> {
@@ -47,16 +95,14 @@ impl<F: Future> Future for Timeout<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // SAFETY: `future` is structurally pinned (never moved out of
-        // `Timeout`, which has no Drop); `sleep` is Unpin.
+        // `Timeout`, which has no Drop); `limit` is Unpin.
         let this = unsafe { self.get_unchecked_mut() };
         // SAFETY: see above.
         let future = unsafe { Pin::new_unchecked(&mut this.future) };
         if let Poll::Ready(output) = future.poll(cx) {
             return Poll::Ready(Ok(output));
         }
-        Pin::new(&mut this.sleep)
-            .poll(cx)
-            .map(|()| Err(Elapsed(())))
+        this.limit.poll_elapsed(cx).map(|()| Err(Elapsed(())))
     }
 }
 

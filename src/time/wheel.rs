@@ -96,8 +96,13 @@ const HORIZON_TICKS: u64 = (1 << (SLOT_BITS * LEVELS as u32)) - (1 << (SLOT_BITS
 /// the wheel's slots, `level * SLOTS + slot`.
 const DUE_LIST: usize = LEVELS * SLOTS;
 
-/// Number of lists: every slot of every level, plus the due list.
-const LISTS: usize = DUE_LIST + 1;
+/// Index into `heads` of the delayed list: timers inserted with a delay
+/// ([`Wheel::insert_after`]), waiting for the next `advance` to start
+/// counting from its `now`. Their `tick` holds the delay in nanoseconds.
+const DELAYED_LIST: usize = DUE_LIST + 1;
+
+/// Number of lists: every slot of every level, the due and delayed lists.
+const LISTS: usize = DELAYED_LIST + 1;
 
 /// The highest tick `now` is taken to be. Deadline ticks saturate one higher,
 /// so a deadline too far away to count never fires.
@@ -134,7 +139,8 @@ enum State {
 
 /// One timer.
 struct Entry {
-    /// Deadline in ticks since the origin, rounded up.
+    /// Deadline in ticks since the origin, rounded up; in the delayed list,
+    /// the delay in nanoseconds.
     tick: u64,
     /// Copied into the key; see [`TimerKey`].
     generation: u64,
@@ -212,6 +218,25 @@ impl Wheel {
             state: State::Pending { waker },
         });
         self.file(index);
+        TimerKey { index, generation }
+    }
+
+    /// Registers a timer that fires `delay` after the `now` of the next
+    /// `advance`, which files it: the caller reads no clock, and the timer
+    /// never fires less than `delay` after this call. O(1).
+    pub(crate) fn insert_after(&mut self, delay: Duration, waker: Waker) -> TimerKey {
+        let generation = self.generation_next;
+        self.generation_next += 1;
+        let index = self.entries.insert(Entry {
+            tick: u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX),
+            generation,
+            list: NIL,
+            prev: NIL,
+            next: NIL,
+            state: State::Pending { waker },
+        });
+        self.link(DELAYED_LIST, index);
+        self.pending += 1;
         TimerKey { index, generation }
     }
 
@@ -312,6 +337,7 @@ impl Wheel {
     /// waker onto `wakers`. Cascades the slots that time reached. Returns the
     /// number fired. A `now` before the origin fires nothing.
     pub(crate) fn advance(&mut self, now: Instant, wakers: &mut Vec<Waker>) -> usize {
+        self.start_delayed(now);
         let Some(now_tick) = self.tick_floor(now) else {
             return 0;
         };
@@ -382,6 +408,21 @@ impl Wheel {
         self.pending += 1;
         if let Some(earliest) = self.earliest_cache.get() {
             self.earliest_cache.set(Some(earliest.min(tick)));
+        }
+    }
+
+    /// Files every delayed timer at `now` plus its delay.
+    fn start_delayed(&mut self, now: Instant) {
+        let mut index = std::mem::replace(&mut self.heads[DELAYED_LIST], NIL);
+        while index != NIL {
+            let Entry { next, tick, .. } = self.entries[index];
+            self.entries[index].tick = now
+                .checked_add(Duration::from_nanos(tick))
+                .map_or(u64::MAX, |deadline| self.tick_ceil(deadline));
+            // `file` counts it pending again.
+            self.pending -= 1;
+            self.file(index);
+            index = next;
         }
     }
 
@@ -541,7 +582,7 @@ impl Wheel {
             self.entries[head].prev = index;
         }
         self.heads[list] = index;
-        if list != DUE_LIST {
+        if list < DUE_LIST {
             self.occupied[list / SLOTS] |= 1 << (list % SLOTS);
         }
     }
@@ -559,7 +600,7 @@ impl Wheel {
         if next != NIL {
             self.entries[next].prev = prev;
         }
-        if list != DUE_LIST && self.heads[list] == NIL {
+        if list < DUE_LIST && self.heads[list] == NIL {
             self.occupied[list / SLOTS] &= !(1 << (list % SLOTS));
         }
     }
@@ -934,6 +975,33 @@ mod tests {
         assert_eq!(wheel.next_deadline(), Some(origin + ms(300_000)));
         assert_eq!(advance_to(&mut wheel, origin + ms(300_000)), 1);
         assert_eq!(wheel.next_deadline(), None);
+    }
+
+    #[test]
+    fn delayed_timers_count_from_the_next_advance() {
+        let origin = Instant::now();
+        let mut wheel = Wheel::new(origin);
+        let (count, waker) = counter();
+        let delayed = wheel.insert_after(ms(5), waker.clone());
+        let dropped = wheel.insert_after(ms(1), waker.clone());
+        let _never = wheel.insert_after(Duration::MAX, waker.clone());
+        assert_eq!(wheel.pending(), 3);
+        // Removed before it started: it never fires.
+        assert!(wheel.remove(dropped));
+        // Filed at 10 ms + 5 ms, not at insertion time + 5 ms.
+        assert_eq!(advance_to(&mut wheel, origin + ms(10)), 0);
+        assert_eq!(wheel.next_deadline(), Some(origin + ms(15)));
+        assert_eq!(
+            advance_to(&mut wheel, origin + Duration::from_micros(14_999)),
+            0
+        );
+        assert_eq!(advance_to(&mut wheel, origin + ms(15)), 1);
+        assert!(wheel.is_fired(delayed));
+        assert_eq!(woken(&count), 1);
+        // The one too far to count stays pending, past any horizon.
+        assert_eq!(wheel.pending(), 1);
+        assert_eq!(advance_to(&mut wheel, origin + ms(86_400_000)), 0);
+        assert_eq!(wheel.pending(), 1);
     }
 
     #[test]
