@@ -142,7 +142,7 @@ fn closed_peer_reads_zero_and_writes_fail_cleanly() {
 }
 
 #[test]
-fn reset_peer_gives_connection_reset() {
+fn reset_peer_gives_connection_reset_on_read_and_on_a_linked_turn() {
     let _serial = common::serial();
     corering::start(async {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -153,6 +153,19 @@ fn reset_peer_gives_connection_reset() {
         client.close().await.unwrap();
         let (read, _) = server.read(Vec::with_capacity(64)).await;
         assert_eq!(read.unwrap_err().kind(), ErrorKind::ConnectionReset);
+
+        // A linked turn fails on its send and gives back both buffers.
+        let (result, sent, into) = server
+            .write_all_then_read(vec![7u8; 64 << 10], Vec::with_capacity(64))
+            .await;
+        // The send's own error, not the receive's cancellation.
+        let kind = result.unwrap_err().kind();
+        assert!(
+            matches!(kind, ErrorKind::BrokenPipe | ErrorKind::ConnectionReset),
+            "{kind:?}"
+        );
+        assert_eq!((sent.len(), into.len()), (64 << 10, 0));
+        assert_eq!(corering::stats().slots_in_use, 0);
     });
 }
 
@@ -224,33 +237,6 @@ fn write_all_then_read_sends_everything_and_completes_once_per_turn() {
         assert_eq!(received.unwrap(), 0);
     });
     server.join().unwrap();
-}
-
-#[test]
-fn write_all_then_read_to_a_reset_peer_fails_on_the_send() {
-    let _serial = common::serial();
-    corering::start(async {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let client = TcpStream::connect(addr).await.unwrap();
-        let (server, _) = listener.accept().await.unwrap();
-        reset_on_close(server.as_raw_fd());
-        server.close().await.unwrap();
-        // Wait for the reset to arrive: a plain read sees it.
-        let (read, _) = client.read(Vec::with_capacity(8)).await;
-        assert_eq!(read.unwrap_err().kind(), ErrorKind::ConnectionReset);
-        let (result, sent, into) = client
-            .write_all_then_read(vec![7u8; 64 << 10], Vec::with_capacity(64))
-            .await;
-        // The send's own error, not the receive's cancellation.
-        let kind = result.unwrap_err().kind();
-        assert!(
-            matches!(kind, ErrorKind::BrokenPipe | ErrorKind::ConnectionReset),
-            "{kind:?}"
-        );
-        assert_eq!((sent.len(), into.len()), (64 << 10, 0));
-        assert_eq!(corering::stats().slots_in_use, 0);
-    });
 }
 
 #[test]

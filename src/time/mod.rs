@@ -4,8 +4,10 @@
 //! SQE each: registering or cancelling one is O(1) and costs no syscall. The
 //! run loop fires due timers every tick and parks the ring no longer than the
 //! nearest deadline (`IORING_ENTER_EXT_ARG` with a timespec). A timer never
-//! fires before its deadline: the wheel rounds deadlines up to its 1 ms
-//! tick, and a sleep checks the clock itself before completing.
+//! fires before its deadline: the wheel rounds deadlines up to its 1 ms tick
+//! and fires a timer only once the run loop's clock reading has passed it,
+//! so polling a registered timer reads no clock. The run loop reads the
+//! clock once per turn, and not at all while no timer is pending.
 
 mod interval;
 mod sleep;
