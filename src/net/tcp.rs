@@ -388,18 +388,19 @@ impl TcpStream {
         out: O,
         into: I,
     ) -> (io::Result<usize>, O, I) {
-        let linkable = u32::try_from(out.bytes_init()).is_ok()
-            && crate::runtime::context::with_core(|core| core.driver.borrow().can_link());
-        if out.bytes_init() == 0 {
+        if out.bytes_init() > 0 {
+            // One SQE sends at most `u32::MAX` bytes.
+            let linkable = u32::try_from(out.bytes_init()).is_ok()
+                && crate::runtime::context::with_core(|core| core.driver.borrow().can_link());
+            if linkable {
+                return Op::new(SendAllRecv::new(self.fd.clone(), out, into)).await;
+            }
+            let (written, returned) = self.write_all(out).await;
+            if let Err(error) = written {
+                return (Err(error), returned, into);
+            }
             let (received, into) = self.read(into).await;
-            return (received, out, into);
-        }
-        if linkable {
-            return Op::new(SendAllRecv::new(self.fd.clone(), out, into)).await;
-        }
-        let (written, out) = self.write_all(out).await;
-        if let Err(error) = written {
-            return (Err(error), out, into);
+            return (received, returned, into);
         }
         let (received, into) = self.read(into).await;
         (received, out, into)
