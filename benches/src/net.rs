@@ -1,35 +1,90 @@
 //! Networking benchmarks: the hello HTTP server under wrk and the echo
-//! server under the echo load generator, corering against tokio's
-//! current-thread runtime running the same logic.
+//! server under the echo load generator, corering against peers running
+//! the same per-connection logic: tokio's current-thread runtime, monoio,
+//! compio, and a hand-written io_uring loop with no runtime (the floor).
 //!
 //! Method: the server runs pinned to CPU 0, the load generator pinned to
-//! CPU 1; rounds alternate between the runtimes; each round reads the
+//! CPU 1; rounds alternate between the servers; each round reads the
 //! server's CPU time (user and system, from `/proc/<pid>/stat`) around the
-//! load. Reported per runtime, as medians over the rounds: requests (round
+//! load. Reported per server, as medians over the rounds: requests (round
 //! trips) per second, requests per server-CPU-second, and server
-//! user-space microseconds per request.
+//! user-space microseconds per request. Writes `target/bench/report.md`
+//! and SVG charts next to it.
 //!
 //! Usage: `net [--quick]` (run from the repository root after
 //! `cargo build --release --examples` and building this crate).
+
+mod report;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use report::Workload;
+
 /// A server under test.
 struct Server {
     name: &'static str,
     program: &'static str,
-    args: &'static [&'static str],
+    args: Vec<String>,
 }
 
 /// One round's figures.
 #[derive(Clone, Copy, Debug)]
-struct Round {
-    per_second: f64,
-    per_cpu_second: f64,
-    user_us_per_request: f64,
+pub struct Round {
+    pub per_second: f64,
+    pub per_cpu_second: f64,
+    pub user_us_per_request: f64,
+}
+
+/// The servers of one workload (`hello` or `echo`): corering first, tokio
+/// (the reference of the ratios) second, then the other peers and the raw
+/// loop.
+fn servers(workload: &str, port: u16) -> Vec<Server> {
+    let port = port.to_string();
+    let (corering, tokio) = match workload {
+        "hello" => (
+            "target/release/examples/hello",
+            "target/release/tokio_hello",
+        ),
+        _ => ("target/release/examples/echo", "target/release/tokio_echo"),
+    };
+    // Hello takes an idle timeout of 60 s; corering's examples a core count.
+    let hello = workload == "hello";
+    let with_idle = |mut args: Vec<String>| {
+        if hello {
+            args.push("60".into());
+        }
+        args
+    };
+    vec![
+        Server {
+            name: "corering",
+            program: corering,
+            args: with_idle(vec![port.clone(), "1".into()]),
+        },
+        Server {
+            name: "tokio-current-thread",
+            program: tokio,
+            args: with_idle(vec![port.clone()]),
+        },
+        Server {
+            name: "monoio",
+            program: "target/release/monoio_server",
+            args: with_idle(vec![workload.into(), port.clone()]),
+        },
+        Server {
+            name: "compio",
+            program: "target/release/compio_server",
+            args: with_idle(vec![workload.into(), port.clone()]),
+        },
+        Server {
+            name: "raw io_uring loop",
+            program: "target/release/raw_loop",
+            args: vec![workload.into(), port],
+        },
+    ]
 }
 
 fn main() {
@@ -40,43 +95,17 @@ fn main() {
     // long rounds to be precise. Quick rounds report it roughly.
     let (rounds, seconds) = if quick { (3, 2) } else { (5, 10) };
     let port = 18_181;
-    let port_arg: &'static str = Box::leak(port.to_string().into_boxed_str());
-    let hello = [
-        Server {
-            name: "corering",
-            program: "target/release/examples/hello",
-            args: Box::leak(vec![port_arg, "1", "60"].into_boxed_slice()),
-        },
-        Server {
-            name: "tokio-current-thread",
-            program: "target/release/tokio_hello",
-            args: Box::leak(vec![port_arg, "60"].into_boxed_slice()),
-        },
-    ];
-    let echo = [
-        Server {
-            name: "corering",
-            program: "target/release/examples/echo",
-            args: Box::leak(vec![port_arg, "1"].into_boxed_slice()),
-        },
-        Server {
-            name: "tokio-current-thread",
-            program: "target/release/tokio_echo",
-            args: Box::leak(vec![port_arg].into_boxed_slice()),
-        },
-    ];
     println!(
         "networking, server on CPU 0, load on CPU 1, median of {rounds} rounds of {seconds} s"
     );
     let url = format!("http://127.0.0.1:{port}/");
     let secs = seconds.to_string();
-    let wrk = |_: &Server| -> f64 {
+    let wrk = || -> f64 {
         let output = run_load(&["wrk", "-t1", "-c64", &format!("-d{secs}s"), &url]);
         field_after(&output, "Requests/sec:").expect("wrk printed Requests/sec")
     };
-    report("hello (wrk -c64)", &hello, rounds, port, &wrk);
     let addr = format!("127.0.0.1:{port}");
-    let echo_load = |_: &Server| -> f64 {
+    let echo_load = || -> f64 {
         let output = run_load(&[
             "target/release/examples/echo_client",
             &addr,
@@ -86,63 +115,93 @@ fn main() {
         ]);
         field_before(&output, "round trips/s").expect("echo_client printed round trips/s")
     };
-    report(
-        "echo (64 connections x 1 KiB)",
-        &echo,
-        rounds,
-        port,
-        &echo_load,
+    let workloads = [
+        measure_workload("hello", "hello (wrk -c64)", rounds, port, &wrk),
+        measure_workload(
+            "echo",
+            "echo (64 connections x 1 KiB)",
+            rounds,
+            port,
+            &echo_load,
+        ),
+    ];
+    let method = format!(
+        "Server pinned to CPU 0, load generator to CPU 1; servers alternate per round; \
+         medians of {rounds} rounds of {seconds} s; CPU time from /proc/<pid>/stat."
     );
+    let dir = std::path::Path::new("target/bench");
+    report::write(dir, &method, &workloads).expect("write target/bench/report.md and charts");
+    println!("report: target/bench/report.md");
 }
 
-/// Runs `rounds` rounds of `load` against each server, alternating, and
-/// prints the medians and the ratios corering / peer.
-fn report(
-    title: &str,
-    servers: &[Server; 2],
+/// Runs `rounds` rounds of `load` against each server of `key`,
+/// alternating, prints the medians and ratios, and returns them.
+fn measure_workload(
+    key: &'static str,
+    title: &'static str,
     rounds: usize,
     port: u16,
-    load: &dyn Fn(&Server) -> f64,
-) {
-    let mut results: [Vec<Round>; 2] = [Vec::new(), Vec::new()];
+    load: &dyn Fn() -> f64,
+) -> Workload {
+    let servers = servers(key, port);
+    let mut results: Vec<Vec<Round>> = vec![Vec::new(); servers.len()];
     for _ in 0..rounds {
         for (index, server) in servers.iter().enumerate() {
             results[index].push(measure(server, port, load));
         }
     }
+    let workload = Workload {
+        key,
+        title,
+        results: servers
+            .iter()
+            .zip(&results)
+            .map(|(server, rounds)| (server.name, median_round(rounds)))
+            .collect(),
+    };
     println!("{title}:");
-    let medians: Vec<Round> = results.iter().map(|rounds| median_round(rounds)).collect();
-    for (server, round) in servers.iter().zip(&medians) {
+    for (name, round) in &workload.results {
         println!(
             "  {:<22} {:>10.0} req/s  {:>10.0} req/CPU-s  {:>6.2} us user/req",
-            server.name, round.per_second, round.per_cpu_second, round.user_us_per_request
+            name, round.per_second, round.per_cpu_second, round.user_us_per_request
         );
     }
-    let (ours, peer) = (medians[0], medians[1]);
+    let ours = workload.results[0].1;
+    for (label, peer) in [
+        ("tokio", workload.results[1].1),
+        ("best peer", workload.best_peer().1),
+        ("raw loop", workload.raw_loop()),
+    ] {
+        println!(
+            "  ratio corering/{label}: throughput {:.2}, req per CPU-s {:.2}, user time per req {:.2}",
+            ours.per_second / peer.per_second,
+            ours.per_cpu_second / peer.per_cpu_second,
+            ours.user_us_per_request / peer.user_us_per_request
+        );
+    }
+    let tokio = workload.results[1].1;
+    let raw = workload.raw_loop();
     println!(
-        "  ratio corering/tokio: throughput {:.2}, req per CPU-s {:.2}, user time per req {:.2}",
-        ours.per_second / peer.per_second,
-        ours.per_cpu_second / peer.per_cpu_second,
-        ours.user_us_per_request / peer.user_us_per_request
+        "net-{key} per-cpu-ratio {:.3} user-ratio {:.3} best-peer-per-cpu-ratio {:.3} raw-per-cpu-ratio {:.3} raw-user-ratio {:.3}",
+        ours.per_cpu_second / tokio.per_cpu_second,
+        ours.user_us_per_request / tokio.user_us_per_request,
+        ours.per_cpu_second / workload.best_peer().1.per_cpu_second,
+        ours.per_cpu_second / raw.per_cpu_second,
+        ours.user_us_per_request / raw.user_us_per_request,
     );
-    let key = title.split_whitespace().next().unwrap_or(title);
-    println!(
-        "net-{key} per-cpu-ratio {:.3} user-ratio {:.3}",
-        ours.per_cpu_second / peer.per_cpu_second,
-        ours.user_us_per_request / peer.user_us_per_request
-    );
+    workload
 }
 
 /// One round: start the server on CPU 0, run the load on CPU 1, read the
 /// server's CPU time around it.
-fn measure(server: &Server, port: u16, load: &dyn Fn(&Server) -> f64) -> Round {
+fn measure(server: &Server, port: u16, load: &dyn Fn() -> f64) -> Round {
     let mut child = start_server(server, port);
     let before = cpu_ticks(child.id());
     let started = Instant::now();
-    let per_second = load(server);
+    let per_second = load();
     let elapsed = started.elapsed().as_secs_f64();
     let after = cpu_ticks(child.id());
-    stop(&mut child);
+    stop(&mut child, server);
     let ticks = ticks_per_second();
     let user = (after.0 - before.0) as f64 / ticks;
     let cpu = user + (after.1 - before.1) as f64 / ticks;
@@ -159,7 +218,7 @@ fn measure(server: &Server, port: u16, load: &dyn Fn(&Server) -> f64) -> Round {
 fn start_server(server: &Server, port: u16) -> Child {
     let child = Command::new("taskset")
         .args(["-c", "0", server.program])
-        .args(server.args)
+        .args(&server.args)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -176,7 +235,11 @@ fn start_server(server: &Server, port: u16) -> Child {
     child
 }
 
-fn stop(child: &mut Child) {
+fn stop(child: &mut Child, server: &Server) {
+    // A server that exited on its own during the load failed.
+    if let Ok(Some(status)) = child.try_wait() {
+        panic!("{} exited during the round: {status}", server.name);
+    }
     let _ = child.kill();
     let _ = child.wait();
     // Let the port's connections drain before the next server binds it.
