@@ -23,6 +23,13 @@ use std::time::{Duration, Instant};
 
 use report::Workload;
 
+/// What one run of a load generator reports.
+struct Load {
+    per_second: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
 /// A server under test.
 struct Server {
     name: &'static str,
@@ -34,6 +41,10 @@ struct Server {
 #[derive(Clone, Copy, Debug)]
 pub struct Round {
     pub per_second: f64,
+    /// Median and 99th-percentile latency in µs, from wrk; NaN where the
+    /// load generator reports none (echo).
+    pub p50_us: f64,
+    pub p99_us: f64,
     pub per_cpu_second: f64,
     pub user_us_per_request: f64,
 }
@@ -100,12 +111,23 @@ fn main() {
     );
     let url = format!("http://127.0.0.1:{port}/");
     let secs = seconds.to_string();
-    let wrk = || -> f64 {
-        let output = run_load(&["wrk", "-t1", "-c64", &format!("-d{secs}s"), &url]);
-        field_after(&output, "Requests/sec:").expect("wrk printed Requests/sec")
+    let wrk = || -> Load {
+        let output = run_load(&[
+            "wrk",
+            "-t1",
+            "-c64",
+            "--latency",
+            &format!("-d{secs}s"),
+            &url,
+        ]);
+        Load {
+            per_second: field_after(&output, "Requests/sec:").expect("wrk printed Requests/sec"),
+            p50_us: wrk_percentile(&output, "50%").expect("wrk printed the median latency"),
+            p99_us: wrk_percentile(&output, "99%").expect("wrk printed the 99th percentile"),
+        }
     };
     let addr = format!("127.0.0.1:{port}");
-    let echo_load = || -> f64 {
+    let echo_load = || -> Load {
         let output = run_load(&[
             "target/release/examples/echo_client",
             &addr,
@@ -113,7 +135,12 @@ fn main() {
             "1024",
             &secs,
         ]);
-        field_before(&output, "round trips/s").expect("echo_client printed round trips/s")
+        Load {
+            per_second: field_before(&output, "round trips/s")
+                .expect("echo_client printed round trips/s"),
+            p50_us: f64::NAN,
+            p99_us: f64::NAN,
+        }
     };
     let workloads = [
         measure_workload("hello", "hello (wrk -c64)", rounds, port, &wrk),
@@ -141,7 +168,7 @@ fn measure_workload(
     title: &'static str,
     rounds: usize,
     port: u16,
-    load: &dyn Fn() -> f64,
+    load: &dyn Fn() -> Load,
 ) -> Workload {
     let servers = servers(key, port);
     let mut results: Vec<Vec<Round>> = vec![Vec::new(); servers.len()];
@@ -161,8 +188,13 @@ fn measure_workload(
     };
     println!("{title}:");
     for (name, round) in &workload.results {
+        let latency = if round.p50_us.is_nan() {
+            String::new()
+        } else {
+            format!("  p50 {:.0} us  p99 {:.0} us", round.p50_us, round.p99_us)
+        };
         println!(
-            "  {:<22} {:>10.0} req/s  {:>10.0} req/CPU-s  {:>6.2} us user/req",
+            "  {:<22} {:>10.0} req/s  {:>10.0} req/CPU-s  {:>6.2} us user/req{latency}",
             name, round.per_second, round.per_cpu_second, round.user_us_per_request
         );
     }
@@ -194,11 +226,15 @@ fn measure_workload(
 
 /// One round: start the server on CPU 0, run the load on CPU 1, read the
 /// server's CPU time around it.
-fn measure(server: &Server, port: u16, load: &dyn Fn() -> f64) -> Round {
+fn measure(server: &Server, port: u16, load: &dyn Fn() -> Load) -> Round {
     let mut child = start_server(server, port);
     let before = cpu_ticks(child.id());
     let started = Instant::now();
-    let per_second = load();
+    let Load {
+        per_second,
+        p50_us,
+        p99_us,
+    } = load();
     let elapsed = started.elapsed().as_secs_f64();
     let after = cpu_ticks(child.id());
     stop(&mut child, server);
@@ -210,6 +246,8 @@ fn measure(server: &Server, port: u16, load: &dyn Fn() -> f64) -> Round {
     let requests = per_second * elapsed.max(1e-9);
     Round {
         per_second,
+        p50_us,
+        p99_us,
         per_cpu_second: requests / cpu.max(1e-9),
         user_us_per_request: user * 1e6 / requests.max(1.0),
     }
@@ -293,6 +331,24 @@ fn field_after(text: &str, label: &str) -> Option<f64> {
         .ok()
 }
 
+/// A latency percentile of wrk's `--latency` distribution (`  99%  1.23ms`),
+/// in µs.
+fn wrk_percentile(text: &str, label: &str) -> Option<f64> {
+    let line = text
+        .lines()
+        .find(|line| line.trim_start().starts_with(label))?;
+    let value = line.split_whitespace().nth(1)?;
+    let split = value.find(|c: char| c.is_ascii_alphabetic())?;
+    let number: f64 = value[..split].parse().ok()?;
+    let scale = match &value[split..] {
+        "us" => 1.0,
+        "ms" => 1e3,
+        "s" => 1e6,
+        _ => return None,
+    };
+    Some(number * scale)
+}
+
 /// The number right before `label` in `text`.
 fn field_before(text: &str, label: &str) -> Option<f64> {
     let before = &text[..text.find(label)?];
@@ -307,6 +363,8 @@ fn median_round(rounds: &[Round]) -> Round {
     };
     Round {
         per_second: median(|r| r.per_second),
+        p50_us: median(|r| r.p50_us),
+        p99_us: median(|r| r.p99_us),
         per_cpu_second: median(|r| r.per_cpu_second),
         user_us_per_request: median(|r| r.user_us_per_request),
     }
