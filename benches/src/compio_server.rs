@@ -8,6 +8,7 @@
 #[allow(dead_code)] // the corering `serve` in the same file is not used here
 #[path = "../../examples/hello/http.rs"]
 mod http;
+mod server_args;
 
 use std::io;
 use std::os::fd::{FromRawFd, IntoRawFd};
@@ -19,15 +20,7 @@ use compio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use compio::net::{TcpListener, TcpStream};
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let usage = "usage: compio_server echo|hello <port> [idle seconds]";
-    let hello = match args.next().as_deref() {
-        Some("hello") => true,
-        Some("echo") => false,
-        _ => panic!("{usage}"),
-    };
-    let port: u16 = args.next().expect(usage).parse().expect("port");
-    let idle = Duration::from_secs(args.next().map_or(60, |s| s.parse().expect("idle seconds")));
+    let server_args::Args { hello, port, idle } = server_args::parse("compio_server");
     let runtime = compio::runtime::Runtime::new().expect("compio runtime");
     runtime.block_on(async move {
         let listener = listen(port);
