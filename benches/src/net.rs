@@ -41,8 +41,8 @@ struct Server {
 #[derive(Clone, Copy, Debug)]
 pub struct Round {
     pub per_second: f64,
-    /// Median and 99th-percentile latency in µs, from wrk; NaN where the
-    /// load generator reports none (echo).
+    /// Median and 99th-percentile latency in µs, as the load generator
+    /// (wrk, echo_client) reports them.
     pub p50_us: f64,
     pub p99_us: f64,
     pub per_cpu_second: f64,
@@ -138,8 +138,8 @@ fn main() {
         Load {
             per_second: field_before(&output, "round trips/s")
                 .expect("echo_client printed round trips/s"),
-            p50_us: f64::NAN,
-            p99_us: f64::NAN,
+            p50_us: echo_percentile(&output, "p50 ").expect("echo_client printed p50"),
+            p99_us: echo_percentile(&output, "p99 ").expect("echo_client printed p99"),
         }
     };
     let workloads = [
@@ -188,14 +188,14 @@ fn measure_workload(
     };
     println!("{title}:");
     for (name, round) in &workload.results {
-        let latency = if round.p50_us.is_nan() {
-            String::new()
-        } else {
-            format!("  p50 {:.0} us  p99 {:.0} us", round.p50_us, round.p99_us)
-        };
         println!(
-            "  {:<22} {:>10.0} req/s  {:>10.0} req/CPU-s  {:>6.2} us user/req{latency}",
-            name, round.per_second, round.per_cpu_second, round.user_us_per_request
+            "  {:<22} {:>10.0} req/s  {:>10.0} req/CPU-s  {:>6.2} us user/req  p50 {:.0} us  p99 {:.0} us",
+            name,
+            round.per_second,
+            round.per_cpu_second,
+            round.user_us_per_request,
+            round.p50_us,
+            round.p99_us
         );
     }
     let ours = workload.results[0].1;
@@ -342,6 +342,23 @@ fn wrk_percentile(text: &str, label: &str) -> Option<f64> {
     let number: f64 = value[..split].parse().ok()?;
     let scale = match &value[split..] {
         "us" => 1.0,
+        "ms" => 1e3,
+        "s" => 1e6,
+        _ => return None,
+    };
+    Some(number * scale)
+}
+
+/// A latency percentile of echo_client's summary (`p50 85.2µs, p99 1.3ms`),
+/// in µs.
+fn echo_percentile(text: &str, label: &str) -> Option<f64> {
+    let rest = &text[text.find(label)? + label.len()..];
+    let value = rest.split([',', '\n']).next()?.trim();
+    let split = value.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let number: f64 = value[..split].parse().ok()?;
+    let scale = match &value[split..] {
+        "ns" => 1e-3,
+        "µs" => 1.0,
         "ms" => 1e3,
         "s" => 1e6,
         _ => return None,
