@@ -1,10 +1,13 @@
 //! The echo server's logic on tokio's current-thread runtime, for
 //! comparison: one thread, echo every byte back until the client closes.
+//! The connection's code is `tokio_conn.rs`, shared with `tokio_per_core`.
 //!
 //! Usage: `tokio_echo [port]`
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+#[allow(dead_code)] // the hello server's connection is not used here
+mod tokio_conn;
+
+use tokio::net::TcpListener;
 
 fn main() {
     let port: u16 = std::env::args()
@@ -24,23 +27,9 @@ fn main() {
                         continue;
                     };
                     let _ = stream.set_nodelay(true);
-                    tokio::task::spawn_local(echo(stream));
+                    tokio::task::spawn_local(tokio_conn::echo(stream));
                 }
             })
             .await;
     });
-}
-
-async fn echo(mut stream: TcpStream) {
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if stream.write_all(&buf[..n]).await.is_err() {
-                    return;
-                }
-            }
-        }
-    }
 }

@@ -1,18 +1,17 @@
 //! The hello server's logic on tokio's current-thread runtime, for
 //! comparison: the same parser and responses (`examples/hello/http.rs`),
 //! the same idle timeout around every turn (send the responses, receive the
-//! next request), one thread.
+//! next request), one thread. The connection's code is `tokio_conn.rs`,
+//! shared with `tokio_per_core`.
 //!
 //! Usage: `tokio_hello [port] [idle seconds]`
 
-#[allow(dead_code)] // the corering `serve` in the same file is not used here
-#[path = "../../examples/hello/http.rs"]
-mod http;
+#[allow(dead_code)] // the echo server's connection is not used here
+mod tokio_conn;
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 fn main() {
     let port: u16 = std::env::args()
@@ -37,32 +36,9 @@ fn main() {
                         continue;
                     };
                     let _ = stream.set_nodelay(true);
-                    tokio::task::spawn_local(serve(stream, idle));
+                    tokio::task::spawn_local(tokio_conn::serve(stream, idle));
                 }
             })
             .await;
     });
-}
-
-async fn serve(mut stream: TcpStream, idle: Duration) {
-    let mut input = Vec::with_capacity(http::READ_SIZE);
-    let mut output = Vec::with_capacity(4096);
-    loop {
-        if http::answer(&mut input, &mut output) {
-            let _ = stream.write_all(&output).await;
-            let _ = stream.shutdown().await;
-            return;
-        }
-        // Send the responses, then receive straight after the bytes still
-        // waiting (no copy); the idle timeout bounds the whole turn.
-        input.reserve(http::READ_SIZE);
-        let turn = async {
-            stream.write_all(&output).await?;
-            stream.read_buf(&mut input).await
-        };
-        match tokio::time::timeout(idle, turn).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
-            Ok(Ok(_)) => output.clear(),
-        }
-    }
 }
