@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+use corering::buf::{BufRing, IoBuf};
 use corering::net::TcpListener;
 use http::{parse, Parse};
 
@@ -35,12 +36,13 @@ impl Server {
         let thread = std::thread::spawn(move || {
             corering::start(async move {
                 let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                let ring = BufRing::new(http::RING_BUFFERS, http::READ_SIZE).unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
                 while !stopping.load(Ordering::SeqCst) {
                     if let Ok((stream, _)) =
                         listener.accept_timeout(Duration::from_millis(20)).await
                     {
-                        corering::spawn(http::serve(stream, idle));
+                        corering::spawn(http::serve(stream, ring.clone(), idle));
                     }
                 }
             })
@@ -150,6 +152,62 @@ fn idle_connections_are_closed() {
         .unwrap();
     let mut byte = [0u8; 1];
     assert_eq!(stream.read(&mut byte).unwrap(), 0, "closed by the server");
+}
+
+#[test]
+fn a_waiting_connection_holds_no_buffer_and_split_requests_are_joined() {
+    corering::start(async {
+        // Two buffers of 16 bytes: every request below spans several, and
+        // more requests pass than the ring has buffers.
+        let ring = BufRing::new(2, 16).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = corering::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let server = corering::spawn(http::serve(stream, ring.clone(), Duration::from_secs(5)));
+        let request = b"GET / HTTP/1.1\r\nHost: a\r\nX-Pad: 0123456789\r\n\r\n";
+        for round in 0..10 {
+            // The request in two sends, the second after the server has
+            // received (and kept) the first part.
+            let (first, rest) = request.split_at(20 + round);
+            client.write_all(first.to_vec()).await.0.unwrap();
+            corering::time::sleep(Duration::from_millis(2)).await;
+            client.write_all(rest.to_vec()).await.0.unwrap();
+            let response = read_len(&client, OK.len()).await;
+            assert_eq!(String::from_utf8(response).unwrap(), OK, "round {round}");
+            // Answered and waiting for the next request: every buffer is
+            // back in the ring.
+            assert_eq!(ring.available(), 2, "round {round}");
+        }
+        client
+            .write_all(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n".to_vec())
+            .await
+            .0
+            .unwrap();
+        let response = read_len(&client, OK_CLOSE.len()).await;
+        assert_eq!(String::from_utf8(response).unwrap(), OK_CLOSE);
+        let (read, _) = client.read(Vec::with_capacity(16)).await;
+        assert_eq!(read.unwrap(), 0, "closed by the server");
+        server.await.unwrap();
+        assert_eq!(ring.available(), 2);
+    });
+}
+
+/// Reads exactly `len` bytes from `stream`.
+async fn read_len(stream: &corering::net::TcpStream, len: usize) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(len);
+    while buf.len() < len {
+        let filled = buf.len();
+        let (read, returned) = stream.read(buf.slice(filled..)).await;
+        buf = returned.into_inner();
+        assert!(
+            read.unwrap() > 0,
+            "closed after {} of {len} bytes",
+            buf.len()
+        );
+    }
+    buf
 }
 
 #[test]

@@ -11,6 +11,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use common::{open_fds, poll_once, settle};
+use corering::buf::BufRing;
 use corering::net::{TcpListener, TcpStream};
 
 /// The byte at `offset` of connection `id`'s stream: distinct per
@@ -165,6 +166,17 @@ fn reset_peer_gives_connection_reset_on_read_and_on_a_linked_turn() {
             "{kind:?}"
         );
         assert_eq!((sent.len(), into.len()), (64 << 10, 0));
+        // And so does a linked turn receiving into a ring.
+        let ring = BufRing::new(2, 64).unwrap();
+        let (result, sent) = server
+            .write_all_then_recv_buf(vec![7u8; 64 << 10], &ring)
+            .await;
+        let kind = result.unwrap_err().kind();
+        assert!(
+            matches!(kind, ErrorKind::BrokenPipe | ErrorKind::ConnectionReset),
+            "{kind:?}"
+        );
+        assert_eq!((sent.len(), ring.available()), (64 << 10, 2));
         assert_eq!(corering::stats().slots_in_use, 0);
     });
 }
@@ -276,6 +288,78 @@ fn dropped_write_all_then_read_leaks_no_slot_or_descriptor() {
         drop((sender, not_reading, client, server, listener));
         settle(|| open_fds() == fds_before, 1000).await;
         assert_eq!(open_fds(), fds_before);
+    });
+}
+
+#[test]
+fn ring_receives_hold_no_buffer_while_waiting_and_wait_out_an_empty_ring() {
+    let _serial = common::serial();
+    corering::start(async {
+        let ring = BufRing::new(2, 64).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        // Small writes go out at once, not held back for an ACK.
+        server.set_nodelay(true).unwrap();
+
+        // A turn waiting for its answer holds no buffer.
+        let mut turn = Box::pin(client.write_all_then_recv_buf(b"ping".to_vec(), &ring));
+        assert!(poll_once(&mut turn).await.is_pending());
+        let (read, ping) = server.read(Vec::with_capacity(8)).await;
+        assert_eq!((read.unwrap(), &ping[..]), (4, &b"ping"[..]));
+        assert!(poll_once(&mut turn).await.is_pending());
+        assert_eq!(ring.available(), 2);
+        server.write_all(b"pong".as_slice()).await.0.unwrap();
+        let (received, sent) = turn.await;
+        let pong = received.unwrap().unwrap();
+        assert_eq!((&pong[..], &sent[..]), (&b"pong"[..], &b"ping"[..]));
+        assert_eq!(ring.available(), 1);
+
+        // With the answer already waiting: one submission, one completion.
+        server.write_all(b"ready".as_slice()).await.0.unwrap();
+        let before = corering::stats();
+        let (received, _) = client.write_all_then_recv_buf(b"go".to_vec(), &ring).await;
+        let ready = received.unwrap().unwrap();
+        let after = corering::stats();
+        assert_eq!(&ready[..], b"ready");
+        assert_eq!(after.submitted - before.submitted, 1);
+        assert_eq!(after.completed - before.completed, 1);
+        assert_eq!(ring.available(), 0);
+
+        // The ring is empty: the receive waits for a buffer to come back,
+        // and the data waits in the socket.
+        server.write_all(b"waited".as_slice()).await.0.unwrap();
+        let exhausted = ring.exhausted();
+        let mut next = Box::pin(client.recv_buf(&ring));
+        assert!(poll_once(&mut next).await.is_pending());
+        corering::time::sleep(Duration::from_millis(5)).await;
+        assert!(poll_once(&mut next).await.is_pending());
+        assert_eq!(ring.exhausted(), exhausted + 1);
+        drop((pong, ready));
+        let waited = next.await.unwrap().unwrap();
+        assert_eq!(&waited[..], b"waited");
+        drop(waited);
+
+        // Dropped after its data arrived: the buffer still goes back.
+        let mut next = Box::pin(client.recv_buf(&ring));
+        assert!(poll_once(&mut next).await.is_pending());
+        server.write_all(b"dropped".as_slice()).await.0.unwrap();
+        corering::time::sleep(Duration::from_millis(5)).await;
+        drop(next);
+        // (Given back at the run loop's next turn, outside the driver.)
+        settle(|| ring.available() == 2, 1000).await;
+        assert_eq!((ring.available(), corering::stats().slots_in_use), (2, 0));
+
+        // The peer closed (after reading all it was sent, or its close
+        // would be a reset): the end of the stream, no buffer out.
+        let (read, go) = server.read(Vec::with_capacity(8)).await;
+        assert_eq!((read.unwrap(), &go[..]), (2, &b"go"[..]));
+        server.close().await.unwrap();
+        assert!(client.recv_buf(&ring).await.unwrap().is_none());
+        assert_eq!(ring.available(), 2);
+        assert_eq!(corering::stats().slots_in_use, 0);
     });
 }
 

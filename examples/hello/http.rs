@@ -6,12 +6,18 @@
 
 use std::time::Duration;
 
-use corering::buf::IoBuf;
+use corering::buf::BufRing;
 use corering::net::TcpStream;
 use corering::time::timeout;
 
-/// The room made for each receive.
+/// The room made for each receive: the size of each buffer of the ring the
+/// requests arrive in.
 pub const READ_SIZE: usize = 4096;
+
+/// The buffers in each core's ring. Each is held only from its arrival to
+/// the parse of what it holds, so a few hundred serve any number of
+/// connections; a connection that finds the ring empty waits for one.
+pub const RING_BUFFERS: u16 = 256;
 
 /// The most bytes a request head (request line and headers) may take.
 pub const HEAD_MAX: usize = 8 * 1024;
@@ -163,30 +169,34 @@ fn respond_refused(out: &mut Vec<u8>, status: &str) {
 }
 
 /// Answers every whole request at the start of `input`, in order
-/// (pipelining): appends the responses to `output` and removes the requests
-/// from `input`. Returns true when the connection must close after the
-/// responses (the client asked, or a request was refused).
-pub fn answer(input: &mut Vec<u8>, output: &mut Vec<u8>) -> bool {
+/// (pipelining): appends the responses to `output` and returns how many
+/// bytes of `input` they took, and whether the connection must close after
+/// the responses (the client asked, or a request was refused).
+pub fn respond(input: &[u8], output: &mut Vec<u8>) -> (usize, bool) {
     let mut consumed = 0;
-    let mut closing = false;
     loop {
         match parse(&input[consumed..]) {
             Parse::Request { len, close } => {
                 respond_ok(output, close);
                 consumed += len;
                 if close {
-                    closing = true;
-                    break;
+                    return (consumed, true);
                 }
             }
-            Parse::Partial => break,
+            Parse::Partial => return (consumed, false),
             Parse::Refuse(status) => {
                 respond_refused(output, status);
-                closing = true;
-                break;
+                return (consumed, true);
             }
         }
     }
+}
+
+/// [`respond`], then removes the requests answered from `input`: the peer
+/// servers' form, which keep their input in one buffer.
+#[allow(dead_code)] // used by the peer servers in benches/
+pub fn answer(input: &mut Vec<u8>, output: &mut Vec<u8>) -> bool {
+    let (consumed, closing) = respond(input, output);
     input.drain(..consumed);
     closing
 }
@@ -194,50 +204,57 @@ pub fn answer(input: &mut Vec<u8>, output: &mut Vec<u8>) -> bool {
 /// Serves one connection until the client closes it, asks to close, sends
 /// something refused, errs, or leaves a turn (sending the responses, then
 /// waiting for the next request) unfinished for `idle`.
-pub async fn serve(stream: TcpStream, idle: Duration) {
-    let mut input: Vec<u8> = Vec::with_capacity(READ_SIZE);
-    let mut output: Vec<u8> = Vec::with_capacity(4096);
+///
+/// Each turn is one linked submission: the send of the responses, then a
+/// receive into a buffer of `ring` that the kernel picks when the data
+/// arrives. The buffer goes back as soon as its requests are parsed, and
+/// the responses are freed once sent, so a connection waiting for its next
+/// request holds no buffer at all: only the start of a request that has
+/// not fully arrived is copied and kept.
+pub async fn serve(stream: TcpStream, ring: BufRing, idle: Duration) {
+    // The start of a request still arriving; unallocated between requests.
+    let mut partial: Vec<u8> = Vec::new();
+    let mut output: Vec<u8> = Vec::new();
     loop {
-        if answer(&mut input, &mut output) {
+        let turn = stream.write_all_then_recv_buf(std::mem::take(&mut output), &ring);
+        let buf = match timeout(idle, turn).await {
+            Ok((Ok(Some(buf)), _)) => buf,
+            // Idle too long, closed by the client, or failed.
+            Err(_) | Ok((Ok(None) | Err(_), _)) => return,
+        };
+        let closing = if partial.is_empty() {
+            let (consumed, closing) = respond(&buf, &mut output);
+            partial.extend_from_slice(&buf[consumed..]);
+            closing
+        } else {
+            partial.extend_from_slice(&buf);
+            let (consumed, closing) = respond(&partial, &mut output);
+            partial.drain(..consumed);
+            if partial.is_empty() {
+                partial = Vec::new();
+            }
+            closing
+        };
+        drop(buf); // back to the ring before the send
+        if closing {
             if !output.is_empty() && stream.write_all(output).await.0.is_err() {
                 return;
             }
-            linger_close(&stream, input).await;
-            return;
-        }
-        // Send the responses, then receive straight after the bytes still
-        // waiting (no copy): one submission, one wake.
-        input.reserve(READ_SIZE);
-        let len = input.len();
-        let turn = stream.write_all_then_read(output, input.slice(len..));
-        let Ok((read, sent, received)) = timeout(idle, turn).await else {
-            return; // idle too long
-        };
-        output = sent;
-        output.clear();
-        input = received.into_inner();
-        if !matches!(read, Ok(n) if n > 0) {
+            linger_close(&stream, &ring).await;
             return;
         }
     }
 }
 
-/// Closes our side, then reads and discards what the client still sends,
-/// for at most a second: closing with unread input would make the kernel
-/// reset the connection, and the client could lose the response just sent.
-async fn linger_close(stream: &TcpStream, mut buf: Vec<u8>) {
+/// Closes our side, then discards what the client still sends, for at
+/// most a second: closing with unread input would make the kernel reset
+/// the connection, and the client could lose the response just sent.
+async fn linger_close(stream: &TcpStream, ring: &BufRing) {
     if stream.shutdown(std::net::Shutdown::Write).await.is_err() {
         return;
     }
     let _ = timeout(Duration::from_secs(1), async {
-        loop {
-            buf.clear();
-            let (read, returned) = stream.read(buf).await;
-            buf = returned;
-            if !matches!(read, Ok(n) if n > 0) {
-                return;
-            }
-        }
+        while let Ok(Some(_)) = stream.recv_buf(ring).await {}
     })
     .await;
 }

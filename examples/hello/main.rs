@@ -16,6 +16,7 @@ mod http;
 
 use std::time::Duration;
 
+use corering::buf::BufRing;
 use corering::net::TcpListener;
 
 fn main() {
@@ -43,6 +44,13 @@ fn main() {
                     }
                 };
                 let _ = listener.set_nodelay(true);
+                // The buffers every connection of this core receives into.
+                let ring = match BufRing::new(http::RING_BUFFERS, http::READ_SIZE) {
+                    Ok(ring) => ring,
+                    Err(error) => {
+                        return Err(format!("{core}: cannot register a buffer ring: {error}"))
+                    }
+                };
                 if core.index() == 0 {
                     println!("hello: serving http://127.0.0.1:{port}/ on {cores} cores");
                 }
@@ -51,7 +59,7 @@ fn main() {
                     // TCP_NODELAY comes from the listener.
                     match listener.accept_direct().await {
                         Ok((stream, _)) => {
-                            corering::spawn(http::serve(stream, idle));
+                            corering::spawn(http::serve(stream, ring.clone(), idle));
                         }
                         // Out of descriptors, a connection reset while
                         // queued: this connection is lost, the server goes on.

@@ -47,6 +47,18 @@ impl RecvStream {
     }
 }
 
+impl RecvStream {
+    /// The next buffer received, `None` once the peer has closed its side
+    /// (or after an error): [`Stream::poll_next`] as a future, so no stream
+    /// extension crate is needed.
+    ///
+    /// Cancel-safe: dropping the future loses nothing; data that arrives
+    /// meanwhile waits for the next call.
+    pub async fn next(&mut self) -> Option<io::Result<RingBuf>> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+}
+
 impl Stream for RecvStream {
     type Item = io::Result<RingBuf>;
 

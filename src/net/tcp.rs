@@ -13,12 +13,12 @@ use futures_core::Stream;
 use io_uring::cqueue;
 
 use super::RecvStream;
-use crate::buf::{BufResult, BufRing, IoBuf, IoBufMut};
+use crate::buf::{BufResult, BufRing, IoBuf, IoBufMut, RingBuf};
 use crate::driver::{MultiOp, Op};
 use crate::fd::{write_all_with, SharedFd, CURRENT_POSITION};
 use crate::op::{
-    Accept, AcceptMulti, Connect, Readv, Recv, Send, SendAllRecv, SendZc, Shutdown as ShutdownOp,
-    Writev,
+    Accept, AcceptMulti, Connect, Readv, Recv, RecvBuf, Send, SendAllRecv, SendAllRecvBuf, SendZc,
+    Shutdown as ShutdownOp, Writev,
 };
 use crate::runtime::context;
 use crate::sys::socket::{self, SockAddr};
@@ -139,9 +139,6 @@ impl TcpListener {
     /// # Examples
     ///
     /// ```
-    /// use std::future::poll_fn;
-    /// use std::pin::Pin;
-    /// use futures_core::Stream;
     /// use corering::net::{TcpListener, TcpStream};
     ///
     /// corering::start(async {
@@ -150,8 +147,7 @@ impl TcpListener {
     ///     let mut incoming = listener.incoming();
     ///     for _ in 0..3 {
     ///         let client = TcpStream::connect(addr).await.unwrap();
-    ///         let next = poll_fn(|cx| Pin::new(&mut incoming).poll_next(cx)).await;
-    ///         let server = next.unwrap().unwrap();
+    ///         let server = incoming.next().await.unwrap().unwrap();
     ///         assert_eq!(server.peer_addr().unwrap(), client.local_addr().unwrap());
     ///     }
     /// });
@@ -190,6 +186,18 @@ pub struct Incoming<'a> {
     /// The multishot accept in flight; `None` before the first poll and
     /// after the kernel ended one.
     accept: Option<MultiOp<AcceptMulti>>,
+}
+
+impl Incoming<'_> {
+    /// The next connection accepted: [`Stream::poll_next`] as a future, so
+    /// no stream extension crate is needed. Never `None`: the accept
+    /// re-arms itself.
+    ///
+    /// Cancel-safe: a connection accepted while no call waits is kept for
+    /// the next.
+    pub async fn next(&mut self) -> Option<io::Result<TcpStream>> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
 }
 
 impl Stream for Incoming<'_> {
@@ -303,6 +311,94 @@ impl TcpStream {
         RecvStream::new(self.fd.clone(), ring)
     }
 
+    /// Receives once into a buffer picked from `ring` when the data
+    /// arrives, so a connection waiting for data holds no buffer. `Ok(None)`
+    /// means the peer closed its side.
+    ///
+    /// When the ring has no buffer to give (`ENOBUFS`), waits for one to
+    /// come back and receives again; the data waits in the socket
+    /// meanwhile. Dropping the future in flight loses no buffer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corering::buf::BufRing;
+    /// use corering::net::{TcpListener, TcpStream};
+    ///
+    /// corering::start(async {
+    ///     let ring = BufRing::new(4, 1024).unwrap();
+    ///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+    ///     let (server, _) = listener.accept().await.unwrap();
+    ///     client.write_all(b"ping".as_slice()).await.0.unwrap();
+    ///     let buf = server.recv_buf(&ring).await.unwrap().unwrap();
+    ///     assert_eq!(&buf[..], b"ping");
+    ///     drop(buf); // back to the ring
+    ///     drop(client);
+    ///     assert!(server.recv_buf(&ring).await.unwrap().is_none());
+    ///     assert_eq!(ring.available(), 4);
+    /// });
+    /// ```
+    pub async fn recv_buf(&self, ring: &BufRing) -> io::Result<Option<RingBuf>> {
+        loop {
+            match Op::new(RecvBuf::new(self.fd.clone(), ring.inner().clone())).await {
+                Err(error) if error.raw_os_error() == Some(libc::ENOBUFS) => {
+                    ring.inner().note_exhausted();
+                    std::future::poll_fn(|cx| {
+                        if ring.inner().wait_for_buffer(cx.waker()) {
+                            Poll::Ready(())
+                        } else {
+                            Poll::Pending
+                        }
+                    })
+                    .await;
+                }
+                received => return received,
+            }
+        }
+    }
+
+    /// Sends all of `out`, then [`recv_buf`](Self::recv_buf): a turn of a
+    /// request-response protocol in one submission with one wake, like
+    /// [`write_all_then_read`](Self::write_all_then_read), but holding no
+    /// receive buffer while the peer is silent. Gives `out` back.
+    ///
+    /// # Errors
+    ///
+    /// The send's error (and no receive) when it failed; otherwise the
+    /// receive's.
+    pub async fn write_all_then_recv_buf<O: IoBuf>(
+        &self,
+        out: O,
+        ring: &BufRing,
+    ) -> (io::Result<Option<RingBuf>>, O) {
+        let out = if out.bytes_init() == 0 {
+            out
+        } else if self.can_link(&out) {
+            let pair = SendAllRecvBuf::new(self.fd.clone(), out, ring.inner().clone());
+            match Op::new(pair).await {
+                (Err(send_failed), out) => return (Err(send_failed), out),
+                (Ok(Err(error)), out) if error.raw_os_error() == Some(libc::ENOBUFS) => out,
+                (Ok(received), out) => return (received, out),
+            }
+        } else {
+            let (written, out) = self.write_all(out).await;
+            if let Err(error) = written {
+                return (Err(error), out);
+            }
+            out
+        };
+        (self.recv_buf(ring).await, out)
+    }
+
+    /// Whether `out` can head a linked send-then-receive: one SQE sends at
+    /// most `u32::MAX` bytes, and the kernel must skip a successful send's
+    /// CQE.
+    fn can_link(&self, out: &impl IoBuf) -> bool {
+        u32::try_from(out.bytes_init()).is_ok()
+            && context::with_core(|core| core.driver.borrow().can_link())
+    }
+
     /// Sends the initialized bytes of `buf`; may send fewer (see
     /// [`write_all`](Self::write_all)). A closed peer gives `BrokenPipe`,
     /// never `SIGPIPE`.
@@ -389,10 +485,7 @@ impl TcpStream {
         into: I,
     ) -> (io::Result<usize>, O, I) {
         if out.bytes_init() > 0 {
-            // One SQE sends at most `u32::MAX` bytes.
-            let linkable = u32::try_from(out.bytes_init()).is_ok()
-                && crate::runtime::context::with_core(|core| core.driver.borrow().can_link());
-            if linkable {
+            if self.can_link(&out) {
                 return Op::new(SendAllRecv::new(self.fd.clone(), out, into)).await;
             }
             let (written, returned) = self.write_all(out).await;

@@ -14,8 +14,8 @@ mod vectored;
 
 pub(crate) use close::Close;
 pub(crate) use net::{
-    Accept, AcceptMulti, Connect, Recv, RecvFrom, RecvMulti, Send, SendAllRecv, SendTo, SendZc,
-    Shutdown,
+    Accept, AcceptMulti, Connect, Recv, RecvBuf, RecvFrom, RecvMulti, Send, SendAllRecv,
+    SendAllRecvBuf, SendTo, SendZc, Shutdown,
 };
 pub use nop::{nop, Nop};
 pub(crate) use read_write::{Read, Write};

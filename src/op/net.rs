@@ -248,16 +248,7 @@ unsafe impl<O: IoBuf, I: IoBufMut> Operation for SendAllRecv<O, I> {
     const LINKED: bool = true;
 
     fn build_head(&mut self) -> squeue::Entry {
-        let len = sqe_len(self.out.bytes_init());
-        // `MSG_WAITALL`: the kernel retries short sends itself, so success
-        // means every byte went out, and anything less fails the link.
-        with_target!(self.fd.target(), |t| opcode::Send::new(
-            t,
-            self.out.stable_ptr(),
-            len
-        )
-        .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
-        .build())
+        send_all_sqe(&self.fd, &self.out)
     }
 
     fn build(&mut self) -> squeue::Entry {
@@ -276,18 +267,167 @@ unsafe impl<O: IoBuf, I: IoBufMut> Operation for SendAllRecv<O, I> {
 
     fn complete(self, completion: Completion) -> (io::Result<usize>, O, I) {
         if let Some(result) = self.send_failed {
-            let error = if result < 0 {
-                io::Error::from_raw_os_error(-result)
-            } else {
-                io::Error::new(
-                    io::ErrorKind::WriteZero,
-                    format!("sent {result} of {} bytes", self.out.bytes_init()),
-                )
-            };
-            return (Err(error), self.out, self.into);
+            return (Err(send_all_error(result, &self.out)), self.out, self.into);
         }
         let (received, into) = filled(self.into, completion);
         (received, self.out, into)
+    }
+}
+
+/// The head of a linked send-then-receive: sends all of `out`. With
+/// `MSG_WAITALL` the kernel retries short sends itself, so success means
+/// every byte went out, and anything less fails the link.
+fn send_all_sqe(fd: &SharedFd, out: &impl IoBuf) -> squeue::Entry {
+    let len = sqe_len(out.bytes_init());
+    with_target!(fd.target(), |t| opcode::Send::new(t, out.stable_ptr(), len)
+        .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
+        .build())
+}
+
+/// The error of a failed send-all head: its errno, or a short count.
+fn send_all_error(result: i32, out: &impl IoBuf) -> io::Error {
+    if result < 0 {
+        io::Error::from_raw_os_error(-result)
+    } else {
+        io::Error::new(
+            io::ErrorKind::WriteZero,
+            format!("sent {result} of {} bytes", out.bytes_init()),
+        )
+    }
+}
+
+/// Receives once into a buffer the kernel picks from a [`BufRing`] when the
+/// data arrives (`IOSQE_BUFFER_SELECT`): a receive waiting for data holds no
+/// buffer. Alone, or as the second half of [`SendAllRecvBuf`].
+///
+/// [`BufRing`]: crate::buf::BufRing
+pub(crate) struct RecvBuf {
+    fd: SharedFd,
+    ring: Rc<RingInner>,
+    /// A buffer a CQE handed out after the future was dropped; given back
+    /// when this state is dropped, outside the driver.
+    late: Option<u16>,
+}
+
+impl RecvBuf {
+    pub(crate) fn new(fd: SharedFd, ring: Rc<RingInner>) -> RecvBuf {
+        RecvBuf {
+            fd,
+            ring,
+            late: None,
+        }
+    }
+
+    fn sqe(&self) -> squeue::Entry {
+        // A length of 0: up to the whole buffer.
+        with_target!(self.fd.target(), |t| opcode::Recv::new(
+            t,
+            std::ptr::null_mut(),
+            0
+        )
+        .buf_group(self.ring.bgid())
+        .build()
+        .flags(squeue::Flags::BUFFER_SELECT))
+    }
+
+    /// The buffer filled, `None` at end of stream; `ENOBUFS` when the ring
+    /// had none to give.
+    fn received(&self, completion: Completion) -> io::Result<Option<RingBuf>> {
+        let buffer = cqueue::buffer_select(completion.flags);
+        let len = completion.into_result()? as usize;
+        let buf = buffer.map(|bid| self.ring.take(bid, len));
+        // End of stream (a buffer, if one was picked, goes straight back).
+        Ok(buf.filter(|_| len > 0))
+    }
+
+    fn late(&mut self, completion: Completion) {
+        if let Some(bid) = cqueue::buffer_select(completion.flags) {
+            self.ring.note_taken();
+            self.late = Some(bid);
+        }
+    }
+}
+
+impl Drop for RecvBuf {
+    fn drop(&mut self) {
+        if let Some(bid) = self.late.take() {
+            self.ring.give_back(bid);
+        }
+    }
+}
+
+// SAFETY: the SQE names a buffer group, not memory; the ring's memory is
+// kept alive by `ring` (and unregistered only when its last owner drops).
+unsafe impl Operation for RecvBuf {
+    type Output = io::Result<Option<RingBuf>>;
+
+    fn build(&mut self) -> squeue::Entry {
+        self.sqe()
+    }
+
+    fn complete(self, completion: Completion) -> io::Result<Option<RingBuf>> {
+        self.received(completion)
+    }
+
+    fn late_completion(&mut self, completion: Completion) {
+        self.late(completion);
+    }
+}
+
+/// [`SendAllRecv`] with the receive of [`RecvBuf`]: sends all of `out`,
+/// then receives into a buffer picked from a ring, as a linked pair with
+/// one CQE.
+pub(crate) struct SendAllRecvBuf<O> {
+    out: O,
+    recv: RecvBuf,
+    /// The send's result when it failed (an error, or fewer bytes than all).
+    send_failed: Option<i32>,
+}
+
+impl<O: IoBuf> SendAllRecvBuf<O> {
+    /// The pair; `out` holds at most `u32::MAX` bytes (one SQE's length).
+    pub(crate) fn new(fd: SharedFd, out: O, ring: Rc<RingInner>) -> SendAllRecvBuf<O> {
+        debug_assert!(u32::try_from(out.bytes_init()).is_ok());
+        SendAllRecvBuf {
+            out,
+            recv: RecvBuf::new(fd, ring),
+            send_failed: None,
+        }
+    }
+}
+
+// SAFETY: the send's SQE points into `out`, whose memory `IoBuf` keeps
+// stable while it moves; the receive's names a buffer group, kept alive by
+// `recv.ring`. `Op` keeps `self` until the pair's one CQE, as for
+// `SendAllRecv`.
+unsafe impl<O: IoBuf> Operation for SendAllRecvBuf<O> {
+    /// `Err`: the send failed (and the receive never ran); `Ok`: the
+    /// receive's result.
+    type Output = (Result<io::Result<Option<RingBuf>>, io::Error>, O);
+
+    const LINKED: bool = true;
+
+    fn build_head(&mut self) -> squeue::Entry {
+        send_all_sqe(&self.recv.fd, &self.out)
+    }
+
+    fn build(&mut self) -> squeue::Entry {
+        self.recv.sqe()
+    }
+
+    fn head_failed(&mut self, result: i32) {
+        self.send_failed = Some(result);
+    }
+
+    fn complete(self, completion: Completion) -> Self::Output {
+        if let Some(result) = self.send_failed {
+            return (Err(send_all_error(result, &self.out)), self.out);
+        }
+        (Ok(self.recv.received(completion)), self.out)
+    }
+
+    fn late_completion(&mut self, completion: Completion) {
+        self.recv.late(completion);
     }
 }
 
