@@ -1,6 +1,7 @@
 //! Idle-connection memory: how much resident memory a server holds per
-//! open, silent connection, corering against tokio's current-thread
-//! runtime, monoio, compio and a hand-written io_uring loop.
+//! open, silent connection, corering against tokio (current-thread, and
+//! one runtime per core), monoio, glommio, compio and a hand-written
+//! io_uring loop.
 //!
 //! Method: each server runs pinned to CPU 0 (`taskset -c 0`). After it
 //! listens, one warm-up connection makes a request and closes, so that
@@ -52,10 +53,12 @@ impl Server {
 }
 
 #[rustfmt::skip]
-const SERVERS: [Server; 5] = [
+const SERVERS: [Server; 7] = [
     Server::new("corering", "target/release/examples/hello", "PORT 1 600"),
     Server::new("tokio-current-thread", "target/release/tokio_hello", "PORT 600"),
+    Server::new("tokio-per-core", "target/release/tokio_per_core", "hello PORT 600"),
     Server::new("monoio", "target/release/monoio_server", "hello PORT 600"),
+    Server::new("glommio", "target/release/glommio_server", "hello PORT 600"),
     Server::new("compio", "target/release/compio_server", "hello PORT 600"),
     Server::new("raw io_uring loop", "target/release/raw_loop", "hello PORT"),
 ];
@@ -111,10 +114,16 @@ fn main() {
     let ratio = bytes[0] / bytes[1];
     let verdict = if ratio <= 0.25 { "met" } else { "not met" };
     println!("ratio corering/tokio: {ratio:.3} (target at most 0.25: {verdict})");
-    println!(
-        "idle-memory corering-bytes {:.0} tokio-bytes {:.0} monoio-bytes {:.0} compio-bytes {:.0} raw-bytes {:.0}",
-        bytes[0], bytes[1], bytes[2], bytes[3], bytes[4]
-    );
+    // `idle-memory corering-bytes N tokio-current-thread-bytes N ...`
+    let fields: Vec<String> = results
+        .iter()
+        .zip(&bytes)
+        .map(|(measurement, bytes)| {
+            let key = measurement.name.split_whitespace().next().unwrap_or("");
+            format!("{key}-bytes {bytes:.0}")
+        })
+        .collect();
+    println!("idle-memory {}", fields.join(" "));
     write_markdown(&results, ratio, verdict);
     println!("report: target/bench/idle.md");
 }

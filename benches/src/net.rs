@@ -81,8 +81,20 @@ fn servers(workload: &str, port: u16) -> Vec<Server> {
             args: with_idle(vec![port.clone()]),
         },
         Server {
+            // One runtime per core with SO_REUSEPORT listeners; pinned to
+            // one CPU it runs one.
+            name: "tokio-per-core",
+            program: "target/release/tokio_per_core",
+            args: with_idle(vec![workload.into(), port.clone()]),
+        },
+        Server {
             name: "monoio",
             program: "target/release/monoio_server",
+            args: with_idle(vec![workload.into(), port.clone()]),
+        },
+        Server {
+            name: "glommio",
+            program: "target/release/glommio_server",
             args: with_idle(vec![workload.into(), port.clone()]),
         },
         Server {
@@ -98,26 +110,35 @@ fn servers(workload: &str, port: u16) -> Vec<Server> {
     ]
 }
 
+/// The echo grid: connections by message size. Full runs measure every
+/// cell; quick runs the corners and the middle.
+const GRID_CONNECTIONS: [usize; 5] = [1, 16, 64, 256, 1000];
+const GRID_BYTES: [usize; 3] = [64, 1024, 16 * 1024];
+const QUICK_GRID_CONNECTIONS: [usize; 3] = [1, 64, 1000];
+const QUICK_GRID_BYTES: [usize; 2] = [64, 16 * 1024];
+
 fn main() {
     let quick = std::env::args().any(|arg| arg == "--quick");
     // The kernel charges CPU time to user or system a whole clock tick at a
     // time, by sampling: a server that spends ~10% of its time in user
     // space gets only tens of user ticks per second, so user time needs
-    // long rounds to be precise. Quick rounds report it roughly.
+    // long rounds to be precise. Quick rounds report it roughly. The grid's
+    // rounds are shorter: it compares throughput and CPU per round trip
+    // across many cells, not user time.
     let (rounds, seconds) = if quick { (3, 2) } else { (5, 10) };
+    let (grid_rounds, grid_seconds) = if quick { (1, 1) } else { (5, 2) };
     let port = 18_181;
     println!(
         "networking, server on CPU 0, load on CPU 1, median of {rounds} rounds of {seconds} s"
     );
     let url = format!("http://127.0.0.1:{port}/");
-    let secs = seconds.to_string();
-    let wrk = || -> Load {
+    let wrk = |seconds: u32| -> Load {
         let output = run_load(&[
             "wrk",
             "-t1",
             "-c64",
             "--latency",
-            &format!("-d{secs}s"),
+            &format!("-d{seconds}s"),
             &url,
         ]);
         Load {
@@ -127,13 +148,13 @@ fn main() {
         }
     };
     let addr = format!("127.0.0.1:{port}");
-    let echo_load = || -> Load {
+    let echo_load = |connections: usize, bytes: usize, seconds: u32| -> Load {
         let output = run_load(&[
             "target/release/examples/echo_client",
             &addr,
-            "64",
-            "1024",
-            &secs,
+            &connections.to_string(),
+            &bytes.to_string(),
+            &seconds.to_string(),
         ]);
         Load {
             per_second: field_before(&output, "round trips/s")
@@ -143,34 +164,68 @@ fn main() {
         }
     };
     let workloads = [
-        measure_workload("hello", "hello (wrk -c64)", rounds, port, &wrk),
+        measure_workload("hello", "hello (wrk -c64)".into(), rounds, port, &|| {
+            wrk(seconds)
+        }),
         measure_workload(
             "echo",
-            "echo (64 connections x 1 KiB)",
+            "echo (64 connections x 1 KiB)".into(),
             rounds,
             port,
-            &echo_load,
+            &|| echo_load(64, 1024, seconds),
         ),
     ];
+    let (grid_connections, grid_bytes): (&[usize], &[usize]) = if quick {
+        (&QUICK_GRID_CONNECTIONS, &QUICK_GRID_BYTES)
+    } else {
+        (&GRID_CONNECTIONS, &GRID_BYTES)
+    };
+    let mut grid = Vec::new();
+    for &bytes in grid_bytes {
+        for &connections in grid_connections {
+            let workload = measure_workload(
+                "grid",
+                format!("echo {connections} x {bytes} B"),
+                grid_rounds,
+                port,
+                &|| echo_load(connections, bytes, grid_seconds),
+            );
+            let ours = workload.results[0].1;
+            println!(
+                "net-grid connections {connections} bytes {bytes} per-cpu-ratio {:.3} best-peer-per-cpu-ratio {:.3} raw-per-cpu-ratio {:.3}",
+                ours.per_cpu_second / workload.results[1].1.per_cpu_second,
+                ours.per_cpu_second / workload.best_peer().1.per_cpu_second,
+                ours.per_cpu_second / workload.raw_loop().per_cpu_second,
+            );
+            grid.push(report::Cell {
+                connections,
+                bytes,
+                workload,
+            });
+        }
+    }
     let method = format!(
         "Server pinned to CPU 0, load generator to CPU 1; servers alternate per round; \
-         medians of {rounds} rounds of {seconds} s; CPU time from /proc/<pid>/stat."
+         medians of {rounds} rounds of {seconds} s (the echo grid: {grid_rounds} of {grid_seconds} s); \
+         CPU time from /proc/<pid>/stat."
     );
     let dir = std::path::Path::new("target/bench");
-    report::write(dir, &method, &workloads).expect("write target/bench/report.md and charts");
+    report::write(dir, &method, &workloads, &grid)
+        .expect("write target/bench/report.md and charts");
     println!("report: target/bench/report.md");
 }
 
-/// Runs `rounds` rounds of `load` against each server of `key`,
-/// alternating, prints the medians and ratios, and returns them.
+/// Runs `rounds` rounds of `load` against each server of `key` (`hello`,
+/// or an echo for `echo` and `grid`), alternating, prints the medians and
+/// ratios, and returns them.
 fn measure_workload(
     key: &'static str,
-    title: &'static str,
+    title: String,
     rounds: usize,
     port: u16,
     load: &dyn Fn() -> Load,
 ) -> Workload {
-    let servers = servers(key, port);
+    let servers = servers(if key == "hello" { "hello" } else { "echo" }, port);
     let mut results: Vec<Vec<Round>> = vec![Vec::new(); servers.len()];
     for _ in 0..rounds {
         for (index, server) in servers.iter().enumerate() {
@@ -186,7 +241,7 @@ fn measure_workload(
             .map(|(server, rounds)| (server.name, median_round(rounds)))
             .collect(),
     };
-    println!("{title}:");
+    println!("{}:", workload.title);
     for (name, round) in &workload.results {
         println!(
             "  {:<22} {:>10.0} req/s  {:>10.0} req/CPU-s  {:>6.2} us user/req  p50 {:.0} us  p99 {:.0} us",
@@ -199,28 +254,28 @@ fn measure_workload(
         );
     }
     let ours = workload.results[0].1;
-    for (label, peer) in [
-        ("tokio", workload.results[1].1),
-        ("best peer", workload.best_peer().1),
-        ("raw loop", workload.raw_loop()),
-    ] {
-        println!(
-            "  ratio corering/{label}: throughput {:.2}, req per CPU-s {:.2}, user time per req {:.2}",
-            ours.per_second / peer.per_second,
-            ours.per_cpu_second / peer.per_cpu_second,
-            ours.user_us_per_request / peer.user_us_per_request
-        );
-    }
     let tokio = workload.results[1].1;
+    let (best_name, best) = workload.best_peer();
     let raw = workload.raw_loop();
     println!(
-        "net-{key} per-cpu-ratio {:.3} user-ratio {:.3} best-peer-per-cpu-ratio {:.3} raw-per-cpu-ratio {:.3} raw-user-ratio {:.3}",
+        "  corering per CPU-s: {:.2}x tokio, {:.2}x best peer ({best_name}), {:.2}x raw loop; \
+         user time per req: {:.2}x tokio, {:.2}x raw loop",
         ours.per_cpu_second / tokio.per_cpu_second,
-        ours.user_us_per_request / tokio.user_us_per_request,
-        ours.per_cpu_second / workload.best_peer().1.per_cpu_second,
+        ours.per_cpu_second / best.per_cpu_second,
         ours.per_cpu_second / raw.per_cpu_second,
+        ours.user_us_per_request / tokio.user_us_per_request,
         ours.user_us_per_request / raw.user_us_per_request,
     );
+    if key != "grid" {
+        println!(
+            "net-{key} per-cpu-ratio {:.3} user-ratio {:.3} best-peer-per-cpu-ratio {:.3} raw-per-cpu-ratio {:.3} raw-user-ratio {:.3}",
+            ours.per_cpu_second / tokio.per_cpu_second,
+            ours.user_us_per_request / tokio.user_us_per_request,
+            ours.per_cpu_second / best.per_cpu_second,
+            ours.per_cpu_second / raw.per_cpu_second,
+            ours.user_us_per_request / raw.user_us_per_request,
+        );
+    }
     workload
 }
 
