@@ -4,6 +4,7 @@
 //!
 //! Kept apart from `main.rs` so the integration tests run the same code.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use corering::buf::BufRing;
@@ -207,21 +208,27 @@ pub fn answer(input: &mut Vec<u8>, output: &mut Vec<u8>) -> bool {
 ///
 /// Each turn is one linked submission: the send of the responses, then a
 /// receive into a buffer of `ring` that the kernel picks when the data
-/// arrives. The buffer goes back as soon as its requests are parsed, and
-/// the responses are freed once sent, so a connection waiting for its next
-/// request holds no buffer at all: only the start of a request that has
-/// not fully arrived is copied and kept.
+/// arrives. The buffer goes back as soon as its requests are parsed, so a
+/// connection waiting for its next request holds no receive buffer: only
+/// the small response buffer of its last turn (back to this core's pool
+/// when the turn ends), and the start of a request that has not fully
+/// arrived, copied.
 pub async fn serve(stream: TcpStream, ring: BufRing, idle: Duration) {
     // The start of a request still arriving; unallocated between requests.
     let mut partial: Vec<u8> = Vec::new();
+    // The responses to send; from this core's pool while there are any.
     let mut output: Vec<u8> = Vec::new();
     loop {
-        let turn = stream.write_all_then_recv_buf(std::mem::take(&mut output), &ring);
+        let turn = stream.write_all_then_recv_buf(output, &ring);
         let buf = match timeout(idle, turn).await {
-            Ok((Ok(Some(buf)), _)) => buf,
+            Ok((Ok(Some(buf)), sent)) => {
+                recycle(sent);
+                buf
+            }
             // Idle too long, closed by the client, or failed.
             Err(_) | Ok((Ok(None) | Err(_), _)) => return,
         };
+        output = pooled();
         let closing = if partial.is_empty() {
             let (consumed, closing) = respond(&buf, &mut output);
             partial.extend_from_slice(&buf[consumed..]);
@@ -243,7 +250,42 @@ pub async fn serve(stream: TcpStream, ring: BufRing, idle: Duration) {
             linger_close(&stream, &ring).await;
             return;
         }
+        if output.is_empty() {
+            recycle(std::mem::take(&mut output));
+        }
     }
+}
+
+thread_local! {
+    /// Response buffers between sends, shared by this core's connections:
+    /// as many as responses were ever in flight at once, at most 256.
+    static OUTPUTS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The room of a pooled response buffer: one response fits. A linked turn
+/// holds its sent buffer until the next request arrives, so this is what
+/// a waiting connection keeps.
+const OUTPUT_SIZE: usize = 128;
+
+/// A response buffer from this core's pool, or a new one.
+fn pooled() -> Vec<u8> {
+    OUTPUTS
+        .with_borrow_mut(Vec::pop)
+        .unwrap_or_else(|| Vec::with_capacity(OUTPUT_SIZE))
+}
+
+/// Returns a response buffer to this core's pool; one that grew (for
+/// pipelined responses) is freed instead, and an empty `Vec` owns nothing.
+fn recycle(mut buf: Vec<u8>) {
+    if buf.capacity() != OUTPUT_SIZE {
+        return;
+    }
+    buf.clear();
+    OUTPUTS.with_borrow_mut(|pool| {
+        if pool.len() < 256 {
+            pool.push(buf);
+        }
+    });
 }
 
 /// Closes our side, then discards what the client still sends, for at
