@@ -251,6 +251,9 @@ impl Fd {
     pub async fn close(self) -> io::Result<()> {
         self.shared.close().await
     }
+    pub(crate) fn shared(&self) -> &SharedFd {
+        &self.shared
+    }
 }
 
 /// Writes every initialized byte of `buf` with the operations `write`

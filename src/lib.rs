@@ -45,6 +45,7 @@ pub mod buf;
 mod driver;
 mod executor;
 pub mod fd;
+pub mod fs;
 pub mod net;
 pub mod op;
 mod runtime;

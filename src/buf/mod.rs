@@ -60,10 +60,14 @@
 //! assert_eq!(slice.into_inner(), b"hellowor");
 //! ```
 
+mod aligned;
+mod fixed;
 mod io_buf;
 mod ring;
 mod slice;
 
+pub use aligned::AlignedBuf;
+pub use fixed::{FixedBuf, FixedBufPool};
 pub use io_buf::{IoBuf, IoBufMut};
 pub(crate) use ring::Inner as RingInner;
 pub use ring::{BufRing, RingBuf};

@@ -128,10 +128,16 @@ pub(crate) struct Driver {
     /// because a direct accept that finds the table full loses its
     /// connection in the kernel: none is submitted without an entry.
     direct_in_use: u32,
+    /// The registered buffer table: `None` until a fixed-buffer pool first
+    /// asks for it; then its free ranges (start, length).
+    fixed_free: Option<Vec<(u32, u32)>>,
     /// Set at shutdown: the doorbell is no longer re-armed.
     shutting_down: bool,
     stats: Stats,
 }
+
+/// Entries of the registered buffer table (the kernel's limit is 16,384).
+const FIXED_TABLE: u32 = 1024;
 
 impl Driver {
     /// Sets up the ring.
@@ -165,6 +171,7 @@ impl Driver {
             next_buf_group: 0,
             direct_fds,
             direct_in_use: 0,
+            fixed_free: None,
             shutting_down: false,
             stats: Stats::default(),
         })
@@ -219,6 +226,81 @@ impl Driver {
     /// Unregisters buffer group `bgid`; the kernel no longer touches its ring.
     pub(crate) fn unregister_buf_ring(&mut self, bgid: u16) -> io::Result<()> {
         self.ring.submitter().unregister_buf_ring(bgid)
+    }
+
+    /// Registers `bufs` as fixed buffers in consecutive entries of the
+    /// ring's buffer table (a sparse table, registered on first use);
+    /// returns the first entry's index.
+    ///
+    /// # Errors
+    ///
+    /// `OutOfMemory` when the table has no run of free entries that long;
+    /// as `io_uring_register(2)` otherwise (`ENOMEM` past `RLIMIT_MEMLOCK`).
+    ///
+    /// # Safety
+    ///
+    /// The memory `bufs` describe stays valid until
+    /// [`unregister_fixed_bufs`](Self::unregister_fixed_bufs) or until the
+    /// ring closes.
+    pub(crate) unsafe fn register_fixed_bufs(&mut self, bufs: &[libc::iovec]) -> io::Result<u32> {
+        let count = u32::try_from(bufs.len()).unwrap_or(u32::MAX);
+        if self.fixed_free.is_none() {
+            self.ring.submitter().register_buffers_sparse(FIXED_TABLE)?;
+            self.fixed_free = Some(vec![(0, FIXED_TABLE)]);
+        }
+        let free = self.fixed_free.as_mut().expect("registered above");
+        let Some(run) = free.iter().position(|&(_, len)| len >= count) else {
+            return Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!(
+                    "no {count} free entries in the ring's table of {FIXED_TABLE} fixed buffers"
+                ),
+            ));
+        };
+        let start = free[run].0;
+        // SAFETY: forwarded from the caller; the entries are free.
+        unsafe {
+            self.ring
+                .submitter()
+                .register_buffers_update(start, bufs, None)?
+        };
+        free[run] = (start + count, free[run].1 - count);
+        if free[run].1 == 0 {
+            free.remove(run);
+        }
+        Ok(start)
+    }
+
+    /// Empties entries `start..start + count` of the buffer table, taken by
+    /// [`register_fixed_bufs`](Self::register_fixed_bufs).
+    pub(crate) fn unregister_fixed_bufs(&mut self, start: u32, count: u32) -> io::Result<()> {
+        let empty = vec![
+            libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            };
+            count as usize
+        ];
+        // SAFETY: empty entries point at no memory.
+        unsafe {
+            self.ring
+                .submitter()
+                .register_buffers_update(start, &empty, None)?
+        };
+        if let Some(free) = &mut self.fixed_free {
+            free.push((start, count));
+            free.sort_unstable();
+            // Merge neighbouring runs.
+            let mut merged: Vec<(u32, u32)> = Vec::with_capacity(free.len());
+            for &(start, len) in free.iter() {
+                match merged.last_mut() {
+                    Some(last) if last.0 + last.1 == start => last.1 += len,
+                    _ => merged.push((start, len)),
+                }
+            }
+            *free = merged;
+        }
+        Ok(())
     }
 
     /// The flags the ring was set up with.

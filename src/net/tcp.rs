@@ -259,6 +259,11 @@ impl TcpStream {
         }
     }
 
+    /// The handle operations share, for splices from files.
+    pub(crate) fn shared(&self) -> &SharedFd {
+        &self.fd
+    }
+
     /// Connects to `addr`, trying each address it resolves to in turn.
     ///
     /// Host names are resolved with the system resolver, which blocks the

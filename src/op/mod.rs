@@ -7,18 +7,20 @@
 //! measuring the runtime itself.
 
 mod close;
+mod fs;
 mod net;
 mod nop;
 mod read_write;
 mod vectored;
 
 pub(crate) use close::Close;
+pub(crate) use fs::{Fsync, OpenAt, PathOp, Resize, Splice, Statx, StatxOf};
 pub(crate) use net::{
     Accept, AcceptMulti, Connect, Recv, RecvBuf, RecvFrom, RecvMulti, Send, SendAllRecv,
     SendAllRecvBuf, SendTo, SendZc, Shutdown,
 };
 pub use nop::{nop, Nop};
-pub(crate) use read_write::{Read, Write};
+pub(crate) use read_write::{Read, ReadFixed, Write, WriteFixed};
 pub(crate) use vectored::{Readv, Writev};
 
 use crate::buf::{BufResult, IoBufMut};

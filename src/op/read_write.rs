@@ -3,7 +3,7 @@
 
 use io_uring::{opcode, squeue};
 
-use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::buf::{BufResult, FixedBuf, IoBuf, IoBufMut};
 use crate::driver::{Completion, Operation};
 use crate::fd::{with_target, SharedFd};
 
@@ -73,6 +73,81 @@ unsafe impl<B: IoBuf> Operation for Write<B> {
     }
 
     fn complete(self, completion: Completion) -> BufResult<usize, B> {
+        let result = completion.into_result().map(|written| written as usize);
+        (result, self.buf)
+    }
+}
+
+/// Reads into a registered buffer (`IORING_OP_READ_FIXED`), from its start
+/// up to its length.
+pub(crate) struct ReadFixed {
+    fd: SharedFd,
+    buf: FixedBuf,
+    offset: u64,
+}
+
+impl ReadFixed {
+    pub(crate) fn new(fd: SharedFd, buf: FixedBuf, offset: u64) -> ReadFixed {
+        ReadFixed { fd, buf, offset }
+    }
+}
+
+// SAFETY: the SQE points into `buf`, memory of a registered pool that
+// stays allocated while `buf` (holding the pool) lives; `Op` keeps `self`
+// until the final CQE.
+unsafe impl Operation for ReadFixed {
+    type Output = BufResult<usize, FixedBuf>;
+
+    fn build(&mut self) -> squeue::Entry {
+        let len = sqe_len(self.buf.bytes_total());
+        let index = self.buf.table_index();
+        with_target!(self.fd.target(), |t| opcode::ReadFixed::new(
+            t,
+            self.buf.stable_mut_ptr(),
+            len,
+            index
+        )
+        .offset(self.offset)
+        .build())
+    }
+
+    fn complete(self, completion: Completion) -> BufResult<usize, FixedBuf> {
+        filled(self.buf, completion)
+    }
+}
+
+/// Writes the initialized bytes of a registered buffer
+/// (`IORING_OP_WRITE_FIXED`).
+pub(crate) struct WriteFixed {
+    fd: SharedFd,
+    buf: FixedBuf,
+    offset: u64,
+}
+
+impl WriteFixed {
+    pub(crate) fn new(fd: SharedFd, buf: FixedBuf, offset: u64) -> WriteFixed {
+        WriteFixed { fd, buf, offset }
+    }
+}
+
+// SAFETY: as for `ReadFixed`.
+unsafe impl Operation for WriteFixed {
+    type Output = BufResult<usize, FixedBuf>;
+
+    fn build(&mut self) -> squeue::Entry {
+        let len = sqe_len(self.buf.bytes_init());
+        let index = self.buf.table_index();
+        with_target!(self.fd.target(), |t| opcode::WriteFixed::new(
+            t,
+            self.buf.stable_ptr(),
+            len,
+            index
+        )
+        .offset(self.offset)
+        .build())
+    }
+
+    fn complete(self, completion: Completion) -> BufResult<usize, FixedBuf> {
         let result = completion.into_result().map(|written| written as usize);
         (result, self.buf)
     }

@@ -1,0 +1,374 @@
+//! The static file server's HTTP/1.1 handling: GET and HEAD of the files
+//! under a root directory, with Content-Length, Content-Type by extension,
+//! single byte ranges, keep-alive and pipelining; file bodies go out with
+//! `splice`, never through user space.
+//!
+//! Kept apart from `main.rs` so the integration tests run the same code.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+use corering::buf::IoBuf;
+use corering::fs::File;
+use corering::net::TcpStream;
+use corering::time::timeout;
+
+/// The most bytes a request head may take.
+pub const HEAD_MAX: usize = 8 * 1024;
+
+/// A parsed request head.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Request {
+    pub head: bool,
+    /// The file asked for, relative to the root (already decoded and
+    /// checked: no `..`, no NUL).
+    pub path: PathBuf,
+    pub range: Option<String>,
+    pub close: bool,
+    /// Bytes of the head, to remove from the input.
+    pub len: usize,
+}
+
+/// What the start of the input holds.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parse {
+    Request(Request),
+    Partial,
+    /// A response status to send before closing.
+    Refuse(&'static str),
+}
+
+/// Parses the request head at the start of `input`.
+pub fn parse(input: &[u8]) -> Parse {
+    let Some(end) = find(input, b"\r\n\r\n") else {
+        return if input.len() >= HEAD_MAX {
+            Parse::Refuse("431 Request Header Fields Too Large")
+        } else {
+            Parse::Partial
+        };
+    };
+    if end + 4 > HEAD_MAX {
+        return Parse::Refuse("431 Request Header Fields Too Large");
+    }
+    let Ok(head) = std::str::from_utf8(&input[..end]) else {
+        return Parse::Refuse("400 Bad Request");
+    };
+    let mut lines = head.split("\r\n");
+    let mut parts = lines.next().unwrap_or("").split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Parse::Refuse("400 Bad Request");
+    };
+    let mut close = match version {
+        "HTTP/1.1" => false,
+        "HTTP/1.0" => true,
+        _ => return Parse::Refuse("400 Bad Request"),
+    };
+    let head_only = match method {
+        "GET" => false,
+        "HEAD" => true,
+        _ => return Parse::Refuse("405 Method Not Allowed"),
+    };
+    let mut range = None;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            return Parse::Refuse("400 Bad Request");
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("connection") {
+            if value.eq_ignore_ascii_case("close") {
+                close = true;
+            } else if value.eq_ignore_ascii_case("keep-alive") {
+                close = false;
+            }
+        } else if name.eq_ignore_ascii_case("range") {
+            range = Some(value.to_string());
+        } else if (name.eq_ignore_ascii_case("content-length") && value != "0")
+            || name.eq_ignore_ascii_case("transfer-encoding")
+        {
+            // GET and HEAD carry no body here.
+            return Parse::Refuse("400 Bad Request");
+        }
+    }
+    match resolve(target) {
+        Ok(path) => Parse::Request(Request {
+            head: head_only,
+            path,
+            range,
+            close,
+            len: end + 4,
+        }),
+        Err(status) => Parse::Refuse(status),
+    }
+}
+
+/// The relative path a request target names: percent-decoded, without the
+/// query; `..` refused with 403 (it could leave the root).
+fn resolve(target: &str) -> Result<PathBuf, &'static str> {
+    let path = target.split(['?', '#']).next().unwrap_or("");
+    if !path.starts_with('/') {
+        return Err("400 Bad Request");
+    }
+    let decoded = percent_decode(path).ok_or("400 Bad Request")?;
+    let mut relative = PathBuf::new();
+    for component in decoded.split(|&byte| byte == b'/') {
+        match component {
+            b"" | b"." => {}
+            b".." => return Err("403 Forbidden"),
+            _ if component.contains(&0) => return Err("400 Bad Request"),
+            _ => relative.push(std::ffi::OsStr::new(
+                std::str::from_utf8(component).map_err(|_| "400 Bad Request")?,
+            )),
+        }
+    }
+    Ok(relative)
+}
+
+fn percent_decode(text: &str) -> Option<Vec<u8>> {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            decoded.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            decoded.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Some(decoded)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+/// The byte range `bytes=a-b`, `bytes=a-` or `bytes=-n` of a file of `len`
+/// bytes: `Some(Ok(start..end))`; `Some(Err(()))` when unsatisfiable;
+/// `None` to ignore the header (several ranges, another unit, bad syntax),
+/// which serves the whole file.
+pub fn byte_range(header: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
+    let spec = header.strip_prefix("bytes=")?.trim();
+    if spec.contains(',') {
+        return None;
+    }
+    let (first, last) = spec.split_once('-')?;
+    let (first, last) = (first.trim(), last.trim());
+    let range = if first.is_empty() {
+        let suffix: u64 = last.parse().ok()?;
+        if suffix == 0 {
+            return Some(Err(()));
+        }
+        (len.saturating_sub(suffix), len)
+    } else {
+        let start: u64 = first.parse().ok()?;
+        let end = if last.is_empty() {
+            len
+        } else {
+            let last: u64 = last.parse().ok()?;
+            if last < start {
+                return None;
+            }
+            last.saturating_add(1).min(len)
+        };
+        (start, end)
+    };
+    if range.0 >= len {
+        return Some(Err(()));
+    }
+    Some(Ok(range))
+}
+
+/// The Content-Type of a file, by its extension.
+pub fn content_type(path: &Path) -> &'static str {
+    let extension = path
+        .extension()
+        .and_then(|extension| extension.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match extension.as_str() {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "json" => "application/json",
+        "txt" | "md" => "text/plain; charset=utf-8",
+        "xml" => "application/xml",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "ico" => "image/x-icon",
+        "pdf" => "application/pdf",
+        "wasm" => "application/wasm",
+        "mp4" => "video/mp4",
+        "woff2" => "font/woff2",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Serves one connection until the client closes it, asks to close, sends
+/// something refused, or stays silent for `idle`.
+pub async fn serve(stream: TcpStream, root: Rc<Path>, idle: Duration) {
+    let mut input: Vec<u8> = Vec::with_capacity(1024);
+    loop {
+        let request = match parse(&input) {
+            Parse::Request(request) => request,
+            Parse::Refuse(status) => {
+                if stream.write_all(refusal(status)).await.0.is_ok() {
+                    linger_close(&stream).await;
+                }
+                return;
+            }
+            Parse::Partial => {
+                input.reserve(1024);
+                let len = input.len();
+                let Ok((read, returned)) = timeout(idle, stream.read(input.slice(len..))).await
+                else {
+                    return; // idle too long
+                };
+                input = returned.into_inner();
+                if !matches!(read, Ok(n) if n > 0) {
+                    return;
+                }
+                continue;
+            }
+        };
+        input.drain(..request.len);
+        match respond(&stream, &root, &request).await {
+            Ok(true) if !request.close => {}
+            // Closing after the response, or the connection failed.
+            _ => return,
+        }
+    }
+}
+
+/// Closes our side, then discards what the client still sends, for at
+/// most a second: closing with unread input would reset the connection,
+/// and the client could lose the response just sent.
+async fn linger_close(stream: &TcpStream) {
+    if stream.shutdown(std::net::Shutdown::Write).await.is_err() {
+        return;
+    }
+    let _ = timeout(Duration::from_secs(1), async {
+        let mut buf = Vec::with_capacity(1024);
+        loop {
+            buf.clear();
+            let (read, returned) = stream.read(buf).await;
+            buf = returned;
+            if !matches!(read, Ok(n) if n > 0) {
+                return;
+            }
+        }
+    })
+    .await;
+}
+
+/// A response with no body, then close.
+fn refusal(status: &str) -> Vec<u8> {
+    let allow = if status.starts_with("405") {
+        "Allow: GET, HEAD\r\n"
+    } else {
+        ""
+    };
+    format!("HTTP/1.1 {status}\r\n{allow}Content-Length: 0\r\nConnection: close\r\n\r\n")
+        .into_bytes()
+}
+
+/// Answers one request; `Ok(false)` when the connection must close.
+async fn respond(stream: &TcpStream, root: &Path, request: &Request) -> io::Result<bool> {
+    let mut path = root.join(&request.path);
+    let mut file = match File::open(&path).await {
+        Ok(file) => file,
+        Err(error) => return send_error(stream, request, &error).await,
+    };
+    let mut metadata = file.metadata().await?;
+    if metadata.is_dir() {
+        // A directory's index, if it has one.
+        file.close().await?;
+        path.push("index.html");
+        file = match File::open(&path).await {
+            Ok(file) => file,
+            Err(error) => return send_error(stream, request, &error).await,
+        };
+        metadata = file.metadata().await?;
+    }
+    if !metadata.is_file() {
+        file.close().await?;
+        return send_status(stream, request, "403 Forbidden").await;
+    }
+    let len = metadata.len();
+    let connection = if request.close {
+        "Connection: close\r\n"
+    } else {
+        ""
+    };
+    let (status, start, end, range) = match request
+        .range
+        .as_deref()
+        .and_then(|h| byte_range(h, len))
+    {
+        None => ("200 OK", 0, len, String::new()),
+        Some(Ok((start, end))) => (
+            "206 Partial Content",
+            start,
+            end,
+            format!("Content-Range: bytes {start}-{}/{len}\r\n", end - 1),
+        ),
+        Some(Err(())) => {
+            file.close().await?;
+            let head = format!(
+                "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len}\r\nContent-Length: 0\r\n{connection}\r\n"
+            );
+            stream.write_all(head.into_bytes()).await.0?;
+            return Ok(true);
+        }
+    };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: {}\r\nAccept-Ranges: bytes\r\n{range}{connection}\r\n",
+        end - start,
+        content_type(&path),
+    );
+    stream.write_all(head.into_bytes()).await.0?;
+    if !request.head && end > start {
+        let sent = file.splice_to(stream, start, end - start).await?;
+        if sent < end - start {
+            // The file shrank meanwhile: the length announced cannot be
+            // kept, so the connection must end.
+            file.close().await?;
+            return Ok(false);
+        }
+    }
+    file.close().await?;
+    Ok(true)
+}
+
+/// The response for a failed open: 404, 403, or 500.
+async fn send_error(stream: &TcpStream, request: &Request, error: &io::Error) -> io::Result<bool> {
+    let status = match error.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => "404 Not Found",
+        io::ErrorKind::PermissionDenied => "403 Forbidden",
+        _ => "500 Internal Server Error",
+    };
+    send_status(stream, request, status).await
+}
+
+/// A response with no body; the connection stays open unless the client
+/// asked to close.
+async fn send_status(stream: &TcpStream, request: &Request, status: &str) -> io::Result<bool> {
+    let connection = if request.close {
+        "Connection: close\r\n"
+    } else {
+        ""
+    };
+    let head = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n{connection}\r\n");
+    stream.write_all(head.into_bytes()).await.0?;
+    Ok(true)
+}

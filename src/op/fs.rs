@@ -1,0 +1,305 @@
+//! File-system operations: `IORING_OP_OPENAT`, `STATX`, `FSYNC`,
+//! `FALLOCATE`, `FTRUNCATE`, `SPLICE`, and the path operations (`UNLINKAT`,
+//! `RENAMEAT`, `MKDIRAT`, `SYMLINKAT`, `LINKAT`).
+//!
+//! Paths are owned `CString`s: their bytes live on the heap, so the pointers
+//! in the SQE stay valid while the operation moves, until its final CQE.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use io_uring::{opcode, squeue, types};
+
+use crate::driver::{Completion, Operation};
+use crate::fd::{with_target, SharedFd, Target};
+use crate::runtime::defer_close;
+
+/// Opens (or creates) `path`, relative to the current directory.
+pub(crate) struct OpenAt {
+    path: CString,
+    flags: i32,
+    mode: libc::mode_t,
+}
+
+impl OpenAt {
+    /// `flags` as for `open(2)`; `O_CLOEXEC` is always added.
+    pub(crate) fn new(path: CString, flags: i32, mode: libc::mode_t) -> OpenAt {
+        OpenAt {
+            path,
+            flags: flags | libc::O_CLOEXEC,
+            mode,
+        }
+    }
+}
+
+// SAFETY: the SQE points into `path`, whose heap bytes stay put while the
+// operation moves; `Op` keeps `self` until the final CQE.
+unsafe impl Operation for OpenAt {
+    type Output = io::Result<OwnedFd>;
+
+    fn build(&mut self) -> squeue::Entry {
+        opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), self.path.as_ptr())
+            .flags(self.flags)
+            .mode(self.mode)
+            .build()
+    }
+
+    fn complete(self, completion: Completion) -> io::Result<OwnedFd> {
+        let fd = completion.into_result()? as i32;
+        // SAFETY: the kernel just opened `fd` for us and nobody else has it.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    fn late_completion(&mut self, completion: Completion) {
+        // The future is gone: close what a late success opened.
+        if completion.result >= 0 {
+            defer_close(Target::Fd(completion.result));
+        }
+    }
+}
+
+/// What `statx` looks at: an open descriptor, or a path.
+pub(crate) enum StatxOf {
+    Fd(SharedFd),
+    Path { path: CString, follow: bool },
+}
+
+/// `statx(2)` into a boxed buffer: the basic fields and the birth time.
+pub(crate) struct Statx {
+    of: StatxOf,
+    /// The empty path `AT_EMPTY_PATH` needs with a descriptor.
+    empty: CString,
+    buf: Box<libc::statx>,
+    mask: u32,
+}
+
+impl Statx {
+    /// `mask` as for `statx(2)`: the fields wanted.
+    pub(crate) fn new(of: StatxOf, mask: u32) -> io::Result<Statx> {
+        if let StatxOf::Fd(fd) = &of {
+            // statx takes no direct descriptor.
+            fd.raw_fd()?;
+        }
+        Ok(Statx {
+            of,
+            empty: CString::default(),
+            // SAFETY: `statx` is plain data, for which all zeroes is valid.
+            buf: Box::new(unsafe { std::mem::zeroed() }),
+            mask,
+        })
+    }
+}
+
+// SAFETY: the SQE points into `empty` or the path (heap bytes of a CString)
+// and into `buf` (a box), all of which stay put while the operation moves;
+// `Op` keeps `self` until the final CQE.
+unsafe impl Operation for Statx {
+    type Output = io::Result<libc::statx>;
+
+    fn build(&mut self) -> squeue::Entry {
+        let (dirfd, path, flags) = match &self.of {
+            StatxOf::Fd(fd) => (fd.raw(), self.empty.as_ptr(), libc::AT_EMPTY_PATH),
+            StatxOf::Path { path, follow } => {
+                let flags = if *follow {
+                    0
+                } else {
+                    libc::AT_SYMLINK_NOFOLLOW
+                };
+                (libc::AT_FDCWD, path.as_ptr(), flags)
+            }
+        };
+        let buf: *mut libc::statx = &mut *self.buf;
+        opcode::Statx::new(types::Fd(dirfd), path, buf.cast())
+            .flags(flags)
+            .mask(self.mask)
+            .build()
+    }
+
+    fn complete(self, completion: Completion) -> io::Result<libc::statx> {
+        completion.into_result()?;
+        Ok(*self.buf)
+    }
+}
+
+/// `fsync(2)` or `fdatasync(2)`.
+pub(crate) struct Fsync {
+    fd: SharedFd,
+    data_only: bool,
+}
+
+impl Fsync {
+    pub(crate) fn new(fd: SharedFd, data_only: bool) -> Fsync {
+        Fsync { fd, data_only }
+    }
+}
+
+// SAFETY: the SQE refers to no memory.
+unsafe impl Operation for Fsync {
+    type Output = io::Result<()>;
+
+    fn build(&mut self) -> squeue::Entry {
+        let flags = if self.data_only {
+            types::FsyncFlags::DATASYNC
+        } else {
+            types::FsyncFlags::empty()
+        };
+        with_target!(self.fd.target(), |t| opcode::Fsync::new(t)
+            .flags(flags)
+            .build())
+    }
+
+    fn complete(self, completion: Completion) -> io::Result<()> {
+        completion.into_result().map(drop)
+    }
+}
+
+/// `fallocate(2)`, or `ftruncate(2)` (Linux 6.9).
+pub(crate) enum Resize {
+    Allocate {
+        fd: SharedFd,
+        offset: u64,
+        len: u64,
+        mode: i32,
+    },
+    Truncate {
+        fd: SharedFd,
+        len: u64,
+    },
+}
+
+// SAFETY: the SQE refers to no memory.
+unsafe impl Operation for Resize {
+    type Output = io::Result<()>;
+
+    fn build(&mut self) -> squeue::Entry {
+        match self {
+            Resize::Allocate {
+                fd,
+                offset,
+                len,
+                mode,
+            } => with_target!(fd.target(), |t| opcode::Fallocate::new(t, *len)
+                .offset(*offset)
+                .mode(*mode)
+                .build()),
+            Resize::Truncate { fd, len } => {
+                with_target!(fd.target(), |t| opcode::Ftruncate::new(t, *len).build())
+            }
+        }
+    }
+
+    fn complete(self, completion: Completion) -> io::Result<()> {
+        completion.into_result().map(drop)
+    }
+}
+
+/// Moves up to `len` bytes from `from` to `to`, one of which is a pipe
+/// (`splice(2)`). An offset of `None` uses (and advances) the descriptor's
+/// position, as for a pipe or socket.
+pub(crate) struct Splice {
+    from: SharedFd,
+    from_offset: Option<u64>,
+    to: SharedFd,
+    to_offset: Option<u64>,
+    len: u32,
+}
+
+impl Splice {
+    pub(crate) fn new(
+        from: SharedFd,
+        from_offset: Option<u64>,
+        to: SharedFd,
+        to_offset: Option<u64>,
+        len: u32,
+    ) -> Splice {
+        Splice {
+            from,
+            from_offset,
+            to,
+            to_offset,
+            len,
+        }
+    }
+}
+
+// SAFETY: the SQE refers to no memory.
+unsafe impl Operation for Splice {
+    type Output = io::Result<usize>;
+
+    fn build(&mut self) -> squeue::Entry {
+        // -1: no offset (the descriptor's own position).
+        let offset = |offset: Option<u64>| offset.map_or(-1, |offset| offset as i64);
+        let (from_offset, to_offset, len) =
+            (offset(self.from_offset), offset(self.to_offset), self.len);
+        with_target!(self.to.target(), |to| match self.from.target() {
+            Target::Fd(from) => {
+                opcode::Splice::new(types::Fd(from), from_offset, to, to_offset, len).build()
+            }
+            Target::Fixed(from) => {
+                opcode::Splice::new(types::Fixed(from), from_offset, to, to_offset, len).build()
+            }
+        })
+    }
+
+    fn complete(self, completion: Completion) -> io::Result<usize> {
+        completion.into_result().map(|moved| moved as usize)
+    }
+}
+
+/// An operation on paths that returns nothing but success.
+pub(crate) enum PathOp {
+    /// `unlinkat`: a file, or with `dir` an empty directory.
+    Remove {
+        path: CString,
+        dir: bool,
+    },
+    Rename {
+        from: CString,
+        to: CString,
+    },
+    CreateDir {
+        path: CString,
+        mode: libc::mode_t,
+    },
+    /// `symlinkat`: `link` will point at `target`.
+    Symlink {
+        target: CString,
+        link: CString,
+    },
+    HardLink {
+        from: CString,
+        to: CString,
+    },
+}
+
+// SAFETY: the SQE points into the paths' heap bytes, which stay put while
+// the operation moves; `Op` keeps `self` until the final CQE.
+unsafe impl Operation for PathOp {
+    type Output = io::Result<()>;
+
+    fn build(&mut self) -> squeue::Entry {
+        let cwd = types::Fd(libc::AT_FDCWD);
+        match self {
+            PathOp::Remove { path, dir } => opcode::UnlinkAt::new(cwd, path.as_ptr())
+                .flags(if *dir { libc::AT_REMOVEDIR } else { 0 })
+                .build(),
+            PathOp::Rename { from, to } => {
+                opcode::RenameAt::new(cwd, from.as_ptr(), cwd, to.as_ptr()).build()
+            }
+            PathOp::CreateDir { path, mode } => {
+                opcode::MkDirAt::new(cwd, path.as_ptr()).mode(*mode).build()
+            }
+            PathOp::Symlink { target, link } => {
+                opcode::SymlinkAt::new(cwd, target.as_ptr(), link.as_ptr()).build()
+            }
+            PathOp::HardLink { from, to } => {
+                opcode::LinkAt::new(cwd, from.as_ptr(), cwd, to.as_ptr()).build()
+            }
+        }
+    }
+
+    fn complete(self, completion: Completion) -> io::Result<()> {
+        completion.into_result().map(drop)
+    }
+}

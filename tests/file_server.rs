@@ -1,0 +1,256 @@
+//! The file server example's HTTP handling, on a corering core, driven by
+//! curl and raw sockets: whole files byte-exact, ranges, HEAD, 404, 403 for
+//! `..`, keep-alive and pipelining.
+
+#[path = "../examples/file_server/http.rs"]
+mod http;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use corering::net::TcpListener;
+use http::{byte_range, parse, Parse};
+
+/// A file server over `root` on its own thread and core; stops when
+/// dropped.
+struct Server {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(root: &Path) -> Server {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (addr_tx, addr_rx) = mpsc::channel();
+        let stopping = stop.clone();
+        let root = root.to_path_buf();
+        let thread = std::thread::spawn(move || {
+            corering::start(async move {
+                let root: Rc<Path> = Rc::from(root.as_path());
+                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                while !stopping.load(Ordering::SeqCst) {
+                    if let Ok((stream, _)) =
+                        listener.accept_timeout(Duration::from_millis(20)).await
+                    {
+                        corering::spawn(http::serve(stream, root.clone(), Duration::from_secs(5)));
+                    }
+                }
+            })
+        });
+        Server {
+            addr: addr_rx.recv().unwrap(),
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// curl's output (the body, or with `-i` the head and body) and exit
+    /// status for `args` then the URL of `path`.
+    fn curl(&self, args: &[&str], path: &str) -> (Vec<u8>, bool) {
+        let output = Command::new("curl")
+            .args(["-s", "--max-time", "10", "--path-as-is"])
+            .args(args)
+            .arg(format!("http://{}{path}", self.addr))
+            .output()
+            .expect("curl is installed (ci/setup installs it)");
+        (output.stdout, output.status.success())
+    }
+
+    /// The status code curl saw.
+    fn status(&self, args: &[&str], path: &str) -> String {
+        let mut all = vec!["-o", "/dev/null", "-w", "%{http_code}"];
+        all.extend_from_slice(args);
+        String::from_utf8(self.curl(&all, path).0).unwrap()
+    }
+
+    /// Sends `request` on a new connection and reads until the server
+    /// closes it.
+    fn exchange(&self, request: &[u8]) -> Vec<u8> {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(request).unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        response
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A directory of test files, removed when dropped.
+struct Site(PathBuf);
+
+impl Site {
+    fn new(name: &str) -> Site {
+        let root =
+            std::env::temp_dir().join(format!("corering-site-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("docs")).unwrap();
+        std::fs::write(root.join("index.html"), b"<h1>home</h1>\n").unwrap();
+        std::fs::write(root.join("docs/big.bin"), big()).unwrap();
+        std::fs::write(root.join("docs/notes.txt"), b"0123456789abcdef").unwrap();
+        std::fs::write(root.join("with space.css"), b"body{}").unwrap();
+        Site(root)
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// 2.5 MiB of varying bytes: more than one pipe's worth per splice.
+fn big() -> Vec<u8> {
+    (0..(5u32 << 19))
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect()
+}
+
+#[test]
+fn curl_fetches_files_byte_exact_with_types_ranges_and_errors() {
+    let site = Site::new("curl");
+    let server = Server::start(&site.0);
+
+    let (body, ok) = server.curl(&[], "/docs/big.bin");
+    assert!(ok);
+    assert!(body == big(), "big.bin byte-exact ({} bytes)", body.len());
+    assert_eq!(server.curl(&[], "/").0, b"<h1>home</h1>\n", "the index");
+    assert_eq!(server.curl(&[], "/with%20space.css").0, b"body{}");
+
+    let (head, _) = server.curl(&["-i"], "/docs/notes.txt");
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.contains("Content-Length: 16\r\n"), "{head}");
+    assert!(
+        head.contains("Content-Type: text/plain; charset=utf-8\r\n"),
+        "{head}"
+    );
+    assert!(head.ends_with("\r\n\r\n0123456789abcdef"), "{head}");
+
+    // Ranges: a middle, an open end, a suffix, and one past the end.
+    assert_eq!(server.curl(&["-r", "2-5"], "/docs/notes.txt").0, b"2345");
+    assert_eq!(server.curl(&["-r", "10-"], "/docs/notes.txt").0, b"abcdef");
+    assert_eq!(server.curl(&["-r", "-3"], "/docs/notes.txt").0, b"def");
+    let (ranged, _) = server.curl(&["-i", "-r", "1000000-1000009"], "/docs/big.bin");
+    let ranged_head = String::from_utf8_lossy(&ranged[..ranged.len() - 10]).into_owned();
+    assert!(
+        ranged_head.starts_with("HTTP/1.1 206 Partial Content\r\n"),
+        "{ranged_head}"
+    );
+    assert!(
+        ranged_head.contains(&format!(
+            "Content-Range: bytes 1000000-1000009/{}\r\n",
+            5 << 19
+        )),
+        "{ranged_head}"
+    );
+    assert_eq!(&ranged[ranged.len() - 10..], &big()[1_000_000..1_000_010]);
+    assert_eq!(server.status(&["-r", "99-"], "/docs/notes.txt"), "416");
+
+    // HEAD: the head only.
+    let (head, _) = server.curl(&["-I"], "/docs/big.bin");
+    let head = String::from_utf8(head).unwrap();
+    assert!(
+        head.contains(&format!("Content-Length: {}\r\n", 5 << 19)),
+        "{head}"
+    );
+    assert!(head.ends_with("\r\n\r\n"), "{head}");
+
+    assert_eq!(server.status(&[], "/missing.txt"), "404");
+    assert_eq!(server.status(&[], "/docs/notes.txt/more"), "404");
+    // Leaving the root: refused, however it is spelled.
+    assert_eq!(server.status(&[], "/../etc/passwd"), "403");
+    assert_eq!(server.status(&[], "/docs/../../etc/passwd"), "403");
+    assert_eq!(server.status(&[], "/%2e%2e/etc/passwd"), "403");
+    assert_eq!(server.status(&["-X", "DELETE"], "/index.html"), "405");
+}
+
+#[test]
+fn keep_alive_and_pipelined_requests_share_a_connection() {
+    let site = Site::new("pipeline");
+    let server = Server::start(&site.0);
+    let response = server.exchange(
+        b"GET /docs/notes.txt HTTP/1.1\r\nHost: a\r\n\r\n\
+          HEAD /index.html HTTP/1.1\r\nHost: a\r\n\r\n\
+          GET /nothing HTTP/1.1\r\nHost: a\r\n\r\n\
+          GET /docs/notes.txt HTTP/1.1\r\nRange: bytes=0-1\r\nConnection: close\r\n\r\n",
+    );
+    let response = String::from_utf8(response).unwrap();
+    let expected = "HTTP/1.1 200 OK\r\nContent-Length: 16\r\nContent-Type: text/plain; charset=utf-8\r\nAccept-Ranges: bytes\r\n\r\n0123456789abcdef\
+        HTTP/1.1 200 OK\r\nContent-Length: 14\r\nContent-Type: text/html; charset=utf-8\r\nAccept-Ranges: bytes\r\n\r\n\
+        HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n\
+        HTTP/1.1 206 Partial Content\r\nContent-Length: 2\r\nContent-Type: text/plain; charset=utf-8\r\nAccept-Ranges: bytes\r\nContent-Range: bytes 0-1/16\r\nConnection: close\r\n\r\n01";
+    assert_eq!(response, expected);
+    // A malformed request: 400 and close.
+    assert_eq!(
+        server.exchange(b"NOT A REQUEST\r\n\r\n"),
+        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+}
+
+#[test]
+fn request_parsing_and_ranges() {
+    match parse(b"GET /a/b%2Fc?x=1 HTTP/1.1\r\nRange: bytes=1-2\r\n\r\nrest") {
+        Parse::Request(request) => {
+            assert_eq!(request.path, Path::new("a/b/c"));
+            assert_eq!(request.range.as_deref(), Some("bytes=1-2"));
+            assert_eq!(
+                (request.head, request.close, request.len),
+                (false, false, 47)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(parse(b"GET / HTTP/1.1\r\n"), Parse::Partial);
+    assert_eq!(
+        parse(b"GET /a/../b HTTP/1.1\r\n\r\n"),
+        Parse::Refuse("403 Forbidden")
+    );
+    assert_eq!(
+        parse(b"GET /a%00b HTTP/1.1\r\n\r\n"),
+        Parse::Refuse("400 Bad Request")
+    );
+    assert_eq!(
+        parse(b"GET /%zz HTTP/1.1\r\n\r\n"),
+        Parse::Refuse("400 Bad Request")
+    );
+    assert_eq!(
+        parse(b"GET relative HTTP/1.1\r\n\r\n"),
+        Parse::Refuse("400 Bad Request")
+    );
+    assert_eq!(
+        parse(b"POST / HTTP/1.1\r\n\r\n"),
+        Parse::Refuse("405 Method Not Allowed")
+    );
+    assert_eq!(
+        parse(&vec![b'a'; http::HEAD_MAX]),
+        Parse::Refuse("431 Request Header Fields Too Large")
+    );
+    assert_eq!(byte_range("bytes=0-0", 10), Some(Ok((0, 1))));
+    assert_eq!(byte_range("bytes=5-100", 10), Some(Ok((5, 10))));
+    assert_eq!(byte_range("bytes=-4", 10), Some(Ok((6, 10))));
+    assert_eq!(byte_range("bytes=-40", 10), Some(Ok((0, 10))));
+    assert_eq!(byte_range("bytes=10-", 10), Some(Err(())));
+    assert_eq!(byte_range("bytes=-0", 10), Some(Err(())));
+    assert_eq!(byte_range("bytes=0-1,3-4", 10), None);
+    assert_eq!(byte_range("lines=1-2", 10), None);
+    assert_eq!(byte_range("bytes=5-2", 10), None);
+}
