@@ -6,17 +6,23 @@
 //!   `pread` on its blocking pool, 32 at a time). Reported in IOPS.
 //! - Buffered sequential read, 128 KiB blocks: corering (4 in flight)
 //!   against fio (io_uring, depth 4) and `std::fs` (one `read` after
-//!   another). Reported in MiB/s. The file is read through once first and
+//!   another), both into page-aligned buffers: on this machine a
+//!   destination 16 bytes past a page boundary (what malloc returns for
+//!   128 KiB) made the kernel's copy of cached pages up to 6x slower.
+//!   Reported in MiB/s. The file is read through once first and
 //!   fio told not to drop it (`--invalidate=0`), so every reader finds it
 //!   in the page cache: this measures the cost of moving cached pages.
 //!
-//! Method: rounds alternate between the contenders; medians of the rounds.
+//! Method: each round runs every contender back to back, in an order that
+//! rotates from round to round; IOPS and MiB/s are medians over the
+//! rounds, the ratios medians of the per-round ratios. Random offsets are
+//! fresh every round for every contender.
 //! The file lives in `target/bench/` (fio and O_DIRECT need a real file
 //! system, not tmpfs). Writes `target/bench/files.md` and prints
 //! `files-randread ...` and `files-seqread ...` lines.
 //!
-//! Usage: `files [--quick]` (quick: 3 rounds of 1 s; full: 5 rounds of
-//! 5 s), run from the repository root.
+//! Usage: `files [--quick]` (quick: 5 rounds of 1 s; full: 11 rounds of
+//! 3 s), run from the repository root.
 
 use std::cell::Cell;
 use std::io::{Read, Write};
@@ -26,7 +32,7 @@ use std::process::Command;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use corering::buf::FixedBufPool;
+use corering::buf::{AlignedBuf, FixedBufPool};
 use corering::fs::OpenOptions;
 
 const FILE_SIZE: u64 = 1 << 30;
@@ -37,38 +43,69 @@ const SEQ_DEPTH: usize = 4;
 
 fn main() {
     let quick = std::env::args().any(|arg| arg == "--quick");
-    let (rounds, seconds) = if quick { (3, 1) } else { (5, 5) };
+    let (rounds, seconds) = if quick { (5, 1) } else { (11, 3) };
     let path = PathBuf::from("target/bench/files-1g.dat");
     prepare(&path);
     println!(
-        "files: {} MiB file, median of {rounds} rounds of {seconds} s",
+        "files: {} MiB file, {rounds} rounds of {seconds} s, contenders in rotating order",
         FILE_SIZE >> 20
     );
     let runtime = Duration::from_secs(seconds);
 
+    // The device's speed drifts by more than the gaps measured, so each
+    // round runs every contender back to back, in an order that rotates
+    // from round to round, and the ratios are medians of the per-round
+    // ratios. Offsets are fresh every round (fio: --randrepeat=0), so no
+    // contender rereads blocks the host may still cache from its last run.
     let mut random = [Vec::new(), Vec::new(), Vec::new()];
     let mut sequential = [Vec::new(), Vec::new(), Vec::new()];
-    for _ in 0..rounds {
-        random[0].push(corering_random(&path, runtime));
-        random[1].push(fio(&path, "randread", BLOCK, DEPTH, true, runtime));
-        random[2].push(tokio_random(&path, runtime));
-        sequential[0].push(corering_sequential(&path, runtime));
-        sequential[1].push(
-            fio(&path, "read", SEQ_BLOCK, SEQ_DEPTH, false, runtime) * SEQ_BLOCK as f64
-                / (1 << 20) as f64,
-        );
-        sequential[2].push(std_sequential(&path, runtime));
+    for round in 0..rounds {
+        let mut results = [0.0; 3];
+        for contender in (0..3).map(|i| (i + round) % 3) {
+            results[contender] = match contender {
+                0 => corering_random(&path, runtime, round as u64),
+                1 => fio(&path, "randread", BLOCK, DEPTH, true, runtime),
+                _ => tokio_random(&path, runtime, round as u64),
+            };
+        }
+        for (all, result) in random.iter_mut().zip(results) {
+            all.push(result);
+        }
+        for contender in (0..3).map(|i| (i + round) % 3) {
+            results[contender] = match contender {
+                0 => corering_sequential(&path, runtime),
+                1 => {
+                    fio(&path, "read", SEQ_BLOCK, SEQ_DEPTH, false, runtime) * SEQ_BLOCK as f64
+                        / (1 << 20) as f64
+                }
+                _ => std_sequential(&path, runtime),
+            };
+        }
+        for (all, result) in sequential.iter_mut().zip(results) {
+            all.push(result);
+        }
     }
+    // corering over each peer: the median of the per-round ratios.
+    let ratio = |rounds: &[Vec<f64>; 3], peer: usize| {
+        let mut ratios: Vec<f64> = rounds[0]
+            .iter()
+            .zip(&rounds[peer])
+            .map(|(ours, theirs)| ours / theirs)
+            .collect();
+        median(&mut ratios)
+    };
+    let random_ratios = [ratio(&random, 1), ratio(&random, 2)];
+    let sequential_ratios = [ratio(&sequential, 1), ratio(&sequential, 2)];
     let random = random.map(|mut rounds| median(&mut rounds));
     let sequential = sequential.map(|mut rounds| median(&mut rounds));
-    println!("4 KiB random reads, O_DIRECT, {DEPTH} in flight (IOPS):");
+    println!("4 KiB random reads, O_DIRECT, {DEPTH} in flight (IOPS, medians):");
     for (name, iops) in ["corering", "fio io_uring", "tokio (blocking pool)"]
         .iter()
         .zip(random)
     {
         println!("  {name:<24} {iops:>12.0}");
     }
-    println!("buffered sequential read, 128 KiB blocks (MiB/s):");
+    println!("buffered sequential read, 128 KiB blocks (MiB/s, medians):");
     for (name, rate) in ["corering", "fio io_uring", "std::fs"]
         .iter()
         .zip(sequential)
@@ -77,36 +114,29 @@ fn main() {
     }
     println!(
         "files-randread corering-iops {:.0} fio-iops {:.0} tokio-iops {:.0} fio-ratio {:.3} tokio-ratio {:.3}",
-        random[0],
-        random[1],
-        random[2],
-        random[0] / random[1],
-        random[0] / random[2]
+        random[0], random[1], random[2], random_ratios[0], random_ratios[1]
     );
     println!(
         "files-seqread corering-mibs {:.0} fio-mibs {:.0} std-mibs {:.0} fio-ratio {:.3} std-ratio {:.3}",
-        sequential[0],
-        sequential[1],
-        sequential[2],
-        sequential[0] / sequential[1],
-        sequential[0] / sequential[2]
+        sequential[0], sequential[1], sequential[2], sequential_ratios[0], sequential_ratios[1]
     );
     let md = format!(
-        "## Files (1 GiB file, median of {rounds} rounds of {seconds} s)\n\n\
+        "## Files (1 GiB file; {rounds} rounds of {seconds} s, contenders in rotating order)\n\n\
+         IOPS and MiB/s are medians over the rounds; the ratios are medians of the per-round ratios.\n\n\
          | 4 KiB random reads, O_DIRECT, depth {DEPTH} | IOPS | corering / this |\n| --- | ---: | ---: |\n\
          | corering (registered buffers) | {:.0} | |\n| fio --ioengine=io_uring | {:.0} | {:.2} |\n| tokio (pread on its blocking pool) | {:.0} | {:.2} |\n\n\
          | buffered sequential read, 128 KiB | MiB/s | corering / this |\n| --- | ---: | ---: |\n\
          | corering (depth {SEQ_DEPTH}) | {:.0} | |\n| fio --ioengine=io_uring (depth {SEQ_DEPTH}) | {:.0} | {:.2} |\n| std::fs (read after read) | {:.0} | {:.2} |\n",
         random[0],
         random[1],
-        random[0] / random[1],
+        random_ratios[0],
         random[2],
-        random[0] / random[2],
+        random_ratios[1],
         sequential[0],
         sequential[1],
-        sequential[0] / sequential[1],
+        sequential_ratios[0],
         sequential[2],
-        sequential[0] / sequential[2],
+        sequential_ratios[1],
     );
     std::fs::write("target/bench/files.md", md).expect("write target/bench/files.md");
     println!("report: target/bench/files.md");
@@ -139,9 +169,9 @@ fn write_file(path: &Path) {
 struct Rng(u64);
 
 impl Rng {
-    /// Reader `id`'s own sequence.
-    fn for_reader(id: usize) -> Rng {
-        Rng(0x9e37_79b9_7f4a_7c15 ^ ((id as u64 + 1) * 0x1000_0001))
+    /// Reader `id`'s own sequence in round `seed`.
+    fn for_reader(seed: u64, id: usize) -> Rng {
+        Rng(0x9e37_79b9_7f4a_7c15 ^ ((seed << 32) + (id as u64 + 1) * 0x1000_0001))
     }
 
     /// A random block-aligned offset inside the file.
@@ -156,7 +186,7 @@ impl Rng {
 
 /// corering: `DEPTH` tasks, each reading random blocks into its own
 /// registered buffer, for `runtime`. IOPS.
-fn corering_random(path: &Path, runtime: Duration) -> f64 {
+fn corering_random(path: &Path, runtime: Duration, seed: u64) -> f64 {
     corering::start(async {
         let file = Rc::new(
             OpenOptions::new()
@@ -173,7 +203,7 @@ fn corering_random(path: &Path, runtime: Duration) -> f64 {
             .map(|id| {
                 let (file, pool, done) = (file.clone(), pool.clone(), done.clone());
                 corering::spawn(async move {
-                    let mut rng = Rng::for_reader(id);
+                    let mut rng = Rng::for_reader(seed, id);
                     let mut buf = pool.get().await;
                     // Checking the clock every 64 reads keeps it off the
                     // per-read cost.
@@ -202,7 +232,7 @@ fn corering_random(path: &Path, runtime: Duration) -> f64 {
 
 /// tokio, as `tokio::fs` does file I/O: each read a `pread` on the
 /// blocking pool, `DEPTH` in flight, into aligned buffers. IOPS.
-fn tokio_random(path: &Path, runtime: Duration) -> f64 {
+fn tokio_random(path: &Path, runtime: Duration, seed: u64) -> f64 {
     let file = std::sync::Arc::new(
         std::fs::OpenOptions::new()
             .read(true)
@@ -222,8 +252,8 @@ fn tokio_random(path: &Path, runtime: Duration) -> f64 {
             .map(|id| {
                 let file = file.clone();
                 tokio::spawn(async move {
-                    let mut rng = Rng::for_reader(id);
-                    let mut buf = corering::buf::AlignedBuf::new(BLOCK, BLOCK);
+                    let mut rng = Rng::for_reader(seed, id);
+                    let mut buf = AlignedBuf::new(BLOCK, BLOCK);
                     let mut done = 0u64;
                     while Instant::now() < deadline {
                         let (offset, file) = (rng.block(), file.clone());
@@ -262,7 +292,7 @@ fn corering_sequential(path: &Path, runtime: Duration) -> f64 {
             .map(|_| {
                 let (file, next, bytes) = (file.clone(), next.clone(), bytes.clone());
                 corering::spawn(async move {
-                    let mut buf = Vec::with_capacity(SEQ_BLOCK);
+                    let mut buf = AlignedBuf::new(SEQ_BLOCK, 4096);
                     while Instant::now() < deadline {
                         let offset = next.get() % FILE_SIZE;
                         next.set(offset + SEQ_BLOCK as u64);
@@ -285,7 +315,8 @@ fn corering_sequential(path: &Path, runtime: Duration) -> f64 {
 /// the end, for `runtime`. MiB/s.
 fn std_sequential(path: &Path, runtime: Duration) -> f64 {
     let mut file = std::fs::File::open(path).expect("open");
-    let mut buf = vec![0u8; SEQ_BLOCK];
+    let mut buf = AlignedBuf::new(SEQ_BLOCK, 4096);
+    buf.set_len(SEQ_BLOCK);
     let mut bytes = 0u64;
     let started = Instant::now();
     while started.elapsed() < runtime {
@@ -315,6 +346,7 @@ fn fio(path: &Path, rw: &str, block: usize, depth: usize, direct: bool, runtime:
             // Keep the page cache: every buffered reader here reads the
             // file cached (fio would drop it before each job).
             "--invalidate=0",
+            "--randrepeat=0",
             "--output-format=json",
         ])
         .output()
