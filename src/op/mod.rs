@@ -3,8 +3,8 @@
 //! passed through as an `io::Error`; none panics).
 //!
 //! The operations themselves are reached through the types that use them
-//! ([`Fd`](crate::fd::Fd), sockets in [`net`](crate::net), later files); [`nop`] is public for
-//! measuring the runtime itself.
+//! ([`Fd`](crate::fd::Fd), sockets in [`net`](crate::net), files in
+//! [`fs`](crate::fs)); [`nop`] is public for measuring the runtime itself.
 
 mod close;
 mod fs;
