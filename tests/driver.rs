@@ -4,6 +4,9 @@ mod common;
 
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
 
 use corering::fd::Fd;
 
@@ -152,4 +155,60 @@ fn sqpoll_ring_with_eight_entries_completes_every_operation() {
     assert_eq!(stats.in_flight, 0);
     assert!(stats.sq_full > 0, "1,000 nops must fill an 8-entry SQ");
     assert_eq!(stats.submitted, stats.completed);
+}
+
+#[test]
+fn batch_wait_still_completes_lone_operations_timers_and_remote_wakes() {
+    // A batch of 8 is asked for, but one operation, one timer or one wake
+    // from another thread is all there is: each still completes, at most
+    // the batch delay after it arrives.
+    let runtime = corering::Runtime::builder()
+        .batch_wait(8, std::time::Duration::from_micros(200))
+        .build()
+        .unwrap();
+    let (reads, stats) = runtime.block_on(async {
+        let (reader, writer) = common::pipe();
+        let mut reads = 0;
+        for round in 0..50u8 {
+            let (written, _) = writer.write(vec![round]).await;
+            assert_eq!(written.unwrap(), 1);
+            let (read, buf) = reader.read(Vec::with_capacity(4)).await;
+            assert_eq!((read.unwrap(), buf[0]), (1, round));
+            reads += 1;
+        }
+        corering::time::sleep(std::time::Duration::from_millis(2)).await;
+        // Parked with nothing but the doorbell in flight, a wake from
+        // another thread still ends the park (the timeout only bounds a
+        // failure).
+        let parked: Arc<Mutex<Option<Waker>>> = Arc::default();
+        let woken = Arc::new(AtomicBool::new(false));
+        let waiter = corering::spawn({
+            let (parked, woken) = (parked.clone(), woken.clone());
+            std::future::poll_fn(move |cx| {
+                if woken.load(Ordering::SeqCst) {
+                    return Poll::Ready(());
+                }
+                *parked.lock().unwrap() = Some(cx.waker().clone());
+                Poll::Pending
+            })
+        });
+        let waker_thread = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            woken.store(true, Ordering::SeqCst);
+            parked
+                .lock()
+                .unwrap()
+                .take()
+                .expect("the waiter ran")
+                .wake();
+        });
+        corering::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("the remote wake ended the park")
+            .unwrap();
+        waker_thread.join().unwrap();
+        (reads, corering::stats())
+    });
+    assert_eq!(reads, 50);
+    assert_eq!(stats.in_flight, 0);
 }

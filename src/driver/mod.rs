@@ -86,6 +86,7 @@ pub(crate) struct DriverConfig {
     pub(crate) sqpoll_idle: Option<Duration>,
     pub(crate) slots_max: usize,
     pub(crate) direct_fds: u32,
+    pub(crate) batch_wait: Option<(u32, Duration)>,
 }
 
 /// One core's ring and everything in flight on it.
@@ -128,6 +129,9 @@ pub(crate) struct Driver {
     /// because a direct accept that finds the table full loses its
     /// connection in the kernel: none is submitted without an entry.
     direct_in_use: u32,
+    /// How a park waits for a batch: (completions, µs after the first);
+    /// `None` wakes on the first completion.
+    batch_wait: Option<(u32, u32)>,
     /// The registered buffer table: `None` until a fixed-buffer pool first
     /// asks for it; then its free ranges (start, length).
     fixed_free: Option<Vec<(u32, u32)>>,
@@ -153,6 +157,14 @@ impl Driver {
                 .register_files_sparse(config.direct_fds)
                 .is_ok();
         let direct_fds = if registered { config.direct_fds } else { 0 };
+        // The batch wait needs the kernel's minimum-wait timeout (6.12).
+        let batch_wait = config
+            .batch_wait
+            .filter(|_| ring.params().is_feature_min_timeout())
+            .map(|(count, delay)| {
+                let micros = u32::try_from(delay.as_micros()).unwrap_or(u32::MAX).max(1);
+                (count, micros)
+            });
         Ok(Driver {
             ring,
             queues,
@@ -171,6 +183,7 @@ impl Driver {
             next_buf_group: 0,
             direct_fds,
             direct_in_use: 0,
+            batch_wait,
             fixed_free: None,
             shutting_down: false,
             stats: Stats::default(),
@@ -622,7 +635,10 @@ impl Driver {
     }
 
     /// One `io_uring_enter` that submits everything queued, runs deferred
-    /// completion work and waits for `want` CQEs, at most `timeout`.
+    /// completion work and waits for `want` CQEs, at most `timeout`. With a
+    /// batch wait configured, a wait for one waits for the batch instead
+    /// (bounded by the operations in flight), returning at the latest the
+    /// batch delay after the first CQE.
     fn enter_raw(&mut self, want: u32, timeout: Option<Duration>) -> io::Result<usize> {
         self.queues.publish();
         // With SQPOLL the poller submits; enter only to wait or to flush
@@ -632,8 +648,20 @@ impl Driver {
         if self.flags.sqpoll && self.queues.need_wakeup() {
             flags |= EnterFlags::SQ_WAKEUP;
         }
-        match timeout {
-            None => {
+        let batch = self
+            .batch_wait
+            .filter(|_| want == 1)
+            .map(|(count, micros)| {
+                let in_flight = self.stats().in_flight;
+                (
+                    count
+                        .min(u32::try_from(in_flight).unwrap_or(u32::MAX))
+                        .max(1),
+                    micros,
+                )
+            });
+        match (timeout, batch) {
+            (None, None) => {
                 // SAFETY: no argument pointer is passed.
                 unsafe {
                     self.ring.submitter().enter::<libc::sigset_t>(
@@ -644,10 +672,21 @@ impl Driver {
                     )
                 }
             }
-            Some(timeout) => {
+            (Some(timeout), None) => {
                 let timespec = types::Timespec::from(timeout);
                 let args = types::SubmitArgs::new().timespec(&timespec);
                 self.ring.submitter().submit_with_args(want as usize, &args)
+            }
+            (timeout, Some((want, micros))) => {
+                let args = types::SubmitArgs::new().min_wait_usec(micros);
+                match timeout {
+                    Some(timeout) => {
+                        let timespec = types::Timespec::from(timeout);
+                        let args = args.timespec(&timespec);
+                        self.ring.submitter().submit_with_args(want as usize, &args)
+                    }
+                    None => self.ring.submitter().submit_with_args(want as usize, &args),
+                }
             }
         }
     }

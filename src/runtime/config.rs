@@ -23,6 +23,9 @@ pub(crate) struct Config {
     /// Entries of the ring's table of direct (registered) descriptors, for
     /// `accept_direct`; 0 registers none. Default 1,024.
     pub(crate) direct_fds: u32,
+    /// A parked core waits for this many completions, or this long after
+    /// the first; `None` (the default) wakes on the first.
+    pub(crate) batch_wait: Option<(u32, Duration)>,
 }
 
 impl Default for Config {
@@ -34,6 +37,7 @@ impl Default for Config {
             tasks_per_tick: 256,
             shutdown_timeout: Duration::from_secs(1),
             direct_fds: 1024,
+            batch_wait: None,
         }
     }
 }
