@@ -33,7 +33,7 @@ impl Server {
         let root = root.to_path_buf();
         let thread = std::thread::spawn(move || {
             corering::start(async move {
-                let root: Rc<Path> = Rc::from(root.as_path());
+                let root = Rc::new(http::open_root(&root).await.unwrap());
                 let listener = TcpListener::bind("127.0.0.1:0").unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
                 while !stopping.load(Ordering::SeqCst) {
@@ -107,6 +107,8 @@ impl Site {
         std::fs::write(root.join("docs/big.bin"), big()).unwrap();
         std::fs::write(root.join("docs/notes.txt"), b"0123456789abcdef").unwrap();
         std::fs::write(root.join("with space.css"), b"body{}").unwrap();
+        // A link inside the root to a file outside it.
+        std::os::unix::fs::symlink(std::env::temp_dir(), root.join("docs/escape")).unwrap();
         Site(root)
     }
 }
@@ -180,6 +182,11 @@ fn curl_fetches_files_byte_exact_with_types_ranges_and_errors() {
     assert_eq!(server.status(&[], "/../etc/passwd"), "403");
     assert_eq!(server.status(&[], "/docs/../../etc/passwd"), "403");
     assert_eq!(server.status(&[], "/%2e%2e/etc/passwd"), "403");
+    assert_eq!(
+        server.status(&[], "/docs/escape"),
+        "403",
+        "a link leading out"
+    );
     assert_eq!(server.status(&["-X", "DELETE"], "/index.html"), "405");
 }
 

@@ -723,3 +723,46 @@ fn splice_sends_a_file_on_a_socket_and_copy_copies_it() {
         std::fs::metadata(&source).unwrap().mode()
     );
 }
+
+#[test]
+fn open_beneath_keeps_paths_inside_the_directory() {
+    let _serial = common::serial();
+    let dir = TempDir::new("beneath");
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(root.join("sub/inside.txt"), b"in").unwrap();
+    std::fs::write(dir.join("outside.txt"), b"out").unwrap();
+    std::os::unix::fs::symlink("../outside.txt", root.join("escape")).unwrap();
+    std::os::unix::fs::symlink("sub/inside.txt", root.join("fine")).unwrap();
+    corering::start(async {
+        let root_dir = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(&root)
+            .await
+            .unwrap();
+        let mut read = OpenOptions::new();
+        read.read(true);
+        for inside in ["sub/inside.txt", "fine", "sub/../sub/inside.txt"] {
+            let file = read.open_beneath(&root_dir, inside).await.unwrap();
+            let (got, buf) = file.read_at(Vec::with_capacity(8), 0).await;
+            assert_eq!((got.unwrap(), &buf[..]), (2, &b"in"[..]), "{inside}");
+        }
+        for outside in [
+            "../outside.txt",
+            "escape",
+            "sub/../../outside.txt",
+            "/etc/passwd",
+        ] {
+            let error = read.open_beneath(&root_dir, outside).await.unwrap_err();
+            assert_eq!(error.raw_os_error(), Some(libc::EXDEV), "{outside}");
+        }
+        assert_eq!(
+            read.open_beneath(&root_dir, "missing")
+                .await
+                .unwrap_err()
+                .kind(),
+            ErrorKind::NotFound
+        );
+    });
+}

@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use corering::buf::IoBuf;
-use corering::fs::File;
+use corering::fs::{File, OpenOptions};
 use corering::net::TcpStream;
 use corering::time::timeout;
 
@@ -106,7 +106,8 @@ pub fn parse(input: &[u8]) -> Parse {
 }
 
 /// The relative path a request target names: percent-decoded, without the
-/// query; `..` refused with 403 (it could leave the root).
+/// query; `..` refused with 403 (the kernel would refuse it too, when the
+/// file is opened beneath the root).
 fn resolve(target: &str) -> Result<PathBuf, &'static str> {
     let path = target.split(['?', '#']).next().unwrap_or("");
     if !path.starts_with('/') {
@@ -198,7 +199,7 @@ pub fn content_type(path: &Path) -> &'static str {
         "css" => "text/css; charset=utf-8",
         "js" | "mjs" => "text/javascript; charset=utf-8",
         "json" => "application/json",
-        "txt" | "md" => "text/plain; charset=utf-8",
+        "txt" | "md" | "toml" | "rs" | "csv" | "log" => "text/plain; charset=utf-8",
         "xml" => "application/xml",
         "svg" => "image/svg+xml",
         "png" => "image/png",
@@ -214,9 +215,20 @@ pub fn content_type(path: &Path) -> &'static str {
     }
 }
 
+/// Opens the directory to serve; files are opened beneath it, so that no
+/// path (`..`, an absolute path, a symbolic link pointing outside) can
+/// leave it.
+pub async fn open_root(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(path)
+        .await
+}
+
 /// Serves one connection until the client closes it, asks to close, sends
 /// something refused, or stays silent for `idle`.
-pub async fn serve(stream: TcpStream, root: Rc<Path>, idle: Duration) {
+pub async fn serve(stream: TcpStream, root: Rc<File>, idle: Duration) {
     let mut input: Vec<u8> = Vec::with_capacity(1024);
     loop {
         let request = match parse(&input) {
@@ -283,9 +295,16 @@ fn refusal(status: &str) -> Vec<u8> {
 }
 
 /// Answers one request; `Ok(false)` when the connection must close.
-async fn respond(stream: &TcpStream, root: &Path, request: &Request) -> io::Result<bool> {
-    let mut path = root.join(&request.path);
-    let mut file = match File::open(&path).await {
+async fn respond(stream: &TcpStream, root: &File, request: &Request) -> io::Result<bool> {
+    let mut read = OpenOptions::new();
+    read.read(true);
+    // The root itself is "." (an empty path names nothing).
+    let mut path = if request.path.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        request.path.clone()
+    };
+    let mut file = match read.open_beneath(root, &path).await {
         Ok(file) => file,
         Err(error) => return send_error(stream, request, &error).await,
     };
@@ -294,7 +313,7 @@ async fn respond(stream: &TcpStream, root: &Path, request: &Request) -> io::Resu
         // A directory's index, if it has one.
         file.close().await?;
         path.push("index.html");
-        file = match File::open(&path).await {
+        file = match read.open_beneath(root, &path).await {
             Ok(file) => file,
             Err(error) => return send_error(stream, request, &error).await,
         };
@@ -355,6 +374,8 @@ async fn send_error(stream: &TcpStream, request: &Request, error: &io::Error) ->
     let status = match error.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => "404 Not Found",
         io::ErrorKind::PermissionDenied => "403 Forbidden",
+        // A symbolic link pointing outside the root.
+        _ if error.raw_os_error() == Some(libc::EXDEV) => "403 Forbidden",
         _ => "500 Internal Server Error",
     };
     send_status(stream, request, status).await

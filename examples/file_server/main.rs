@@ -1,8 +1,9 @@
 //! A static HTTP/1.1 file server on every core: GET and HEAD of the files
 //! under a directory, with Content-Type by extension, byte ranges,
 //! keep-alive and pipelining; bodies are sent with `splice` (file to pipe
-//! to socket, no copy through user space). `..` in a path gets 403, a
-//! missing file 404.
+//! to socket, no copy through user space). Files are opened beneath the
+//! directory (`openat2` with `RESOLVE_BENEATH`): `..` or a symbolic link
+//! leading outside gets 403, a missing file 404.
 //!
 //! ```sh
 //! cargo run --release --example file_server -- [dir] [port] [cores]
@@ -39,14 +40,17 @@ fn main() {
         .pin_cores(true)
         .run_on_cores(|core| {
             let listener = TcpListener::bind_reuse_port(("0.0.0.0", port));
-            let root: Rc<Path> = Rc::from(Path::new(&root));
+            let root_path = root.clone();
             async move {
                 let listener = listener.map_err(|error| format!("{core}: port {port}: {error}"))?;
+                let root = http::open_root(Path::new(&root_path))
+                    .await
+                    .map(Rc::new)
+                    .map_err(|error| format!("{core}: {root_path}: {error}"))?;
                 let _ = listener.set_nodelay(true);
                 if core.index() == 0 {
                     println!(
-                        "file_server: serving {} on http://127.0.0.1:{port}/ on {cores} cores",
-                        root.display()
+                        "file_server: serving {root_path} on http://127.0.0.1:{port}/ on {cores} cores"
                     );
                 }
                 loop {

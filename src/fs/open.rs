@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::{c_path, File};
 use crate::driver::Op;
+use crate::fd::SharedFd;
 use crate::op::OpenAt;
 
 /// How to open a file: access (read, write, append), creation (create,
@@ -130,9 +131,55 @@ impl OpenOptions {
     /// creation or truncation without write access; append with truncate)
     /// or a path with a NUL byte; otherwise as `open(2)`.
     pub async fn open(&self, path: impl AsRef<Path>) -> io::Result<File> {
+        self.open_in(path.as_ref(), None).await
+    }
+
+    /// Opens `path` relative to the directory `dir`, which it may not
+    /// leave: `..` above `dir`, an absolute path, or a symbolic link that
+    /// points outside it fails with `EXDEV` (`openat2` with
+    /// `RESOLVE_BENEATH`, Linux 5.6). What a server serving files from a
+    /// directory needs.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](OpenOptions::open); `EXDEV` (`CrossesDevices`) for a
+    /// path that would leave `dir`; `Unsupported` when `dir` is a direct
+    /// descriptor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corering::fs::{self, OpenOptions};
+    ///
+    /// corering::start(async {
+    ///     let root = std::env::temp_dir().join(format!("corering-doc-beneath-{}", std::process::id()));
+    ///     fs::create_dir_all(&root).await.unwrap();
+    ///     fs::write(root.join("inside.txt"), b"ok".to_vec()).await.unwrap();
+    ///     let dir = OpenOptions::new()
+    ///         .read(true)
+    ///         .custom_flags(libc::O_DIRECTORY)
+    ///         .open(&root)
+    ///         .await
+    ///         .unwrap();
+    ///     let mut read = OpenOptions::new();
+    ///     read.read(true);
+    ///     assert!(read.open_beneath(&dir, "inside.txt").await.is_ok());
+    ///     let escape = read.open_beneath(&dir, "../../etc/passwd").await.unwrap_err();
+    ///     assert_eq!(escape.raw_os_error(), Some(libc::EXDEV));
+    ///     fs::remove_file(root.join("inside.txt")).await.unwrap();
+    ///     fs::remove_dir(&root).await.unwrap();
+    /// });
+    /// ```
+    pub async fn open_beneath(&self, dir: &File, path: impl AsRef<Path>) -> io::Result<File> {
+        dir.shared().raw_fd()?;
+        self.open_in(path.as_ref(), Some(dir.shared().clone()))
+            .await
+    }
+
+    async fn open_in(&self, path: &Path, beneath: Option<SharedFd>) -> io::Result<File> {
         let flags = self.flags()?;
-        let path = c_path(path.as_ref())?;
-        let fd = Op::new(OpenAt::new(path, flags, self.mode)).await?;
+        let path = c_path(path)?;
+        let fd = Op::new(OpenAt::new(path, flags, self.mode, beneath)).await?;
         let file = File::from_owned(fd);
         if flags & libc::O_DIRECT != 0 {
             return file.into_direct().await;

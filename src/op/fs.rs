@@ -1,4 +1,4 @@
-//! File-system operations: `IORING_OP_OPENAT`, `STATX`, `FSYNC`,
+//! File-system operations: `IORING_OP_OPENAT2`, `STATX`, `FSYNC`,
 //! `FALLOCATE`, `FTRUNCATE`, `SPLICE`, and the path operations (`UNLINKAT`,
 //! `RENAMEAT`, `MKDIRAT`, `SYMLINKAT`, `LINKAT`).
 //!
@@ -15,34 +15,57 @@ use crate::driver::{Completion, Operation};
 use crate::fd::{with_target, SharedFd, Target};
 use crate::runtime::defer_close;
 
-/// Opens (or creates) `path`, relative to the current directory.
+/// Opens (or creates) `path` (`openat2`): relative to the current
+/// directory, or beneath a directory, whose bounds the kernel then keeps.
 pub(crate) struct OpenAt {
     path: CString,
-    flags: i32,
-    mode: libc::mode_t,
+    /// The directory `path` is resolved in, beneath which it must stay;
+    /// `None`: the current directory, without bounds.
+    beneath: Option<SharedFd>,
+    /// Boxed: the SQE points at it.
+    how: Box<types::OpenHow>,
 }
 
 impl OpenAt {
-    /// `flags` as for `open(2)`; `O_CLOEXEC` is always added.
-    pub(crate) fn new(path: CString, flags: i32, mode: libc::mode_t) -> OpenAt {
+    /// `flags` as for `open(2)`; `O_CLOEXEC` is always added. With
+    /// `beneath`, `RESOLVE_BENEATH`: `..`, absolute paths and symbolic
+    /// links that would leave the directory fail with `EXDEV`.
+    pub(crate) fn new(
+        path: CString,
+        flags: i32,
+        mode: libc::mode_t,
+        beneath: Option<SharedFd>,
+    ) -> OpenAt {
+        let resolve = if beneath.is_some() {
+            libc::RESOLVE_BENEATH
+        } else {
+            0
+        };
+        // The mode only goes with flags that create; openat2 refuses it
+        // otherwise.
+        // (O_TMPFILE includes O_DIRECTORY's bit: test all of it.)
+        let creates = flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE;
+        let how = types::OpenHow::new()
+            .flags((flags | libc::O_CLOEXEC) as u32 as u64)
+            .mode(if creates { u64::from(mode) } else { 0 })
+            .resolve(resolve);
         OpenAt {
             path,
-            flags: flags | libc::O_CLOEXEC,
-            mode,
+            beneath,
+            how: Box::new(how),
         }
     }
 }
 
-// SAFETY: the SQE points into `path`, whose heap bytes stay put while the
-// operation moves; `Op` keeps `self` until the final CQE.
+// SAFETY: the SQE points into `path` (a CString's heap bytes) and at
+// `how` (a box), which stay put while the operation moves; `Op` keeps
+// `self` until the final CQE. `beneath` keeps the directory open.
 unsafe impl Operation for OpenAt {
     type Output = io::Result<OwnedFd>;
 
     fn build(&mut self) -> squeue::Entry {
-        opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), self.path.as_ptr())
-            .flags(self.flags)
-            .mode(self.mode)
-            .build()
+        let dir = self.beneath.as_ref().map_or(libc::AT_FDCWD, SharedFd::raw);
+        opcode::OpenAt2::new(types::Fd(dir), self.path.as_ptr(), &*self.how).build()
     }
 
     fn complete(self, completion: Completion) -> io::Result<OwnedFd> {
