@@ -259,6 +259,20 @@ impl Inner {
         self.exhausted.set(self.exhausted.get() + 1);
     }
 
+    /// A receive found the ring empty: counts it, then waits until a
+    /// buffer is available again.
+    pub(crate) async fn starved(&self) {
+        self.note_exhausted();
+        std::future::poll_fn(|cx| {
+            if self.wait_for_buffer(cx.waker()) {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+    }
+
     /// Whether any buffer is available; if not, `waker` is woken when one
     /// comes back.
     pub(crate) fn wait_for_buffer(&self, waker: &Waker) -> bool {

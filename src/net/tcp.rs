@@ -348,15 +348,7 @@ impl TcpStream {
         loop {
             match Op::new(RecvBuf::new(self.fd.clone(), ring.inner().clone())).await {
                 Err(error) if error.raw_os_error() == Some(libc::ENOBUFS) => {
-                    ring.inner().note_exhausted();
-                    std::future::poll_fn(|cx| {
-                        if ring.inner().wait_for_buffer(cx.waker()) {
-                            Poll::Ready(())
-                        } else {
-                            Poll::Pending
-                        }
-                    })
-                    .await;
+                    ring.inner().starved().await;
                 }
                 received => return received,
             }
@@ -383,7 +375,12 @@ impl TcpStream {
             let pair = SendAllRecvBuf::new(self.fd.clone(), out, ring.inner().clone());
             match Op::new(pair).await {
                 (Err(send_failed), out) => return (Err(send_failed), out),
-                (Ok(Err(error)), out) if error.raw_os_error() == Some(libc::ENOBUFS) => out,
+                // Sent, but the ring was empty: receive once a buffer is
+                // back.
+                (Ok(Err(error)), out) if error.raw_os_error() == Some(libc::ENOBUFS) => {
+                    ring.inner().starved().await;
+                    out
+                }
                 (Ok(received), out) => return (received, out),
             }
         } else {
