@@ -6,6 +6,7 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
+use super::filled::Filled;
 use super::{IoBuf, IoBufMut};
 
 /// A buffer for direct I/O (`O_DIRECT`): it starts at a multiple of its
@@ -31,8 +32,7 @@ use super::{IoBuf, IoBufMut};
 /// assert_eq!(&buf[..], b"block");
 /// ```
 pub struct AlignedBuf {
-    ptr: NonNull<u8>,
-    len: usize,
+    memory: Filled,
     layout: Layout,
 }
 
@@ -60,8 +60,9 @@ impl AlignedBuf {
             alloc::handle_alloc_error(layout);
         };
         AlignedBuf {
-            ptr,
-            len: 0,
+            // SAFETY: `size` zeroed bytes, owned by this buffer until its
+            // drop frees them.
+            memory: unsafe { Filled::new(ptr, size) },
             layout,
         }
     }
@@ -78,17 +79,17 @@ impl AlignedBuf {
 
     /// The initialized bytes.
     pub fn len(&self) -> usize {
-        self.len
+        self.memory.len()
     }
 
     /// Whether no byte is initialized.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// Marks no byte initialized (the memory is kept).
     pub fn clear(&mut self) {
-        self.len = 0;
+        self.memory.set_len(0, WHAT);
     }
 
     /// Appends `data` after the initialized bytes.
@@ -97,21 +98,7 @@ impl AlignedBuf {
     ///
     /// When it does not fit in the capacity.
     pub fn extend_from_slice(&mut self, data: &[u8]) {
-        let end = self.len + data.len();
-        assert!(
-            end <= self.capacity(),
-            "{end} bytes exceed the aligned buffer's capacity {}",
-            self.capacity()
-        );
-        // SAFETY: `len..end` is inside the allocation (asserted), which
-        // `data` cannot overlap since this buffer is borrowed mutably.
-        unsafe {
-            self.ptr
-                .as_ptr()
-                .add(self.len)
-                .copy_from_nonoverlapping(data.as_ptr(), data.len());
-        }
-        self.len = end;
+        self.memory.extend_from_slice(data, WHAT);
     }
 
     /// Sets the initialized length to `len`: the memory is always
@@ -122,19 +109,17 @@ impl AlignedBuf {
     ///
     /// When `len` exceeds the capacity.
     pub fn set_len(&mut self, len: usize) {
-        assert!(
-            len <= self.capacity(),
-            "length {len} past the aligned buffer's capacity {}",
-            self.capacity()
-        );
-        self.len = len;
+        self.memory.set_len(len, WHAT);
     }
 }
+
+/// How panics name this buffer.
+const WHAT: &str = "aligned buffer";
 
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
         // SAFETY: allocated in `new` with this layout.
-        unsafe { alloc::dealloc(self.ptr.as_ptr(), self.layout) };
+        unsafe { alloc::dealloc(self.memory.ptr(), self.layout) };
     }
 }
 
@@ -142,23 +127,20 @@ impl Deref for AlignedBuf {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        // SAFETY: the first `len` bytes are inside the allocation and
-        // initialized (the whole allocation is).
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+        self.memory.as_slice()
     }
 }
 
 impl DerefMut for AlignedBuf {
     fn deref_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as for `deref`, and borrowed mutably.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+        self.memory.as_mut_slice()
     }
 }
 
 impl fmt::Debug for AlignedBuf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AlignedBuf")
-            .field("len", &self.len)
+            .field("len", &self.len())
             .field("capacity", &self.capacity())
             .field("align", &self.align())
             .finish()
@@ -172,11 +154,11 @@ unsafe impl Send for AlignedBuf {}
 // `capacity` bytes belong to it and are initialized; len <= capacity.
 unsafe impl IoBuf for AlignedBuf {
     fn stable_ptr(&self) -> *const u8 {
-        self.ptr.as_ptr()
+        self.memory.ptr()
     }
 
     fn bytes_init(&self) -> usize {
-        self.len
+        self.len()
     }
 
     fn bytes_total(&self) -> usize {
@@ -188,11 +170,10 @@ unsafe impl IoBuf for AlignedBuf {
 // `set_init` only ever raises the length, within the capacity.
 unsafe impl IoBufMut for AlignedBuf {
     fn stable_mut_ptr(&mut self) -> *mut u8 {
-        self.ptr.as_ptr()
+        self.memory.ptr()
     }
 
     unsafe fn set_init(&mut self, pos: usize) {
-        assert!(pos <= self.capacity(), "set_init({pos}) past the capacity");
-        self.len = self.len.max(pos);
+        self.memory.raise_len(pos, WHAT);
     }
 }

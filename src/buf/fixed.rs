@@ -13,6 +13,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 
+use super::filled::Filled;
 use super::{IoBuf, IoBufMut};
 use crate::executor::remote::Remote;
 use crate::runtime::context;
@@ -161,10 +162,18 @@ impl FixedBufPool {
     /// A buffer if one is free.
     pub fn try_get(&self) -> Option<FixedBuf> {
         let index = self.inner.free.borrow_mut().pop()?;
+        let pool = &self.inner;
+        // SAFETY: buffer `index` lies inside the pool's allocation (zeroed
+        // when made, so initialized), and it is this value's alone until
+        // its drop puts the index back on the free list.
+        let memory = unsafe {
+            let ptr = pool.memory.add(usize::from(index) * pool.buf_len);
+            Filled::new(ptr, pool.buf_len)
+        };
         Some(FixedBuf {
-            pool: self.inner.clone(),
+            pool: pool.clone(),
             index,
-            len: 0,
+            memory,
         })
     }
 
@@ -228,8 +237,11 @@ impl fmt::Debug for FixedBufPool {
 pub struct FixedBuf {
     pool: Rc<Inner>,
     index: u16,
-    len: usize,
+    memory: Filled,
 }
+
+/// How panics name this buffer.
+const WHAT: &str = "fixed buffer";
 
 impl FixedBuf {
     /// The buffer's index in the ring's table, for the SQE.
@@ -238,34 +250,24 @@ impl FixedBuf {
         (self.pool.first + u32::from(self.index)) as u16
     }
 
-    fn ptr(&self) -> *mut u8 {
-        // SAFETY: buffer `index` lies inside the pool's allocation.
-        unsafe {
-            self.pool
-                .memory
-                .as_ptr()
-                .add(usize::from(self.index) * self.pool.buf_len)
-        }
-    }
-
     /// The initialized bytes.
     pub fn len(&self) -> usize {
-        self.len
+        self.memory.len()
     }
 
     /// Whether no byte is initialized.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// The buffer's length.
     pub fn capacity(&self) -> usize {
-        self.pool.buf_len
+        self.memory.capacity()
     }
 
     /// Marks no byte initialized.
     pub fn clear(&mut self) {
-        self.len = 0;
+        self.memory.set_len(0, WHAT);
     }
 
     /// Appends `data` after the initialized bytes.
@@ -274,20 +276,7 @@ impl FixedBuf {
     ///
     /// When it does not fit.
     pub fn extend_from_slice(&mut self, data: &[u8]) {
-        let end = self.len + data.len();
-        assert!(
-            end <= self.capacity(),
-            "{end} bytes exceed the fixed buffer's length {}",
-            self.capacity()
-        );
-        // SAFETY: `len..end` lies inside this buffer, which nothing else
-        // uses while it is checked out; `data` cannot overlap it.
-        unsafe {
-            self.ptr()
-                .add(self.len)
-                .copy_from_nonoverlapping(data.as_ptr(), data.len());
-        }
-        self.len = end;
+        self.memory.extend_from_slice(data, WHAT);
     }
 
     /// Sets the initialized length (the memory is always initialized:
@@ -297,8 +286,7 @@ impl FixedBuf {
     ///
     /// Past the buffer's length.
     pub fn set_len(&mut self, len: usize) {
-        assert!(len <= self.capacity(), "length {len} past the fixed buffer");
-        self.len = len;
+        self.memory.set_len(len, WHAT);
     }
 }
 
@@ -316,16 +304,13 @@ impl Deref for FixedBuf {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        // SAFETY: the first `len` bytes of this buffer are initialized and
-        // nothing else writes them while it is checked out.
-        unsafe { std::slice::from_raw_parts(self.ptr(), self.len) }
+        self.memory.as_slice()
     }
 }
 
 impl DerefMut for FixedBuf {
     fn deref_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as for `deref`, and borrowed mutably.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr(), self.len) }
+        self.memory.as_mut_slice()
     }
 }
 
@@ -333,7 +318,7 @@ impl fmt::Debug for FixedBuf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FixedBuf")
             .field("index", &self.table_index())
-            .field("len", &self.len)
+            .field("len", &self.len())
             .finish()
     }
 }
@@ -343,11 +328,11 @@ impl fmt::Debug for FixedBuf {
 // len <= capacity.
 unsafe impl IoBuf for FixedBuf {
     fn stable_ptr(&self) -> *const u8 {
-        self.ptr()
+        self.memory.ptr()
     }
 
     fn bytes_init(&self) -> usize {
-        self.len
+        self.len()
     }
 
     fn bytes_total(&self) -> usize {
@@ -359,11 +344,10 @@ unsafe impl IoBuf for FixedBuf {
 // `set_init` only raises the length, within the buffer.
 unsafe impl IoBufMut for FixedBuf {
     fn stable_mut_ptr(&mut self) -> *mut u8 {
-        self.ptr()
+        self.memory.ptr()
     }
 
     unsafe fn set_init(&mut self, pos: usize) {
-        assert!(pos <= self.capacity(), "set_init({pos}) past the buffer");
-        self.len = self.len.max(pos);
+        self.memory.raise_len(pos, WHAT);
     }
 }

@@ -61,6 +61,7 @@
 //! ```
 
 mod aligned;
+mod filled;
 mod fixed;
 mod io_buf;
 mod ring;
