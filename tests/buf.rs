@@ -367,3 +367,34 @@ fn buf_result_hands_back_the_buffer_on_error() {
     assert_eq!(result.unwrap_err().kind(), std::io::ErrorKind::BrokenPipe);
     assert_eq!(buf, b"keep");
 }
+
+/// Pools dropped outside `block_on`, while their runtime lives, still
+/// unregister from its ring: their entries of the registered table are free
+/// for the next pool, and buffer group ids are reused, so creating and
+/// dropping pools never exhausts either.
+#[test]
+fn pools_dropped_outside_block_on_give_their_registration_back() {
+    use corering::buf::{BufRing, FixedBufPool};
+    let runtime = corering::Runtime::new().unwrap();
+    // The ring's table holds 1,024 fixed buffers: two pools of 512 at most
+    // at once.
+    for round in 0..4 {
+        let pool = runtime.block_on(async { FixedBufPool::new(512, 4096) });
+        let pool = pool.unwrap_or_else(|error| panic!("pool {round}: {error}"));
+        drop(pool);
+    }
+    // 65,536 group ids exist per ring; each ring dropped gives its own back.
+    for round in 0..70_000 {
+        let ring = runtime.block_on(async { BufRing::new(1, 16) });
+        let ring = ring.unwrap_or_else(|error| panic!("ring {round}: {error}"));
+        drop(ring);
+    }
+    // Dropped inside another runtime of the thread, too.
+    let other = corering::Runtime::new().unwrap();
+    let pools: Vec<_> = (0..2)
+        .map(|_| runtime.block_on(async { FixedBufPool::new(512, 4096).unwrap() }))
+        .collect();
+    other.block_on(async move { drop(pools) });
+    let pool = runtime.block_on(async { FixedBufPool::new(1024, 4096) });
+    assert_eq!(pool.unwrap().available(), 1024);
+}

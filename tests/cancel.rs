@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{open_fds, pipe, poll_once, settle, DropBuf};
+use common::{open_fds, pipe, poll_once, settle, CountBuf, DropBuf};
 use corering::time::timeout;
 
 #[test]
@@ -136,7 +136,7 @@ fn runtime_dropped_with_1000_operations_in_flight_drains_them() {
 }
 
 #[test]
-fn operation_moved_out_of_its_runtime_is_cancelled_at_shutdown_and_never_freed_early() {
+fn operation_moved_out_of_its_runtime_is_cancelled_at_shutdown_and_freed_after_its_cqe() {
     let _serial = common::serial();
     let (reader, _writer) = pipe();
     let runtime = corering::Runtime::new().unwrap();
@@ -147,7 +147,7 @@ fn operation_moved_out_of_its_runtime_is_cancelled_at_shutdown_and_never_freed_e
         (read, drops)
     });
     // Dropped outside any runtime: the kernel may still write into the
-    // buffer, so it is leaked, not freed.
+    // buffer, so it goes back to its slot rather than being freed.
     drop(read);
     assert_eq!(drops.get(), 0);
     let started = std::time::Instant::now();
@@ -166,5 +166,68 @@ fn operation_moved_out_of_its_runtime_is_cancelled_at_shutdown_and_never_freed_e
         (1, 1, 0, 0)
     );
     assert_eq!(stats.slots_in_use, 0);
-    assert_eq!(drops.get(), 0);
+    assert_eq!(drops.get(), 1, "freed once, after the cancellation's CQE");
+}
+
+/// An operation polled on one runtime and dropped inside another of the
+/// same thread goes back to its own slot: its buffer stays alive while the
+/// first ring may write into it, and is freed once that ring reaps the
+/// cancellation.
+#[test]
+fn operation_dropped_inside_another_runtime_returns_to_its_own() {
+    let _serial = common::serial();
+    let fds_before = open_fds();
+    let first = corering::Runtime::new().unwrap();
+    let second = corering::Runtime::new().unwrap();
+    let (reader, writer) = pipe();
+    let (buf, drops) = CountBuf::new(64);
+    let mut read = Box::pin(async move { reader.read(buf).await });
+    first.block_on(async { assert!(poll_once(&mut read).await.is_pending()) });
+    second.block_on(async move { drop(read) });
+    assert_eq!(drops.get(), 0, "the first ring still owns the buffer");
+    assert_eq!(second.stats().submitted, 0);
+    let stats = first.stats();
+    assert_eq!((stats.cancel_requests, stats.in_flight), (1, 1));
+    first.block_on(async {
+        settle(|| drops.get() > 0, 1000).await;
+    });
+    assert_eq!(drops.get(), 1, "freed exactly once, after its CQE");
+    let stats = first.stats();
+    assert_eq!(
+        (stats.cancelled, stats.in_flight, stats.slots_in_use),
+        (1, 0, 0)
+    );
+    drop(writer);
+    drop((first, second));
+    assert_eq!(open_fds(), fds_before);
+}
+
+/// An operation dropped outside any runtime closes its descriptor all the
+/// same: while its runtime lives the state goes back to its slot, and once
+/// that runtime has drained, the state is simply freed.
+#[test]
+fn operation_dropped_outside_any_runtime_closes_its_descriptor() {
+    let _serial = common::serial();
+    let fds_before = open_fds();
+    for runtime_first in [false, true] {
+        let runtime = corering::Runtime::new().unwrap();
+        let (reader, writer) = pipe();
+        let (buf, drops) = CountBuf::new(64);
+        let mut read = Box::pin(async move { reader.read(buf).await });
+        runtime.block_on(async { assert!(poll_once(&mut read).await.is_pending()) });
+        if runtime_first {
+            let stats = runtime.shutdown();
+            assert_eq!((stats.in_flight, stats.abandoned), (0, 0));
+            drop(read);
+        } else {
+            drop(read);
+            assert_eq!(drops.get(), 0, "the ring still owns the buffer");
+            runtime.block_on(async { settle(|| drops.get() > 0, 1000).await });
+            assert_eq!(runtime.stats().cancelled, 1);
+            drop(runtime);
+        }
+        assert_eq!(drops.get(), 1, "runtime first: {runtime_first}");
+        drop(writer);
+        assert_eq!(open_fds(), fds_before, "runtime first: {runtime_first}");
+    }
 }

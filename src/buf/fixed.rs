@@ -10,13 +10,11 @@ use std::io;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::task::{Poll, Waker};
 
 use super::filled::Filled;
 use super::{IoBuf, IoBufMut};
-use crate::executor::remote::Remote;
-use crate::runtime::context;
+use crate::runtime::context::{self, Gone};
 
 /// The alignment of a pool's memory and of each buffer: a page, which also
 /// suits `O_DIRECT` on every common device.
@@ -68,7 +66,8 @@ struct Inner {
     /// Times `get` found the pool empty.
     waited: Cell<u64>,
     /// The core whose ring holds the registration.
-    owner: Arc<Remote>,
+    /// The id of the runtime whose ring the buffers are registered with.
+    owner: u64,
 }
 
 impl FixedBufPool {
@@ -115,7 +114,7 @@ impl FixedBufPool {
             // SAFETY: the memory stays allocated until `Inner` drops, which
             // unregisters it first (or finds the ring already gone).
             let first = unsafe { core.driver.borrow_mut().register_fixed_bufs(&iovecs) };
-            first.map(|first| (first, core.remote.clone()))
+            first.map(|first| (first, core.id()))
         });
         let (first, owner) = match registered {
             Ok(registered) => registered,
@@ -200,20 +199,23 @@ impl FixedBufPool {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Unregister while the ring is alive. Outside the owning runtime
-        // the ring (and its registration) is already gone.
-        let unregistered = context::try_with_core(|core| {
-            Arc::ptr_eq(&core.remote, &self.owner).then(|| {
-                core.driver
-                    .borrow_mut()
-                    .unregister_fixed_bufs(self.first, u32::from(self.count))
-            })
-        })
-        .flatten();
-        if let Some(Err(error)) = unregistered {
-            // The kernel may still map the memory: leak it rather than free it.
-            eprintln!("corering: cannot unregister fixed buffers: {error}; leaking them");
-            return;
+        // Unregister on the owning ring wherever the last handle goes
+        // (inside another runtime or outside any), so the table range is
+        // free for the next pool.
+        let (first, count) = (self.first, u32::from(self.count));
+        let unregistered = context::with_owner(self.owner, |core| {
+            core.driver.borrow_mut().unregister_fixed_bufs(first, count)
+        });
+        match unregistered {
+            // Unregistered, or the ring closed with nothing left in flight.
+            Ok(Ok(())) | Err(Gone::Drained) => {}
+            Ok(Err(error)) => {
+                // The kernel may still map the memory: leak it rather than free it.
+                eprintln!("corering: cannot unregister fixed buffers: {error}; leaking them");
+                return;
+            }
+            // Operations the kernel may still run on them were leaked.
+            Err(Gone::Leaked) => return,
         }
         // SAFETY: unregistered (or the ring is gone), and every `FixedBuf`
         // (each holding this `Inner`) has been dropped; allocated in `new`

@@ -24,11 +24,9 @@ use std::ops::Deref;
 use std::ptr::NonNull;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::Arc;
 use std::task::Waker;
 
-use crate::executor::remote::Remote;
-use crate::runtime::context;
+use crate::runtime::context::{self, Gone};
 
 /// One ring entry (`struct io_uring_buf`, kernel ABI).
 #[repr(C)]
@@ -79,7 +77,8 @@ pub(crate) struct Inner {
     /// Times a receive found the ring empty.
     exhausted: Cell<u64>,
     /// The core whose ring the group is registered with.
-    owner: Arc<Remote>,
+    /// The id of the runtime whose ring the group is registered with.
+    owner: u64,
     /// The kernel accepted the registration (a failed one frees the memory
     /// without unregistering).
     registered: bool,
@@ -109,9 +108,9 @@ impl BufRing {
             ));
         }
         let (bgid, owner) = context::with_core(|core| {
-            let mut driver = core.driver.borrow_mut();
-            (driver.next_buf_group(), core.remote.clone())
-        });
+            let bgid = core.driver.borrow_mut().take_buf_group();
+            bgid.map(|bgid| (bgid, core.id()))
+        })?;
         let total = usize::from(entries)
             .checked_mul(buf_len)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "buffer ring too large"))?;
@@ -286,20 +285,31 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Unregister while the ring is alive. Outside the owning runtime the
-        // ring (and its registration) is already gone.
-        let registered = context::try_with_core(|core| {
-            (self.registered && Arc::ptr_eq(&core.remote, &self.owner))
-                .then(|| core.driver.borrow_mut().unregister_buf_ring(self.bgid))
-        })
-        .flatten();
-        if let Some(Err(error)) = registered {
-            // The kernel may still use the memory: leak it rather than free it.
-            eprintln!(
-                "corering: cannot unregister buffer ring {}: {error}; leaking it",
-                self.bgid
-            );
-            return;
+        // Unregister on the owning ring wherever the last handle goes (inside
+        // another runtime or outside any), and give the group id back.
+        let (registered, bgid) = (self.registered, self.bgid);
+        let unregistered = context::with_owner(self.owner, |core| {
+            let mut driver = core.driver.borrow_mut();
+            let unregistered = if registered {
+                driver.unregister_buf_ring(bgid)
+            } else {
+                Ok(())
+            };
+            if unregistered.is_ok() {
+                driver.give_back_buf_group(bgid);
+            }
+            unregistered
+        });
+        match unregistered {
+            // Unregistered, or the ring closed with nothing left in flight.
+            Ok(Ok(())) | Err(Gone::Drained) => {}
+            Ok(Err(error)) => {
+                // The kernel may still use the memory: leak it rather than free it.
+                eprintln!("corering: cannot unregister buffer ring {bgid}: {error}; leaking it");
+                return;
+            }
+            // Receives the kernel may still fill from it were leaked.
+            Err(Gone::Leaked) => return,
         }
         // SAFETY: the group is unregistered (or its ring closed), so the
         // kernel no longer touches either allocation; both came from here.

@@ -40,9 +40,14 @@ pub use stats::Stats;
 use crate::executor::run_queue::RunQueue;
 use crate::executor::task::{Waiter, WakeBy};
 use crate::fd::{with_target, Target};
+use crate::runtime::context::Gone;
 use crate::sys::queues::Queues;
 use crate::sys::ring::{self, RingFlags};
 use slot::{SlotTable, CANCEL_TAG, DOORBELL_TAG};
+
+/// The panic message of an operation polled on a runtime other than the
+/// one it was submitted on (its slot lives in the other ring).
+const FOREIGN_POLL: &str = "an operation was polled on a runtime other than the one it started on";
 
 /// A CQE copied out of the ring.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,8 +126,11 @@ pub(crate) struct Driver {
     /// Where the doorbell read lands; boxed so the address is stable.
     doorbell_buf: Box<u64>,
     doorbell_armed: bool,
-    /// The buffer group id the next `BufRing` gets.
-    next_buf_group: u16,
+    /// Buffer group ids handed out so far, in order (at most 65,536).
+    buf_groups_issued: u32,
+    /// Group ids given back by dropped `BufRing`s, reused first. At most
+    /// 65,536 ids exist, so neither grows past that.
+    buf_groups_free: Vec<u16>,
     /// Entries of the registered table of direct descriptors (0: none).
     direct_fds: u32,
     /// Entries taken or reserved by a direct accept in flight. Tracked here
@@ -137,6 +145,9 @@ pub(crate) struct Driver {
     fixed_free: Option<Vec<(u32, u32)>>,
     /// Set at shutdown: the doorbell is no longer re-armed.
     shutting_down: bool,
+    /// Set when the shutdown deadline passed and in-flight states were
+    /// leaked to the kernel.
+    leaked: bool,
     stats: Stats,
 }
 
@@ -180,12 +191,14 @@ impl Driver {
             doorbell_fd,
             doorbell_buf: Box::new(0),
             doorbell_armed: false,
-            next_buf_group: 0,
+            buf_groups_issued: 0,
+            buf_groups_free: Vec::new(),
             direct_fds,
             direct_in_use: 0,
             batch_wait,
             fixed_free: None,
             shutting_down: false,
+            leaked: false,
             stats: Stats::default(),
         })
     }
@@ -209,10 +222,29 @@ impl Driver {
     }
 
     /// A buffer group id not in use on this ring.
-    pub(crate) fn next_buf_group(&mut self) -> u16 {
-        let bgid = self.next_buf_group;
-        self.next_buf_group = self.next_buf_group.wrapping_add(1);
-        bgid
+    ///
+    /// # Errors
+    ///
+    /// `OutOfMemory` when all 65,536 ids are in use.
+    pub(crate) fn take_buf_group(&mut self) -> io::Result<u16> {
+        if let Some(bgid) = self.buf_groups_free.pop() {
+            return Ok(bgid);
+        }
+        let bgid = u16::try_from(self.buf_groups_issued).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                "all 65,536 buffer group ids of this ring are in use",
+            )
+        })?;
+        self.buf_groups_issued += 1;
+        Ok(bgid)
+    }
+
+    /// A group id from [`take_buf_group`](Self::take_buf_group) is free
+    /// again (its ring was unregistered, or never registered).
+    pub(crate) fn give_back_buf_group(&mut self, bgid: u16) {
+        debug_assert!(!self.buf_groups_free.contains(&bgid));
+        self.buf_groups_free.push(bgid);
     }
 
     /// Registers a provided-buffer ring as group `bgid`.
@@ -557,7 +589,16 @@ impl Driver {
                 self.queue_cancel(id.head());
             }
         }
-        let lifecycle = self.slots.get_mut(id).expect("abandoning a live slot");
+        let Some(lifecycle) = self.slots.get_mut(id) else {
+            // Freed at shutdown after its final CQE (its future had been
+            // moved out of the runtime), or leaked past the deadline.
+            if self.leaked {
+                std::mem::forget(state);
+            } else {
+                self.graveyard.push(state);
+            }
+            return;
+        };
         match lifecycle {
             Lifecycle::Completed(completion) => {
                 // Done already: the result was never taken.
@@ -840,6 +881,12 @@ impl Driver {
         true
     }
 
+    /// Whether the shutdown left states to the kernel
+    /// ([`leak_in_flight`](Self::leak_in_flight)).
+    pub(crate) fn leaked(&self) -> bool {
+        self.leaked
+    }
+
     /// Whether anything is still in flight, the doorbell read included.
     pub(crate) fn is_idle(&self) -> bool {
         self.slots.len() == 0 && !self.doorbell_armed
@@ -894,6 +941,7 @@ impl Driver {
     /// Past the shutdown deadline: leaks every state still in flight, since
     /// the kernel may yet write into it, and counts them as abandoned.
     pub(crate) fn leak_in_flight(&mut self) {
+        self.leaked = true;
         let leaked = self.slots.leak_all() as u64;
         self.stats.abandoned += leaked;
         if self.doorbell_armed {
@@ -903,15 +951,19 @@ impl Driver {
     }
 }
 
-/// Hands the state of a future dropped in flight to its slot on the current
-/// core. Dropped outside its runtime (moved out of `block_on`), the ring may
-/// still write into the state, so it is leaked rather than freed.
-pub(crate) fn abandon(id: SlotId, state: Box<dyn Abandoned>, linked: bool) {
+/// Hands the state of a future dropped in flight to its slot on its own
+/// core, `owner`, wherever the future is dropped: on that core, inside
+/// another runtime of the thread or outside any (the state then waits in
+/// the slot for the owner's next tick or shutdown). When the owner has shut
+/// down, its kernel work is over and the state is freed, unless that
+/// shutdown leaked its in-flight states; then this one leaks too.
+pub(crate) fn abandon(owner: u64, id: SlotId, state: Box<dyn Abandoned>, linked: bool) {
     let mut state = Some(state);
-    crate::runtime::context::try_with_driver(|driver| {
-        driver.abandon(id, state.take().expect("taken once"), linked);
+    let gone = crate::runtime::context::with_owner(owner, |core| {
+        let state = state.take().expect("taken once");
+        core.driver.borrow_mut().abandon(id, state, linked);
     });
-    if let Some(state) = state {
+    if let (Err(Gone::Leaked), Some(state)) = (gone, state) {
         std::mem::forget(state);
     }
 }

@@ -8,6 +8,7 @@
 //! that still arrives to the state (to close accepted descriptors, return
 //! provided buffers) until the final one frees it.
 
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -55,8 +56,11 @@ impl<T: MultishotOperation> Abandoned for Orphan<T> {
 pub(crate) struct MultiOp<T: MultishotOperation> {
     state: Option<T>,
     slot: Option<SlotId>,
+    /// The id of the runtime the slot belongs to (see `Op`).
+    owner: u64,
     /// The final CQE was taken: the stream has ended.
     finished: bool,
+    _not_send: PhantomData<*const ()>,
 }
 
 impl<T: MultishotOperation> MultiOp<T> {
@@ -65,7 +69,9 @@ impl<T: MultishotOperation> MultiOp<T> {
         MultiOp {
             state: Some(operation),
             slot: None,
+            owner: 0,
             finished: false,
+            _not_send: PhantomData,
         }
     }
 }
@@ -100,6 +106,7 @@ impl<T: MultishotOperation> Stream for MultiOp<T> {
             let waker = core.wake_by(cx.waker());
             let mut driver = core.driver.borrow_mut();
             let Some(id) = this.slot else {
+                this.owner = core.id();
                 if driver.wait_for_slot(cx.waker()) {
                     return Poll::Pending;
                 }
@@ -113,6 +120,7 @@ impl<T: MultishotOperation> Stream for MultiOp<T> {
                 this.slot = Some(unsafe { driver.push(state.build(), lifecycle) });
                 return Poll::Pending;
             };
+            assert_eq!(this.owner, core.id(), "{}", super::FOREIGN_POLL);
             driver.poll_stream(id, waker)
         });
         let completion = match std::task::ready!(next) {
@@ -132,7 +140,7 @@ impl<T: MultishotOperation> Drop for MultiOp<T> {
         let (Some(id), Some(state)) = (self.slot, self.state.take()) else {
             return;
         };
-        super::abandon(id, Box::new(Orphan(state)), false);
+        super::abandon(self.owner, id, Box::new(Orphan(state)), false);
     }
 }
 

@@ -7,6 +7,7 @@
 //! so the kernel never touches freed memory and the drop never blocks.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -70,11 +71,19 @@ impl<T: Operation> Abandoned for T {
 }
 
 /// The future of one single-shot operation.
+///
+/// Bound to the runtime that first polls it: polled on another, it panics
+/// with a message that says so; dropped anywhere on its thread (inside
+/// another runtime or outside any), its state goes back to its own slot.
+/// It is `!Send`, so it is never dropped on another thread.
 pub(crate) struct Op<T: Operation> {
     /// The state, until the result is handed out or the slot takes it.
     state: Option<T>,
     /// The slot, from the first poll on.
     slot: Option<SlotId>,
+    /// The id of the runtime the slot belongs to (set with `slot`).
+    owner: u64,
+    _not_send: PhantomData<*const ()>,
 }
 
 impl<T: Operation> Op<T> {
@@ -83,6 +92,8 @@ impl<T: Operation> Op<T> {
         Op {
             state: Some(operation),
             slot: None,
+            owner: 0,
+            _not_send: PhantomData,
         }
     }
 }
@@ -99,6 +110,7 @@ impl<T: Operation> Future for Op<T> {
             let waker = core.wake_by(cx.waker());
             let mut driver = core.driver.borrow_mut();
             let Some(id) = this.slot else {
+                this.owner = core.id();
                 if driver.wait_for_slot(cx.waker()) {
                     return Poll::Pending;
                 }
@@ -116,6 +128,7 @@ impl<T: Operation> Future for Op<T> {
                 this.slot = Some(id);
                 return Poll::Pending;
             };
+            assert_eq!(this.owner, core.id(), "{}", super::FOREIGN_POLL);
             let completion = std::task::ready!(driver.poll_completion(id, waker));
             let head_failure = if T::LINKED {
                 driver.take_head_failure(id)
@@ -139,6 +152,6 @@ impl<T: Operation> Drop for Op<T> {
         let (Some(id), Some(state)) = (self.slot, self.state.take()) else {
             return;
         };
-        super::abandon(id, Box::new(state), T::LINKED);
+        super::abandon(self.owner, id, Box::new(state), T::LINKED);
     }
 }

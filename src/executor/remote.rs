@@ -9,7 +9,7 @@
 //! keep both alive for ever; shutdown closes the inbox, and a wake that
 //! arrives after that drops its reference instead.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use super::task::Task;
@@ -17,6 +17,9 @@ use crate::sys::eventfd::EventFd;
 
 /// The cross-thread face of one core.
 pub(crate) struct Remote {
+    /// Unique in the process, never reused: names the core in operations
+    /// and pools that must find it again (see `context::with_owner`).
+    pub(crate) id: u64,
     /// Tasks woken from other threads, waiting to be moved to the run queue;
     /// `None` once the core has shut down.
     inbox: Mutex<Option<Vec<Task>>>,
@@ -30,7 +33,9 @@ pub(crate) struct Remote {
 
 impl Remote {
     pub(crate) fn new(doorbell: EventFd) -> Remote {
+        static IDS: AtomicU64 = AtomicU64::new(1);
         Remote {
+            id: IDS.fetch_add(1, Ordering::Relaxed),
             inbox: Mutex::new(Some(Vec::new())),
             main_woken: AtomicBool::new(true),
             notified: AtomicBool::new(false),

@@ -38,6 +38,12 @@ pub(crate) struct Core {
 }
 
 impl Core {
+    /// The runtime's id, unique in the process.
+    #[inline]
+    pub(crate) fn id(&self) -> u64 {
+        self.remote.id
+    }
+
     /// The driver's counters and the timer count.
     pub(crate) fn stats(&self) -> Stats {
         Stats {
@@ -55,6 +61,84 @@ impl Core {
 
 thread_local! {
     static CURRENT: Cell<*const Core> = const { Cell::new(std::ptr::null()) };
+    /// Every runtime alive on this thread, running or not, so that an
+    /// operation or pool dropped away from its own core (inside another
+    /// runtime, or outside any) is still handed back to it. A runtime is
+    /// listed from `build` to the end of its `Drop`; one entry per live
+    /// runtime of the thread, so it grows only with them.
+    static LIVE: RefCell<Vec<*const Core>> = const { RefCell::new(Vec::new()) };
+    /// Ids of this thread's runtimes that shut down past their deadline,
+    /// leaking what the kernel might still write into: a future of theirs
+    /// dropped later must leak its state too. One entry per such runtime
+    /// (a rare event that already printed nothing but counted `abandoned`).
+    static LEAKY: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Lists `core` among the live runtimes of this thread.
+///
+/// The caller keeps `core` alive and in place until [`unregister`].
+pub(crate) fn register(core: &Core) {
+    LIVE.with(|live| live.borrow_mut().push(core));
+}
+
+/// Removes `core` from the live runtimes; `leaked` when its shutdown left
+/// states to the kernel.
+pub(crate) fn unregister(core: &Core, leaked: bool) {
+    LIVE.with(|live| {
+        live.borrow_mut()
+            .retain(|&listed| !std::ptr::eq(listed, core))
+    });
+    if leaked {
+        LEAKY.with(|leaky| leaky.borrow_mut().push(core.id()));
+    }
+}
+
+/// What became of a runtime that is no longer alive on this thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Gone {
+    /// It shut down with every operation reaped: the kernel touches
+    /// nothing of its operations any more.
+    Drained,
+    /// It shut down past its deadline and leaked its in-flight states; the
+    /// kernel may still write into them.
+    Leaked,
+}
+
+/// Runs `f` with the runtime whose id is `owner` installed as the current
+/// core, wherever the caller is: on that core, inside another runtime of
+/// this thread, or outside any. Callbacks `f` triggers (closes, drops)
+/// then reach that runtime, not the one running.
+///
+/// # Errors
+///
+/// What became of the owner when it is not alive on this thread.
+pub(crate) fn with_owner<R>(owner: u64, f: impl FnOnce(&Core) -> R) -> Result<R, Gone> {
+    let mut f = Some(f);
+    let here =
+        try_with_core(|core| (core.id() == owner).then(|| f.take().expect("called once")(core)));
+    if let Some(Some(result)) = here {
+        return Ok(result);
+    }
+    let f = f.expect("not called yet");
+    let found = LIVE.with(|live| {
+        live.borrow()
+            .iter()
+            .copied()
+            // SAFETY: listed cores are alive and in place (see `register`).
+            .find(|&core| unsafe { &*core }.id() == owner)
+    });
+    match found {
+        Some(core) => {
+            // SAFETY: as above; the core is not running (only one runtime
+            // runs on a thread at a time, and it is not `owner`), so
+            // installing it for the call aliases nothing in use.
+            let core = unsafe { &*core };
+            let _enter = Enter::new(core);
+            Ok(f(core))
+        }
+        None if LEAKY.with(|leaky| leaky.borrow().contains(&owner)) => Err(Gone::Leaked),
+        None => Err(Gone::Drained),
+    }
 }
 
 /// Makes `core` the current core until the guard drops.

@@ -234,6 +234,7 @@ impl Builder {
             remote,
             config,
         });
+        context::register(&core);
         Ok(Runtime {
             core,
             shut_down: false,
@@ -358,6 +359,8 @@ impl Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         self.shut_down_now();
+        let leaked = self.core.driver.borrow().leaked();
+        context::unregister(&self.core, leaked);
     }
 }
 

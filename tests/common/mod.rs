@@ -101,3 +101,51 @@ pub async fn settle(mut done: impl FnMut() -> bool, ticks_max: usize) {
         corering::time::sleep(std::time::Duration::from_millis(1)).await;
     }
 }
+
+/// A buffer that counts its drops and needs no runtime to be dropped (a
+/// [`DropBuf`] reads the current runtime's counters).
+pub struct CountBuf {
+    data: Vec<u8>,
+    drops: Rc<Cell<usize>>,
+}
+
+impl CountBuf {
+    pub fn new(capacity: usize) -> (CountBuf, Rc<Cell<usize>>) {
+        let drops = Rc::new(Cell::new(0));
+        let buf = CountBuf {
+            data: Vec::with_capacity(capacity),
+            drops: drops.clone(),
+        };
+        (buf, drops)
+    }
+}
+
+impl Drop for CountBuf {
+    fn drop(&mut self) {
+        self.drops.set(self.drops.get() + 1);
+    }
+}
+
+// SAFETY: delegates to the Vec, whose heap memory does not move with it.
+unsafe impl IoBuf for CountBuf {
+    fn stable_ptr(&self) -> *const u8 {
+        self.data.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.data.len()
+    }
+    fn bytes_total(&self) -> usize {
+        self.data.capacity()
+    }
+}
+
+// SAFETY: delegates to the Vec.
+unsafe impl IoBufMut for CountBuf {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.data.as_mut_ptr()
+    }
+    unsafe fn set_init(&mut self, pos: usize) {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.data.set_init(pos) }
+    }
+}
