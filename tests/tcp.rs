@@ -726,3 +726,53 @@ fn a_dropped_direct_accept_frees_its_table_entry() {
         assert_eq!(server.as_raw_fd(), -1);
     });
 }
+
+/// A linked turn dropped after its first poll but before the tick that
+/// submits it: the pair and its cancellations go out in one submission,
+/// where the cancellations can find nothing yet. The receive must still be
+/// cancelled: it swallows none of the peer's later messages, and its slot,
+/// buffer and socket are released, so `close` returns.
+#[test]
+fn linked_turn_dropped_before_its_submission_is_still_cancelled() {
+    let _serial = common::serial();
+    corering::start(async {
+        let fds_before = open_fds();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let ring = BufRing::new(4, 64).unwrap();
+        for round in 0..200u32 {
+            let mut turn =
+                Box::pin(server.write_all_then_read(b"ping".to_vec(), Vec::with_capacity(64)));
+            assert!(poll_once(&mut turn).await.is_pending());
+            drop(turn);
+            let mut turn = Box::pin(server.write_all_then_recv_buf(b"ping".to_vec(), &ring));
+            assert!(poll_once(&mut turn).await.is_pending());
+            drop(turn);
+            settle(|| corering::stats().slots_in_use == 0, 1000).await;
+            assert_eq!(corering::stats().slots_in_use, 0, "round {round}");
+        }
+        // Every ping went out (the sends ran before the cancellations).
+        let mut pings = Vec::new();
+        while pings.len() < 200 * 2 * 4 {
+            let (read, buf) = client.read(Vec::with_capacity(4096)).await;
+            assert!(read.unwrap() > 0);
+            pings.extend_from_slice(&buf);
+        }
+        assert_eq!(pings, b"ping".repeat(400));
+        drop(ring);
+        let stats = corering::stats();
+        assert_eq!((stats.in_flight, stats.slots_in_use), (0, 0));
+        client.write_all(b"hello".to_vec()).await.0.unwrap();
+        let (read, hello) = server.read(Vec::with_capacity(16)).await;
+        assert_eq!((read.unwrap(), &hello[..]), (5, &b"hello"[..]));
+        corering::time::timeout(Duration::from_secs(5), server.close())
+            .await
+            .expect("close does not hang")
+            .unwrap();
+        drop((client, listener));
+        settle(|| open_fds() == fds_before, 1000).await;
+        assert_eq!(open_fds(), fds_before);
+    });
+}

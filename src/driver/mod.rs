@@ -9,6 +9,9 @@
 //! - **SQ full**: submit what is queued and retry the push; an SQE is never
 //!   dropped. Cancellations that do not fit wait in a queue that is flushed
 //!   before every enter.
+//! - **Cancellations name their target**: a cancellation's CQE carries the
+//!   slot it was aimed at, so one that found nothing while the slot still
+//!   waits (it raced its target's submission) is sent again next tick.
 //! - **CQ overflow, `EBUSY`, `EAGAIN`**: reap, then enter again. `EINTR`: enter
 //!   again. The CQ is twice the SQ, and the kernel keeps overflowed CQEs
 //!   (`IORING_FEAT_NODROP`, required at setup), so nothing is lost.
@@ -646,7 +649,7 @@ impl Driver {
             }
             let sqe = opcode::AsyncCancel::new(id.user_data())
                 .build()
-                .user_data(CANCEL_TAG);
+                .user_data(id.cancel().user_data());
             if self.queues.sq_is_full() {
                 return;
             }
@@ -778,6 +781,9 @@ impl Driver {
             _ => {}
         }
         let mut id = SlotId::from_user_data(user_data);
+        if id.is_cancel() {
+            return self.cancel_done(id.cancelled(), completion.result);
+        }
         if id.is_head() {
             // A linked pair's head failed; its CQE is the pair's last.
             id = id.slot();
@@ -832,6 +838,38 @@ impl Driver {
                 debug_assert!(false, "second CQE for completed slot {id:?}");
                 self.stats.stale_completions += 1;
             }
+        }
+    }
+
+    /// A cancellation aimed at `target` completed with `result`. One that
+    /// found nothing (`ENOENT`) while its slot still waits for the kernel
+    /// raced the submission of its target: sent in the same batch as a
+    /// linked pair, it ran before the pair's second SQE had started (it
+    /// starts only once the head completes). It is sent again, at the
+    /// slot's second SQE, in the next submission, until it lands or the
+    /// slot completes. Each miss sends one retry, so retries never pile up. `EALREADY` (the target is running and will end
+    /// soon) and success need nothing more.
+    #[cold]
+    fn cancel_done(&mut self, target: SlotId, result: i32) {
+        // A missed head needs nothing: the cancellation of the second SQE
+        // went out with it and is retried on its own miss.
+        if result != -libc::ENOENT || target.is_head() {
+            return;
+        }
+        let shutting_down = self.shutting_down;
+        let waiting = match self.slots.get_mut(target) {
+            Some(Lifecycle::Abandoned(_)) => true,
+            // At shutdown the futures are gone or moved out: every slot
+            // still waiting is being cancelled.
+            Some(Lifecycle::Submitted(_)) => shutting_down,
+            Some(Lifecycle::Streaming(stream)) => shutting_down && !stream.finished,
+            _ => false,
+        };
+        if waiting {
+            self.stats.cancel_retries += 1;
+            // Pushed by the flush at the end of this enter, so it goes out
+            // in the next submission, after the one that missed.
+            self.cancels.push_back(target);
         }
     }
 

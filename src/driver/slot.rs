@@ -7,8 +7,9 @@
 //! carries the slot index and a generation, so a CQE that arrives for a slot
 //! that has since been reused is detected as stale and never delivered to the
 //! wrong future. Each slot keeps its own generation, bumped when it is
-//! freed; indices stay below 2^31, so no id equals a reserved tag and bit 31
-//! can mark the head SQE of a linked pair.
+//! freed; indices stay below 2^30, so no id equals a reserved tag, bit 31
+//! can mark the head SQE of a linked pair and bit 30 the cancellation of a
+//! slot's SQE.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -16,7 +17,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use super::Completion;
 use crate::executor::task::{Waiter, WakeBy};
 
-/// `user_data` of cancellation SQEs; their CQEs carry nothing to deliver.
+/// `user_data` of the cancellation of the doorbell read; its CQE carries
+/// nothing to deliver. (A slot's cancellation carries the slot's id, see
+/// [`SlotId::cancel`].)
 pub(crate) const CANCEL_TAG: u64 = u64::MAX;
 /// `user_data` of the doorbell read that ends a park on a cross-thread wake.
 pub(crate) const DOORBELL_TAG: u64 = u64::MAX - 1;
@@ -24,6 +27,10 @@ pub(crate) const DOORBELL_TAG: u64 = u64::MAX - 1;
 /// Set in the `user_data` of the first SQE of a linked pair (see
 /// [`SlotId::head`]); slot indices stay below it.
 const HEAD_BIT: u64 = 1 << 31;
+
+/// Set in the `user_data` of an `ASYNC_CANCEL` aimed at a slot's SQE (see
+/// [`SlotId::cancel`]); slot indices stay below it.
+const CANCEL_BIT: u64 = 1 << 30;
 
 /// Names one slot: its index in the table and the generation it was claimed
 /// with, packed as the SQE `user_data` (generation high, index low). The id
@@ -39,7 +46,27 @@ impl SlotId {
 
     #[inline]
     fn index(self) -> u32 {
-        (self.0 & !HEAD_BIT) as u32
+        (self.0 & !(HEAD_BIT | CANCEL_BIT)) as u32
+    }
+
+    /// The id of the `ASYNC_CANCEL` SQE aimed at this SQE, so its CQE
+    /// names what it was meant to cancel (and a miss can be retried).
+    #[inline]
+    pub(crate) fn cancel(self) -> SlotId {
+        SlotId(self.0 | CANCEL_BIT)
+    }
+
+    /// Whether this names a cancellation; [`cancelled`](Self::cancelled)
+    /// then gives its target.
+    #[inline]
+    pub(crate) fn is_cancel(self) -> bool {
+        self.0 & CANCEL_BIT != 0
+    }
+
+    /// The SQE a cancellation was aimed at.
+    #[inline]
+    pub(crate) fn cancelled(self) -> SlotId {
+        SlotId(self.0 & !CANCEL_BIT)
     }
 
     /// The id of the head SQE of a linked pair that completes in this slot:
@@ -159,9 +186,10 @@ pub(crate) struct SlotTable {
 impl SlotTable {
     /// A table that holds at most `capacity` slots.
     pub(crate) fn new(capacity: usize) -> SlotTable {
-        // Indices below `HEAD_BIT` keep ids, head marks included, clear of
-        // the reserved tags (whose index halves are near `u32::MAX`).
-        assert!(capacity >= 1 && capacity < HEAD_BIT as usize);
+        // Indices below `CANCEL_BIT - 1` keep ids, head and cancel marks
+        // included, clear of the reserved tags (whose index halves are
+        // `u32::MAX` and `u32::MAX - 1`).
+        assert!(capacity >= 1 && capacity < CANCEL_BIT as usize - 1);
         // Each table starts its generations elsewhere, so an id carried
         // from one runtime into another (a future moved between them) is
         // stale there rather than naming an unrelated slot.
@@ -313,6 +341,10 @@ mod tests {
         assert_ne!(head, id);
         assert_eq!(head.slot(), id);
         assert!(table.get_mut(head).is_some(), "a head id names its slot");
+        let cancel = SlotId::from_user_data(id.head().cancel().user_data());
+        assert!(cancel.is_cancel() && !id.is_cancel() && !head.is_cancel());
+        assert_eq!(cancel.cancelled(), head);
+        assert_eq!(cancel.cancelled().slot(), id);
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub struct Stats {
     pub slots_in_use: u64,
     /// `ASYNC_CANCEL` requests queued for dropped futures.
     pub cancel_requests: u64,
+    /// Cancellations sent again because they found nothing while their
+    /// target had not completed (they raced the target's submission).
+    pub cancel_retries: u64,
     /// Times a push found the submission queue full and had to submit first.
     pub sq_full: u64,
     /// Times the completion queue was seen overflowed (CQEs kept by the kernel).
