@@ -93,6 +93,37 @@ fn builder_rejects_zero_limits() {
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
 }
 
+/// A one-entry ring can never hold a linked pair (a turn would spin for
+/// ever waiting for room for two): refused, and the error says why. Two
+/// entries serve a linked turn; slot counts past the id space are refused
+/// rather than panicking.
+#[test]
+fn builder_refuses_a_ring_too_small_for_a_linked_pair() {
+    use corering::net::{TcpListener, TcpStream};
+    let error = corering::Runtime::builder().entries(1).build().unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(error.to_string().contains("linked pair"), "{error}");
+    let error = corering::Runtime::builder()
+        .slots_max(1 << 30)
+        .build()
+        .unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+
+    let runtime = corering::Runtime::builder().entries(2).build().unwrap();
+    runtime.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        client.write_all(b"ask".to_vec()).await.0.unwrap();
+        let (read, _, asked) = server
+            .write_all_then_read(b"answer".to_vec(), Vec::with_capacity(8))
+            .await;
+        assert_eq!((read.unwrap(), &asked[..]), (3, &b"ask"[..]));
+        let (read, answer) = client.read(Vec::with_capacity(8)).await;
+        assert_eq!((read.unwrap(), &answer[..]), (6, &b"answer"[..]));
+    });
+}
+
 #[test]
 fn slot_waiter_whose_task_is_gone_strands_nobody() {
     let runtime = corering::Runtime::builder().slots_max(1).build().unwrap();

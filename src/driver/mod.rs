@@ -46,6 +46,7 @@ use crate::fd::{with_target, Target};
 use crate::runtime::context::Gone;
 use crate::sys::queues::Queues;
 use crate::sys::ring::{self, RingFlags};
+pub(crate) use slot::SLOTS_LIMIT;
 use slot::{SlotTable, CANCEL_TAG, DOORBELL_TAG};
 
 /// The panic message of an operation polled on a runtime other than the

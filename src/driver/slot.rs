@@ -32,6 +32,11 @@ const HEAD_BIT: u64 = 1 << 31;
 /// [`SlotId::cancel`]); slot indices stay below it.
 const CANCEL_BIT: u64 = 1 << 30;
 
+/// The most slots a table may hold: indices below `CANCEL_BIT - 1` keep
+/// ids, head and cancel marks included, clear of the reserved tags (whose
+/// index halves are `u32::MAX` and `u32::MAX - 1`).
+pub(crate) const SLOTS_LIMIT: usize = CANCEL_BIT as usize - 2;
+
 /// Names one slot: its index in the table and the generation it was claimed
 /// with, packed as the SQE `user_data` (generation high, index low). The id
 /// of a linked pair's head SQE also carries [`HEAD_BIT`].
@@ -186,10 +191,7 @@ pub(crate) struct SlotTable {
 impl SlotTable {
     /// A table that holds at most `capacity` slots.
     pub(crate) fn new(capacity: usize) -> SlotTable {
-        // Indices below `CANCEL_BIT - 1` keep ids, head and cancel marks
-        // included, clear of the reserved tags (whose index halves are
-        // `u32::MAX` and `u32::MAX - 1`).
-        assert!(capacity >= 1 && capacity < CANCEL_BIT as usize - 1);
+        assert!((1..=SLOTS_LIMIT).contains(&capacity));
         // Each table starts its generations elsewhere, so an id carried
         // from one runtime into another (a future moved between them) is
         // stale there rather than naming an unrelated slot.

@@ -1,12 +1,15 @@
 //! Every limit of a core in one place, with its default.
 
+use std::io;
 use std::time::Duration;
+
+use crate::driver::SLOTS_LIMIT;
 
 /// The limits one core runs with. Set through [`Builder`](crate::Builder).
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
     /// Submission queue entries; the completion queue gets twice as many.
-    /// Default 256.
+    /// Default 256; at least 2, room for a linked pair.
     pub(crate) entries: u32,
     /// Idle time after which the SQ polling thread sleeps; `None` (the
     /// default) means no SQPOLL thread.
@@ -26,6 +29,23 @@ pub(crate) struct Config {
     /// A parked core waits for this many completions, or this long after
     /// the first; `None` (the default) wakes on the first.
     pub(crate) batch_wait: Option<(u32, Duration)>,
+}
+
+impl Config {
+    /// Refuses limits no runtime can work with, saying which and why.
+    pub(crate) fn check(&self) -> io::Result<()> {
+        let refuse = |message: &str| Err(io::Error::new(io::ErrorKind::InvalidInput, message));
+        if self.entries < 2 {
+            return refuse("entries must be at least 2: a linked pair takes two submission entries");
+        }
+        if self.slots_max == 0 || self.slots_max > SLOTS_LIMIT {
+            return refuse("slots_max must be from 1 to 2^30 - 2");
+        }
+        if self.tasks_per_tick == 0 {
+            return refuse("tasks_per_tick must be at least 1");
+        }
+        Ok(())
+    }
 }
 
 impl Default for Config {

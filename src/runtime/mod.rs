@@ -77,8 +77,9 @@ pub struct Builder {
 }
 
 impl Builder {
-    /// Submission queue entries (default 256). The completion queue gets
-    /// twice as many. The kernel rounds up to a power of two.
+    /// Submission queue entries (default 256; at least 2, since a linked
+    /// pair goes out in one submission). The completion queue gets twice
+    /// as many. The kernel rounds up to a power of two.
     pub fn entries(mut self, entries: u32) -> Builder {
         self.config.entries = entries;
         self
@@ -91,7 +92,8 @@ impl Builder {
         self
     }
 
-    /// Operations in flight at once (default 65,536); more wait for a slot.
+    /// Operations in flight at once (default 65,536, at most 2^30 - 2);
+    /// more wait for a slot.
     pub fn slots_max(mut self, slots_max: usize) -> Builder {
         self.config.slots_max = slots_max;
         self
@@ -208,12 +210,7 @@ impl Builder {
     /// `Unsupported`: a kernel without io_uring or too old).
     pub fn build(self) -> io::Result<Runtime> {
         let config = self.config;
-        if config.entries == 0 || config.slots_max == 0 || config.tasks_per_tick == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "entries, slots_max and tasks_per_tick must be at least 1",
-            ));
-        }
+        config.check()?;
         let remote = Arc::new(Remote::new(EventFd::new()?));
         let driver = Driver::new(
             &DriverConfig {
