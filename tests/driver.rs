@@ -112,7 +112,9 @@ fn builder_refuses_a_ring_too_small_for_a_linked_pair() {
     let runtime = corering::Runtime::builder().entries(2).build().unwrap();
     runtime.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
         let (server, _) = listener.accept().await.unwrap();
         client.write_all(b"ask".to_vec()).await.0.unwrap();
         let (read, _, asked) = server

@@ -255,3 +255,25 @@ fn many_wakes_of_one_task_poll_it_once_per_turn() {
     });
     assert_eq!(polls, 2, "eleven wakes before the next turn make one poll");
 }
+
+/// `yield_now` in a spawned task lets the ring run before the task goes on:
+/// a no-op pushed before the yield has completed when the task resumes,
+/// every time (the task is not polled again in the same tick).
+#[test]
+fn yield_now_lets_the_ring_run_before_the_task_resumes() {
+    corering::start(async {
+        let task = corering::spawn(async {
+            for round in 0..100 {
+                let mut nop = Box::pin(corering::op::nop());
+                assert!(common::poll_once(&mut nop).await.is_pending());
+                corering::yield_now().await;
+                let done = common::poll_once(&mut nop).await;
+                assert!(
+                    done.is_ready(),
+                    "round {round}: the ring ran during the yield"
+                );
+            }
+        });
+        task.await.unwrap();
+    });
+}

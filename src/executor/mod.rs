@@ -48,7 +48,8 @@ where
     handle(task)
 }
 
-/// Lets the other ready tasks (and the ring) run before this task continues.
+/// Lets the other ready tasks and the ring run before this task continues:
+/// a spawned task resumes after the core's next visit to the ring.
 ///
 /// # Examples
 ///
@@ -76,7 +77,15 @@ impl Future for YieldNow {
             return Poll::Ready(());
         }
         self.yielded = true;
-        cx.waker().wake_by_ref();
+        // A task of this core resumes after the next visit to the ring, not
+        // within this tick's run of the queue; any other waker is woken.
+        let deferred = context::try_with_core(|core| {
+            let key = core.wake_by(cx.waker()).task_key();
+            key.map(|key| core.yielded.push(key)).is_some()
+        });
+        if deferred != Some(true) {
+            cx.waker().wake_by_ref();
+        }
         Poll::Pending
     }
 }

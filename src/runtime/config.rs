@@ -36,7 +36,9 @@ impl Config {
     pub(crate) fn check(&self) -> io::Result<()> {
         let refuse = |message: &str| Err(io::Error::new(io::ErrorKind::InvalidInput, message));
         if self.entries < 2 {
-            return refuse("entries must be at least 2: a linked pair takes two submission entries");
+            return refuse(
+                "entries must be at least 2: a linked pair takes two submission entries",
+            );
         }
         if self.slots_max == 0 || self.slots_max > SLOTS_LIMIT {
             return refuse("slots_max must be from 1 to 2^30 - 2");

@@ -30,6 +30,9 @@ pub(crate) struct Core {
     pub(crate) timers: RefCell<Wheel>,
     /// Keys of the tasks ready to be polled, in wake order.
     pub(crate) run_queue: RunQueue,
+    /// Keys of the tasks that yielded this tick; they join the run queue
+    /// once the ring has been entered.
+    pub(crate) yielded: RunQueue,
     /// Every live task, so shutdown can drop them all on this thread.
     pub(crate) tasks: TaskList,
     /// Descriptors whose last handle was dropped, to be closed through the ring.

@@ -226,6 +226,7 @@ impl Builder {
             driver: driver.into(),
             timers: Wheel::new(Instant::now()).into(),
             run_queue: Default::default(),
+            yielded: Default::default(),
             tasks: Default::default(),
             closes: Default::default(),
             remote,
@@ -383,6 +384,7 @@ fn drop_tasks(core: &Core, scratch: &mut Scratch) {
         }
     }
     core.run_queue.clear();
+    core.yielded.clear();
     core.remote.close(&mut scratch.inbox);
     scratch.inbox.clear();
 }
@@ -428,8 +430,10 @@ fn tick(core: &Core, scratch: &mut Scratch) {
     for waker in scratch.wakers.drain(..) {
         task::wake_waker(waker, core);
     }
-    let ready =
-        !core.run_queue.is_empty() || core.remote.is_main_woken() || core.remote.is_notified();
+    let ready = !core.run_queue.is_empty()
+        || !core.yielded.is_empty()
+        || core.remote.is_main_woken()
+        || core.remote.is_notified();
     let wait = match until_timer {
         _ if ready => Wait::No,
         None => Wait::For(None),
@@ -442,6 +446,7 @@ fn tick(core: &Core, scratch: &mut Scratch) {
         driver.enter(wait, &core.run_queue);
         driver.take_ready(&core.run_queue, &mut scratch.wakers, &mut scratch.graveyard);
     }
+    core.run_queue.append(&core.yielded);
     for waker in scratch.wakers.drain(..) {
         task::wake_waker(waker, core);
     }
