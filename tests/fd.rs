@@ -164,3 +164,31 @@ fn close_waits_for_operations_and_releases_the_descriptor() {
     });
     assert_eq!(open_fds(), fds_before);
 }
+
+/// A `close` that waits for a free slot and is dropped meanwhile still
+/// closes its descriptor (the close owns it from the moment it takes it).
+#[test]
+fn close_dropped_while_waiting_for_a_slot_still_closes() {
+    let _serial = common::serial();
+    let runtime = corering::Runtime::builder().slots_max(1).build().unwrap();
+    runtime.block_on(async {
+        let fds_before = open_fds();
+        let (busy_reader, mut busy_writer) = std::io::pipe().unwrap();
+        let busy_reader = Fd::from(OwnedFd::from(busy_reader));
+        let (reader, writer) = pipe();
+        // The only slot is taken by a read that waits for data.
+        let mut read = Box::pin(busy_reader.read(Vec::with_capacity(8)));
+        assert!(common::poll_once(&mut read).await.is_pending());
+        let mut closing = Box::pin(reader.close());
+        assert!(common::poll_once(&mut closing).await.is_pending());
+        assert_eq!(corering::stats().slots_in_use, 1);
+        drop(closing);
+        // Written past the ring, whose one slot is taken.
+        std::io::Write::write_all(&mut busy_writer, b"go").unwrap();
+        let (read, _) = read.await;
+        assert_eq!(read.unwrap(), 2);
+        drop((busy_reader, busy_writer, writer));
+        common::settle(|| open_fds() == fds_before, 1000).await;
+        assert_eq!(open_fds(), fds_before);
+    });
+}

@@ -727,6 +727,31 @@ fn a_dropped_direct_accept_frees_its_table_entry() {
     });
 }
 
+/// A `close` of a direct connection dropped in flight frees its table entry
+/// all the same: after more such closes than the table has entries, accepts
+/// are still direct.
+#[test]
+fn a_dropped_direct_close_frees_its_table_entry() {
+    use std::os::fd::AsRawFd;
+
+    let _serial = common::serial();
+    let runtime = corering::Runtime::builder().direct_fds(2).build().unwrap();
+    runtime.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut clients = Vec::new();
+        for round in 0..6 {
+            clients.push(TcpStream::connect(addr).await.unwrap());
+            let (server, _) = listener.accept_direct().await.unwrap();
+            assert_eq!(server.as_raw_fd(), -1, "round {round}: direct");
+            let mut closing = Box::pin(server.close());
+            assert!(poll_once(&mut closing).await.is_pending());
+            drop(closing);
+            settle(|| corering::stats().slots_in_use == 0, 1000).await;
+        }
+    });
+}
+
 /// A linked turn dropped after its first poll but before the tick that
 /// submits it: the pair and its cancellations go out in one submission,
 /// where the cancellations can find nothing yet. The receive must still be

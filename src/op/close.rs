@@ -7,17 +7,30 @@ use io_uring::{opcode, squeue};
 
 use crate::driver::{Completion, Operation};
 use crate::fd::{with_target, Target};
+use crate::runtime::defer_close;
 
 /// Closes a descriptor (or direct descriptor) the caller has given up.
+///
+/// It owns the descriptor from creation on: dropped before its SQE went out
+/// (while it waited for a free slot), it hands the descriptor to the
+/// runtime's closes instead, so no descriptor is lost. A direct
+/// descriptor's table entry is counted free when the state goes, completed
+/// or abandoned (a direct close completes inline, before anything pushed
+/// after it runs).
 pub(crate) struct Close {
     target: Target,
+    /// The SQE was built and pushed: the kernel closes the descriptor.
+    submitted: bool,
 }
 
 impl Close {
     /// `target` is owned by the operation from now on.
     pub(crate) fn new(target: Target) -> Close {
         assert!(target != Target::Fd(-1), "closing an invalid descriptor");
-        Close { target }
+        Close {
+            target,
+            submitted: false,
+        }
     }
 }
 
@@ -26,13 +39,23 @@ unsafe impl Operation for Close {
     type Output = io::Result<()>;
 
     fn build(&mut self) -> squeue::Entry {
+        self.submitted = true;
         with_target!(self.target, |t| opcode::Close::new(t).build())
     }
 
     fn complete(self, completion: Completion) -> io::Result<()> {
-        if let Target::Fixed(_) = self.target {
+        completion.into_result().map(drop)
+    }
+}
+
+impl Drop for Close {
+    fn drop(&mut self) {
+        // Runs outside the driver: after `complete`, when the slot frees an
+        // abandoned state, or when the future is dropped unsubmitted.
+        if !self.submitted {
+            defer_close(self.target);
+        } else if let Target::Fixed(_) = self.target {
             crate::runtime::context::try_with_driver(|driver| driver.release_direct());
         }
-        completion.into_result().map(drop)
     }
 }
