@@ -456,12 +456,20 @@ fn tick(core: &Core, scratch: &mut Scratch) {
 /// Moves descriptors waiting to be closed onto the ring, as many as there
 /// are free slots.
 fn queue_closes(core: &Core) {
-    let mut closes = core.closes.borrow_mut();
-    if closes.is_empty() {
+    if core.closes.borrow().is_empty() {
         return;
     }
-    let mut driver = core.driver.borrow_mut();
-    closes.retain(|&target| !driver.push_close(target));
+    // Taken out of the cell, so that a close deferred while the driver
+    // pushes (a late completion reaped to make room in the SQ) lands in the
+    // emptied list: no borrow of it is held across the push.
+    let mut closes = core.closes.take();
+    {
+        let mut driver = core.driver.borrow_mut();
+        closes.retain(|&target| !driver.push_close(target));
+    }
+    let mut list = core.closes.borrow_mut();
+    closes.append(&mut list);
+    *list = closes;
 }
 
 /// The waker of the `block_on` future.
