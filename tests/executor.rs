@@ -277,3 +277,81 @@ fn yield_now_lets_the_ring_run_before_the_task_resumes() {
         task.await.unwrap();
     });
 }
+
+/// Panics in user code that runs outside a task poll are contained like a
+/// panic in `poll`: a future's `Drop` on completion, abort or shutdown is
+/// reported through its handle, and a panicking `wake` (an operation's
+/// foreign waker, a `JoinHandle`'s waiter) costs the other wakes of its
+/// batch nothing. Neither `block_on` nor the shutdown unwinds, and the
+/// shutdown still closes what it had queued.
+#[test]
+fn panics_in_drops_and_wakes_are_contained() {
+    use std::future::Future;
+    use std::sync::Arc;
+    use std::task::{Context, Wake, Waker};
+
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("drop panics");
+        }
+    }
+    struct PanicOnWake;
+    impl Wake for PanicOnWake {
+        fn wake(self: Arc<Self>) {
+            panic!("wake panics");
+        }
+    }
+
+    let runtime = corering::Runtime::new().unwrap();
+    runtime.block_on(async {
+        // On completion: the panic replaces the output.
+        let done = corering::spawn(async {
+            let _guard = PanicOnDrop;
+            1
+        });
+        assert!(done.await.unwrap_err().is_panic());
+        // On abort: the panic replaces the cancellation.
+        let aborted = corering::spawn(async {
+            let _guard = PanicOnDrop;
+            std::future::pending::<()>().await
+        });
+        corering::yield_now().await;
+        aborted.abort();
+        assert!(aborted.await.unwrap_err().is_panic());
+
+        // Two operations awaited by panicking wakers and one by a task
+        // complete in the same reap: the task is still woken.
+        let panicky = Waker::from(Arc::new(PanicOnWake));
+        let mut cx = Context::from_waker(&panicky);
+        let mut nops = [Box::pin(corering::op::nop()), Box::pin(corering::op::nop())];
+        for nop in &mut nops {
+            assert!(nop.as_mut().poll(&mut cx).is_pending());
+        }
+        corering::op::nop().await.unwrap();
+        // A JoinHandle awaited with a panicking waker.
+        let mut task = corering::spawn(async { 7 });
+        assert!(std::pin::Pin::new(&mut task).poll(&mut cx).is_pending());
+        corering::yield_now().await;
+        corering::yield_now().await;
+        assert_eq!(task.await.unwrap(), 7);
+        assert_eq!(corering::stats().callback_panics, 3);
+    });
+    // At shutdown: a task whose drop panics, and a descriptor to close.
+    let (mut reader, writer) = std::io::pipe().unwrap();
+    runtime.block_on(async {
+        let writer = corering::fd::Fd::from(std::os::fd::OwnedFd::from(writer));
+        corering::spawn(async move {
+            let _guard = PanicOnDrop;
+            let _writer = writer;
+            std::future::pending::<()>().await
+        });
+        corering::yield_now().await;
+    });
+    let stats = runtime.shutdown();
+    assert_eq!((stats.in_flight, stats.slots_in_use), (0, 0));
+    // End of file: the write end was closed through the ring.
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut reader, &mut rest).unwrap();
+    assert!(rest.is_empty());
+}

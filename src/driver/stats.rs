@@ -35,6 +35,10 @@ pub struct Stats {
     pub enter_busy: u64,
     /// Timers in the wheel (pending, or fired and not yet observed).
     pub timers: u64,
+    /// Panics caught in user code run outside a task poll (a waker's
+    /// `wake`, the drop of a buffer, a waker or a future's leftovers): each
+    /// was reported by the panic hook, and the core went on.
+    pub callback_panics: u64,
     /// CQEs whose slot was gone or reused (never delivered).
     pub stale_completions: u64,
 }

@@ -91,7 +91,14 @@ fn finish<T>(state: &Shared<T>, output: Result<T, JoinError>) {
     state.output = Some(output);
     if let Some(waker) = state.waker.take() {
         drop(state);
-        waker.wake();
+        // The awaiting side's waker may be anyone's.
+        super::contain(|| waker.wake());
+    }
+}
+
+fn panicked(payload: Box<dyn Any + Send + 'static>) -> JoinError {
+    JoinError {
+        repr: Repr::Panic(payload),
     }
 }
 
@@ -149,8 +156,13 @@ impl<T> fmt::Debug for JoinHandle<T> {
 
 /// The future a task runs: the user's future, with its panics caught and its
 /// output (or cancellation, when dropped unfinished) sent to the handle.
+///
+/// The user's future is dropped inside the same containment as its polls,
+/// on completion as on abort or shutdown: a panic in its `Drop` is reported
+/// through the handle, like a panic in `poll`.
 pub(crate) struct Spawned<F: Future> {
-    future: F,
+    /// `Some` until it completes or is dropped; pinned in place.
+    future: Option<F>,
     state: Option<Shared<F::Output>>,
 }
 
@@ -165,7 +177,7 @@ pub(crate) fn spawned<F: Future + 'static>(
     }));
     let handle_state = state.clone();
     let spawned = Spawned {
-        future,
+        future: Some(future),
         state: Some(state),
     };
     (spawned, move |task| JoinHandle {
@@ -174,23 +186,42 @@ pub(crate) fn spawned<F: Future + 'static>(
     })
 }
 
+impl<F: Future> Spawned<F> {
+    /// Drops the user's future in place; `Err` with the payload when its
+    /// `Drop` panicked. A panic while dropping what the first panic left
+    /// is contained and counted, not reported twice.
+    fn drop_future(&mut self) -> Result<(), Box<dyn Any + Send + 'static>> {
+        // Assigning drops the old value in place, which keeps the pin
+        // promise.
+        catch_unwind(AssertUnwindSafe(|| self.future = None)).inspect_err(|_| {
+            super::contain(|| self.future = None);
+        })
+    }
+}
+
 impl<F: Future> Future for Spawned<F> {
     type Output = ();
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         // SAFETY: `future` is structurally pinned: it is never moved out of
-        // `Spawned`, and `Spawned` has no Unpin impl of its own or Drop that
-        // moves it. `state` is not pinned and only taken by value here.
+        // `Spawned`, only dropped in place, and `Spawned` has no Unpin impl
+        // of its own. `state` is not pinned and only taken by value here.
         let this = unsafe { self.get_unchecked_mut() };
-        // SAFETY: see above; `this.future` is never moved.
-        let future = unsafe { Pin::new_unchecked(&mut this.future) };
+        let Some(future) = this.future.as_mut() else {
+            return Poll::Ready(());
+        };
+        // SAFETY: see above; the future is never moved.
+        let future = unsafe { Pin::new_unchecked(future) };
         let output = match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
             Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(output)) => Ok(output),
-            Err(payload) => Err(JoinError {
-                repr: Repr::Panic(payload),
-            }),
+            Ok(Poll::Ready(output)) => this.drop_future().map(|()| output).map_err(panicked),
+            Err(payload) => {
+                // Dropped now, so its resources go with the panic; a second
+                // panic from its `Drop` is contained.
+                super::contain(|| this.future = None);
+                Err(panicked(payload))
+            }
         };
         let state = this.state.take().expect("Spawned polled after completion");
         finish(&state, output);
@@ -200,13 +231,15 @@ impl<F: Future> Future for Spawned<F> {
 
 impl<F: Future> Drop for Spawned<F> {
     fn drop(&mut self) {
+        let dropped = self.drop_future();
         if let Some(state) = self.state.take() {
-            finish(
-                &state,
-                Err(JoinError {
+            let output = match dropped {
+                Ok(()) => Err(JoinError {
                     repr: Repr::Cancelled,
                 }),
-            );
+                Err(payload) => Err(panicked(payload)),
+            };
+            finish(&state, output);
         }
     }
 }

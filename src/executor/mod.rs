@@ -13,12 +13,30 @@ pub(crate) mod task;
 pub(crate) mod task_list;
 
 use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 pub use join::{JoinError, JoinHandle};
 
 use crate::runtime::context;
+
+/// Runs `callback`, user code that runs outside a task poll (a waker's
+/// `wake`, the drop of a future, a buffer or a waker), with the containment
+/// a task poll has: a panic in it is caught and counted on the current
+/// core (`Stats::callback_panics`), never unwound through the run loop or
+/// a shutdown, so the rest of the batch still runs. The panic hook has
+/// already reported it where it happened.
+pub(crate) fn contain(callback: impl FnOnce()) {
+    let Err(payload) = catch_unwind(AssertUnwindSafe(callback)) else {
+        return;
+    };
+    context::try_with_core(|core| core.callback_panics.set(core.callback_panics.get() + 1));
+    // A payload's own drop may panic too; that one is forgotten.
+    if let Err(again) = catch_unwind(AssertUnwindSafe(|| drop(payload))) {
+        std::mem::forget(again);
+    }
+}
 
 /// Spawns a task on the current core.
 ///

@@ -346,7 +346,8 @@ static VTABLE: RawWakerVTable = RawWakerVTable::new(clone_waker, wake, wake_by_r
 #[inline(never)]
 pub(crate) fn wake_waker(waker: Waker, core: &Core) {
     if !std::ptr::eq(waker.vtable(), &VTABLE) {
-        return waker.wake();
+        // Someone else's waker: its `wake` is user code.
+        return super::contain(|| waker.wake());
     }
     let waker = ManuallyDrop::new(waker);
     let task = Task {

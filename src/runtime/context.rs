@@ -38,6 +38,9 @@ pub(crate) struct Core {
     /// Descriptors whose last handle was dropped, to be closed through the ring.
     pub(crate) closes: RefCell<Vec<Target>>,
     pub(crate) remote: Arc<Remote>,
+    /// Panics caught in user callbacks outside task polls (see
+    /// `executor::contain`).
+    pub(crate) callback_panics: Cell<u64>,
 }
 
 impl Core {
@@ -51,6 +54,7 @@ impl Core {
     pub(crate) fn stats(&self) -> Stats {
         Stats {
             timers: self.timers.borrow().len() as u64,
+            callback_panics: self.callback_panics.get(),
             ..self.driver.borrow().stats()
         }
     }

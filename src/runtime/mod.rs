@@ -34,6 +34,7 @@ use context::{Core, Enter};
 pub use launcher::CoreId;
 
 use crate::driver::{Abandoned, Driver, DriverConfig, Stats, Wait};
+use crate::executor;
 use crate::executor::remote::Remote;
 use crate::executor::task::{self, Task};
 use crate::sys::eventfd::EventFd;
@@ -230,6 +231,7 @@ impl Builder {
             tasks: Default::default(),
             closes: Default::default(),
             remote,
+            callback_panics: Default::default(),
             config,
         });
         context::register(&core);
@@ -261,6 +263,21 @@ struct Scratch {
     inbox: Vec<Task>,
     wakers: Vec<Waker>,
     graveyard: Vec<Box<dyn Abandoned>>,
+}
+
+impl Scratch {
+    /// Drops the states of finished cancelled operations and any wakers
+    /// left, each inside the containment of a task poll: buffers and
+    /// wakers are user code, and one that panics must not cost the others
+    /// their drop.
+    fn drop_leftovers(&mut self) {
+        for state in self.graveyard.drain(..) {
+            executor::contain(|| drop(state));
+        }
+        for waker in self.wakers.drain(..) {
+            executor::contain(|| drop(waker));
+        }
+    }
 }
 
 impl Runtime {
@@ -347,8 +364,7 @@ impl Runtime {
             drop(driver);
             // The tasks are gone; their wakers have nothing to wake.
             core.run_queue.clear();
-            scratch.wakers.clear();
-            scratch.graveyard.clear();
+            scratch.drop_leftovers();
         }
         self.stats()
     }
@@ -450,7 +466,7 @@ fn tick(core: &Core, scratch: &mut Scratch) {
     for waker in scratch.wakers.drain(..) {
         task::wake_waker(waker, core);
     }
-    scratch.graveyard.clear();
+    scratch.drop_leftovers();
 }
 
 /// Moves descriptors waiting to be closed onto the ring, as many as there
