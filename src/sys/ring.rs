@@ -61,6 +61,7 @@ pub(crate) fn create(
         match try_create(entries, sqpoll_idle, flags) {
             Ok(ring) => {
                 check_features(&ring)?;
+                check_enter(&ring)?;
                 return Ok((ring, flags));
             }
             Err(error) if error.raw_os_error() == Some(libc::EINVAL) => last_error = Some(error),
@@ -141,7 +142,9 @@ fn check_features(ring: &IoUring) -> io::Result<()> {
         ));
     }
     let mut probe = Probe::new();
-    ring.submitter().register_probe(&mut probe)?;
+    ring.submitter()
+        .register_probe(&mut probe)
+        .map_err(|error| explain_call_error("io_uring_register", error))?;
     for &(code, name) in REQUIRED_OPCODES {
         if !probe.is_supported(code) {
             return Err(io::Error::new(
@@ -151,6 +154,44 @@ fn check_features(ring: &IoUring) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Enters the new ring once, submitting and waiting for nothing: a filter
+/// that allows `io_uring_setup` but refuses `io_uring_enter` shows here,
+/// with an error that says so, rather than at the first tick.
+fn check_enter(ring: &IoUring) -> io::Result<()> {
+    match ring.submit() {
+        Ok(_) => Ok(()),
+        // Transient answers: the ring works.
+        Err(error)
+            if matches!(
+                error.raw_os_error(),
+                Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
+            ) =>
+        {
+            Ok(())
+        }
+        Err(error) => Err(explain_call_error("io_uring_enter", error)),
+    }
+}
+
+/// Turns a refused `io_uring_enter` or `io_uring_register` (on a ring that
+/// was set up) into an error that names the call, the cause and the fix.
+pub(crate) fn explain_call_error(call: &str, error: io::Error) -> io::Error {
+    match error.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::EACCES) => io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{call} failed ({error}): io_uring_setup was allowed but {call} is refused, \
+                 typically by a seccomp filter (a container runtime's profile); run with a \
+                 profile that allows io_uring_setup, io_uring_enter and io_uring_register"
+            ),
+        ),
+        _ => io::Error::new(
+            error.kind(),
+            format!("{call} failed on a new ring: {error}"),
+        ),
+    }
 }
 
 /// Turns an `io_uring_setup` failure into an error that names the cause and
