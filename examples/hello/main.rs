@@ -2,9 +2,9 @@
 //!
 //! Each core runs its own runtime and binds its own `SO_REUSEPORT` listener
 //! on the same port; the kernel spreads connections across them. Keep-alive
-//! and pipelining are supported; a malformed request gets 400 (an oversized
-//! head 431) and its connection closes; an idle connection closes after the
-//! idle timeout.
+//! and pipelining are supported; a malformed or ambiguously framed request
+//! gets 400 (an oversized head 431, a body over 64 KiB 413) and its
+//! connection closes; an idle connection closes after the idle timeout.
 //!
 //! ```sh
 //! cargo run --release --example hello                 # port 8080, every core
