@@ -261,3 +261,51 @@ fn request_parsing_and_ranges() {
     assert_eq!(byte_range("lines=1-2", 10), None);
     assert_eq!(byte_range("bytes=5-2", 10), None);
 }
+
+#[test]
+fn ambiguous_framing_and_malformed_headers_are_refused_with_400() {
+    // Each of these a proxy in front could frame differently from this
+    // server (request smuggling, RFC 9112 sections 5 and 6.3): refused,
+    // and the connection closes.
+    let site = Site::new("smuggling");
+    let server = Server::start(&site.0);
+    let bad: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let cases: [&[u8]; 14] = [
+        b"GET /index.html HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+        b"GET /index.html HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 5\r\n\r\nhello",
+        b"GET /index.html HTTP/1.1\r\nContent-Length: +0\r\n\r\n",
+        b"GET /index.html HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+        b"GET /index.html HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n",
+        // Whitespace between the name and the colon.
+        b"GET /index.html HTTP/1.1\r\nContent-Length : 5\r\n\r\nhello",
+        // A header folded onto the next line (obs-fold).
+        b"GET /index.html HTTP/1.1\r\nX-A: a\r\n Content-Length: 5\r\n\r\nhello",
+        // A bare LF or CR inside a line, where other parsers end it.
+        b"GET /index.html HTTP/1.1\r\nX-A: a\nContent-Length: 5\r\n\r\nhello",
+        b"GET /index.html HTTP/1.1\r\nX-A: a\rContent-Length: 5\r\n\r\nhello",
+        b"GET /index.html HTTP/1.1\nHost: a\r\n\r\n",
+        b"GET /index.html HTTP/1.1\r\nX-A: a\0b\r\n\r\n",
+        b"GET /index.html HTTP/1.1\r\n: empty name\r\n\r\n",
+        // Control bytes in the target, and a percent sign without two hex
+        // digits after it.
+        b"GET /index\x01.html HTTP/1.1\r\n\r\n",
+        b"GET /%+1index.html HTTP/1.1\r\n\r\n",
+    ];
+    for case in cases {
+        assert_eq!(
+            String::from_utf8_lossy(&server.exchange(case)),
+            String::from_utf8_lossy(bad),
+            "{:?}",
+            String::from_utf8_lossy(case)
+        );
+    }
+    // A single `Content-Length: 0` is no body: served.
+    let served = server.exchange(
+        b"GET /docs/notes.txt HTTP/1.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        served.ends_with(b"\r\n\r\n0123456789abcdef"),
+        "{}",
+        String::from_utf8_lossy(&served)
+    );
+}

@@ -41,6 +41,14 @@ pub enum Parse {
 }
 
 /// Parses the request head at the start of `input`.
+///
+/// Strict where a lenient reading could differ from a proxy's in front
+/// (request smuggling, RFC 9112 sections 5 and 6.3): lines end with CRLF
+/// only, so a bare CR or LF (or a NUL, or another control byte) inside a
+/// line is refused; so is whitespace between a header's name and its
+/// colon, a folded header (obs-fold), any `Content-Length` but one `0`,
+/// and any `Transfer-Encoding`: GET and HEAD carry no body here. Each
+/// refusal is 400 and closes the connection.
 pub fn parse(input: &[u8]) -> Parse {
     let Some(end) = find(input, b"\r\n\r\n") else {
         return if input.len() >= HEAD_MAX {
@@ -62,6 +70,13 @@ pub fn parse(input: &[u8]) -> Parse {
     else {
         return Parse::Refuse("400 Bad Request");
     };
+    if method.is_empty()
+        || !method.bytes().all(is_token)
+        || target.is_empty()
+        || !target.bytes().all(|byte| byte.is_ascii_graphic())
+    {
+        return Parse::Refuse("400 Bad Request");
+    }
     let mut close = match version {
         "HTTP/1.1" => false,
         "HTTP/1.0" => true,
@@ -73,11 +88,21 @@ pub fn parse(input: &[u8]) -> Parse {
         _ => return Parse::Refuse("405 Method Not Allowed"),
     };
     let mut range = None;
+    let mut length_seen = false;
     for line in lines {
         let Some((name, value)) = line.split_once(':') else {
             return Parse::Refuse("400 Bad Request");
         };
-        let value = value.trim();
+        // A folded line starts with whitespace, so its "name" is no token.
+        if name.is_empty()
+            || !name.bytes().all(is_token)
+            || value
+                .bytes()
+                .any(|byte| byte.is_ascii_control() && byte != b'\t')
+        {
+            return Parse::Refuse("400 Bad Request");
+        }
+        let value = value.trim_matches([' ', '\t']);
         if name.eq_ignore_ascii_case("connection") {
             if value.eq_ignore_ascii_case("close") {
                 close = true;
@@ -86,10 +111,14 @@ pub fn parse(input: &[u8]) -> Parse {
             }
         } else if name.eq_ignore_ascii_case("range") {
             range = Some(value.to_string());
-        } else if (name.eq_ignore_ascii_case("content-length") && value != "0")
-            || name.eq_ignore_ascii_case("transfer-encoding")
-        {
-            // GET and HEAD carry no body here.
+        } else if name.eq_ignore_ascii_case("content-length") {
+            // One `0` is no body; a body, or a second header (even an
+            // equal one), is refused.
+            if length_seen || value != "0" {
+                return Parse::Refuse("400 Bad Request");
+            }
+            length_seen = true;
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
             return Parse::Refuse("400 Bad Request");
         }
     }
@@ -103,6 +132,12 @@ pub fn parse(input: &[u8]) -> Parse {
         }),
         Err(status) => Parse::Refuse(status),
     }
+}
+
+/// Whether `byte` may be part of a token (a method or a header name,
+/// RFC 9110 section 5.6.2).
+fn is_token(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
 }
 
 /// The relative path a request target names: percent-decoded, without the
@@ -134,8 +169,10 @@ fn percent_decode(text: &str) -> Option<Vec<u8>> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            decoded.push(u8::from_str_radix(hex, 16).ok()?);
+            // Exactly two hex digits (`from_str_radix` alone would take a
+            // sign: `%+1`).
+            let (high, low) = (hex(*bytes.get(i + 1)?)?, hex(*bytes.get(i + 2)?)?);
+            decoded.push((high << 4) | low);
             i += 3;
         } else {
             decoded.push(bytes[i]);
@@ -143,6 +180,13 @@ fn percent_decode(text: &str) -> Option<Vec<u8>> {
         }
     }
     Some(decoded)
+}
+
+/// The value of one hex digit.
+fn hex(digit: u8) -> Option<u8> {
+    char::from(digit)
+        .to_digit(16)
+        .and_then(|value| u8::try_from(value).ok())
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
