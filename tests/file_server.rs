@@ -2,6 +2,7 @@
 //! curl and raw sockets: whole files byte-exact, ranges, HEAD, 404, 403 for
 //! `..`, keep-alive and pipelining.
 
+mod common;
 #[path = "../examples/file_server/http.rs"]
 mod http;
 
@@ -12,7 +13,7 @@ use std::process::Command;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use corering::net::TcpListener;
 use http::{byte_range, parse, Parse};
@@ -27,6 +28,11 @@ struct Server {
 
 impl Server {
     fn start(root: &Path) -> Server {
+        Server::start_with(root, http::SEND_TIMEOUT)
+    }
+
+    /// A server whose send timeout is `send`.
+    fn start_with(root: &Path, send: Duration) -> Server {
         let stop = Arc::new(AtomicBool::new(false));
         let (addr_tx, addr_rx) = mpsc::channel();
         let stopping = stop.clone();
@@ -40,7 +46,12 @@ impl Server {
                     if let Ok((stream, _)) =
                         listener.accept_timeout(Duration::from_millis(20)).await
                     {
-                        corering::spawn(http::serve(stream, root.clone(), Duration::from_secs(5)));
+                        corering::spawn(http::serve(
+                            stream,
+                            root.clone(),
+                            Duration::from_secs(5),
+                            send,
+                        ));
                     }
                 }
             })
@@ -128,6 +139,7 @@ fn big() -> Vec<u8> {
 
 #[test]
 fn curl_fetches_files_byte_exact_with_types_ranges_and_errors() {
+    let _serial = common::serial();
     let site = Site::new("curl");
     let server = Server::start(&site.0);
 
@@ -192,6 +204,7 @@ fn curl_fetches_files_byte_exact_with_types_ranges_and_errors() {
 
 #[test]
 fn keep_alive_and_pipelined_requests_share_a_connection() {
+    let _serial = common::serial();
     let site = Site::new("pipeline");
     let server = Server::start(&site.0);
     let response = server.exchange(
@@ -267,6 +280,7 @@ fn ambiguous_framing_and_malformed_headers_are_refused_with_400() {
     // Each of these a proxy in front could frame differently from this
     // server (request smuggling, RFC 9112 sections 5 and 6.3): refused,
     // and the connection closes.
+    let _serial = common::serial();
     let site = Site::new("smuggling");
     let server = Server::start(&site.0);
     let bad: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
@@ -308,4 +322,69 @@ fn ambiguous_framing_and_malformed_headers_are_refused_with_400() {
         "{}",
         String::from_utf8_lossy(&served)
     );
+}
+
+/// Waits (up to 10 s) for this process's descriptors to number `count`,
+/// and returns how many there are then.
+fn settle_fds(count: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while common::open_fds() != count && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    common::open_fds()
+}
+
+#[test]
+fn clients_that_stop_reading_are_dropped_and_every_descriptor_released() {
+    let _serial = common::serial();
+    let site = Site::new("stalled");
+    // Far more than the socket buffers of both ends hold.
+    let huge_len = 32usize << 20;
+    std::fs::write(site.0.join("huge.bin"), vec![7u8; huge_len]).unwrap();
+    let server = Server::start_with(&site.0, Duration::from_millis(300));
+    // A first request and response, so that whatever the server sets up
+    // on first use is in the baseline.
+    assert_eq!(server.status(&[], "/docs/notes.txt"), "200");
+    let baseline = common::open_fds();
+
+    const CLIENTS: usize = 20;
+    let mut clients: Vec<TcpStream> = (0..CLIENTS)
+        .map(|_| {
+            let mut stream = TcpStream::connect(server.addr).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            stream
+                .write_all(b"GET /huge.bin HTTP/1.1\r\nHost: a\r\n\r\n")
+                .unwrap();
+            // The head has come: the server has the file open and is
+            // sending its body. From here on this client reads nothing.
+            let mut head = [0u8; 17];
+            stream.read_exact(&mut head).unwrap();
+            assert_eq!(&head, b"HTTP/1.1 200 OK\r\n");
+            stream
+        })
+        .collect();
+    // The server gives up on each client, closing its socket, file and
+    // pipe; what is left open is the clients' own sockets.
+    assert_eq!(
+        settle_fds(baseline + CLIENTS),
+        baseline + CLIENTS,
+        "descriptors once the stalled clients are dropped"
+    );
+    for client in &mut clients {
+        // What was in flight, then the end: the body was cut short.
+        let mut received = Vec::new();
+        let end = client.read_to_end(&mut received);
+        assert!(
+            end.is_ok()
+                || matches!(&end, Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset),
+            "{end:?}"
+        );
+        assert!(received.len() < huge_len, "{} bytes", received.len());
+    }
+    drop(clients);
+    assert_eq!(settle_fds(baseline), baseline);
+    // And the server goes on.
+    assert_eq!(server.status(&[], "/docs/notes.txt"), "200");
 }

@@ -3,7 +3,9 @@
 //! keep-alive and pipelining; bodies are sent with `splice` (file to pipe
 //! to socket, no copy through user space). Files are opened beneath the
 //! directory (`openat2` with `RESOLVE_BENEATH`): `..` or a symbolic link
-//! leading outside gets 403, a missing file 404.
+//! leading outside gets 403, a missing file 404. A connection closes when
+//! it stays silent for 30 s, or when the client takes no piece of a
+//! response (the head, or the next 256 KiB of a body) for 10 s.
 //!
 //! ```sh
 //! cargo run --release --example file_server -- [dir] [port] [cores]
@@ -56,7 +58,12 @@ fn main() {
                 loop {
                     match listener.accept().await {
                         Ok((stream, _)) => {
-                            corering::spawn(http::serve(stream, root.clone(), IDLE));
+                            corering::spawn(http::serve(
+                                stream,
+                                root.clone(),
+                                IDLE,
+                                http::SEND_TIMEOUT,
+                            ));
                         }
                         Err(error) => {
                             eprintln!("file_server: {core}: accept: {error}");
