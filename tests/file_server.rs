@@ -388,3 +388,32 @@ fn clients_that_stop_reading_are_dropped_and_every_descriptor_released() {
     // And the server goes on.
     assert_eq!(server.status(&[], "/docs/notes.txt"), "200");
 }
+
+#[test]
+fn names_too_long_for_the_file_system_are_not_found() {
+    let _serial = common::serial();
+    let site = Site::new("long-names");
+    let server = Server::start(&site.0);
+    // One component over NAME_MAX (255 bytes), and a path over PATH_MAX
+    // (4096 bytes) of short components: no such file can exist, and the
+    // connection goes on to the next request.
+    let long_name = format!("/{}", "a".repeat(256));
+    let long_path = "/abcdefgh".repeat(500);
+    for path in [&long_name, &long_path] {
+        let response = server.exchange(
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: a\r\n\r\nGET /docs/notes.txt HTTP/1.1\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        assert_eq!(
+            String::from_utf8(response).unwrap(),
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n\
+             HTTP/1.1 200 OK\r\nContent-Length: 16\r\nContent-Type: text/plain; charset=utf-8\r\nAccept-Ranges: bytes\r\nConnection: close\r\n\r\n0123456789abcdef",
+            "{} bytes",
+            path.len()
+        );
+    }
+    // 255 bytes is a name like any other.
+    assert_eq!(server.status(&[], &format!("/{}", "a".repeat(255))), "404");
+}

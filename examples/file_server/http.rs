@@ -483,6 +483,9 @@ async fn respond(conn: &Conn<'_>, root: &File, request: &Request) -> io::Result<
 async fn send_error(conn: &Conn<'_>, request: &Request, error: &io::Error) -> io::Result<bool> {
     let status = match error.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => "404 Not Found",
+        // A name over NAME_MAX bytes, or a path over PATH_MAX: no file
+        // can have it, and the request was well-formed.
+        _ if error.raw_os_error() == Some(libc::ENAMETOOLONG) => "404 Not Found",
         io::ErrorKind::PermissionDenied => "403 Forbidden",
         // A symbolic link pointing outside the root.
         _ if error.raw_os_error() == Some(libc::EXDEV) => "403 Forbidden",
