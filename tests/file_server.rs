@@ -2,6 +2,8 @@
 //! curl and raw sockets: whole files byte-exact, ranges, HEAD, 404, 403 for
 //! `..`, keep-alive and pipelining.
 
+#[path = "../examples/common/accept.rs"]
+mod accept;
 mod common;
 #[path = "../examples/file_server/http.rs"]
 mod http;
@@ -9,7 +11,7 @@ mod http;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -416,4 +418,119 @@ fn names_too_long_for_the_file_system_are_not_found() {
     }
     // 255 bytes is a name like any other.
     assert_eq!(server.status(&[], &format!("/{}", "a".repeat(255))), "404");
+}
+
+/// Set in the environment of the child process that
+/// [`out_of_descriptors_the_accept_loop_backs_off_and_logs_once`] starts:
+/// the open-file limit is the whole process's, so it is lowered in a child
+/// of its own.
+const ACCEPT_CHILD: &str = "CORERING_TEST_ACCEPT_CHILD";
+
+#[test]
+fn out_of_descriptors_the_accept_loop_backs_off_and_logs_once() {
+    // Its pipes to the child are descriptors of this process.
+    let _serial = common::serial();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "accept_loop_out_of_descriptors_child",
+        ])
+        .env(ACCEPT_CHILD, "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The child prints its port once it has no descriptor left.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let port: u16 = loop {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() == 0 {
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "the child ended without a port: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        // After libtest's `test name ... ` on the same line.
+        if let Some((_, port)) = line.trim().split_once("accept-child-port ") {
+            break port.parse().unwrap();
+        }
+    };
+    // Queued, these connections make every accept fail (EMFILE) until the
+    // child frees its descriptors, about 1.5 s later.
+    let clients: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    let output = child.wait_with_output().unwrap();
+    drop(clients);
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "child failed: {stderr}");
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.starts_with("file_server: test:"))
+        .collect();
+    // One line as the refusals start, one as accepts succeed again.
+    assert_eq!(
+        lines.len(),
+        2,
+        "lines logged; the first ones:\n{}",
+        lines[..lines.len().min(4)].join("\n")
+    );
+    assert!(
+        lines[0].starts_with("file_server: test: accept: Too many open files (os error 24); "),
+        "{stderr}"
+    );
+    let refused: u32 = lines[1]
+        .strip_prefix("file_server: test: accepting again after ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("{stderr}"));
+    // Doubling from 1 ms, about 1.5 s of refusals take about eleven
+    // attempts; retrying every 10 ms took 150.
+    assert!((1..=20).contains(&refused), "{refused} refused attempts");
+}
+
+/// The child of [`out_of_descriptors_the_accept_loop_backs_off_and_logs_once`]:
+/// runs file_server's accept loop with every descriptor of the process
+/// taken, then frees them. Does nothing as a test of its own.
+#[test]
+fn accept_loop_out_of_descriptors_child() {
+    if std::env::var_os(ACCEPT_CHILD).is_none() {
+        return;
+    }
+    corering::start(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // A limit just above what is open, then taken up to it.
+        let limit = common::open_fds() as u64 + 8;
+        let lowered = libc::rlimit {
+            rlim_cur: limit,
+            rlim_max: limit,
+        };
+        // SAFETY: setrlimit reads the struct we pass and nothing else.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lowered) }, 0);
+        let mut fillers = Vec::new();
+        loop {
+            match std::fs::File::open("/dev/null") {
+                Ok(file) => fillers.push(file),
+                Err(error) => {
+                    assert_eq!(error.raw_os_error(), Some(libc::EMFILE));
+                    break;
+                }
+            }
+        }
+        println!("accept-child-port {port}");
+        let accepting = corering::spawn(async move {
+            let serve = drop::<corering::net::TcpStream>;
+            match accept::accept_loop("file_server: test", || listener.accept(), serve).await {}
+        });
+        corering::time::sleep(Duration::from_millis(1500)).await;
+        drop(fillers);
+        // The next attempt comes at most 1 s later (the longest backoff),
+        // and succeeds.
+        corering::time::sleep(Duration::from_millis(1500)).await;
+        accepting.abort();
+    });
 }

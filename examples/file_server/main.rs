@@ -13,6 +13,8 @@
 //! curl -i http://127.0.0.1:8000/README.md
 //! ```
 
+#[path = "../common/accept.rs"]
+mod accept;
 mod http;
 
 use std::path::Path;
@@ -55,22 +57,16 @@ fn main() {
                         "file_server: serving {root_path} on http://127.0.0.1:{port}/ on {cores} cores"
                     );
                 }
-                loop {
-                    match listener.accept().await {
-                        Ok((stream, _)) => {
-                            corering::spawn(http::serve(
-                                stream,
-                                root.clone(),
-                                IDLE,
-                                http::SEND_TIMEOUT,
-                            ));
-                        }
-                        Err(error) => {
-                            eprintln!("file_server: {core}: accept: {error}");
-                            corering::time::sleep(Duration::from_millis(10)).await;
-                        }
-                    }
-                }
+                let serve = |stream| {
+                    corering::spawn(http::serve(
+                        stream,
+                        root.clone(),
+                        IDLE,
+                        http::SEND_TIMEOUT,
+                    ));
+                };
+                let label = format!("file_server: {core}");
+                match accept::accept_loop(label, || listener.accept(), serve).await {}
             }
         });
     let failed: Vec<String> = match launched {

@@ -12,6 +12,8 @@
 //! curl -i http://127.0.0.1:8080/
 //! ```
 
+#[path = "../common/accept.rs"]
+mod accept;
 mod http;
 
 use std::time::Duration;
@@ -54,21 +56,13 @@ fn main() {
                 if core.index() == 0 {
                     println!("hello: serving http://127.0.0.1:{port}/ on {cores} cores");
                 }
-                loop {
-                    // Direct descriptors while the ring's table has room;
-                    // TCP_NODELAY comes from the listener.
-                    match listener.accept_direct().await {
-                        Ok((stream, _)) => {
-                            corering::spawn(http::serve(stream, ring.clone(), idle));
-                        }
-                        // Out of descriptors, a connection reset while
-                        // queued: this connection is lost, the server goes on.
-                        Err(error) => {
-                            eprintln!("hello: {core}: accept: {error}");
-                            corering::time::sleep(Duration::from_millis(10)).await;
-                        }
-                    }
-                }
+                // Direct descriptors while the ring's table has room;
+                // TCP_NODELAY comes from the listener.
+                let serve = |stream| {
+                    corering::spawn(http::serve(stream, ring.clone(), idle));
+                };
+                let label = format!("hello: {core}");
+                match accept::accept_loop(label, || listener.accept_direct(), serve).await {}
             }
         });
     match launched {
