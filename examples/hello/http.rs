@@ -85,10 +85,10 @@ pub fn parse(buf: &[u8]) -> Parse {
             return Parse::Refuse("400 Bad Request");
         };
         let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii());
-        // A token (no space before the colon, no obs-fold), and a value
+        // A token (so no space before the colon, no obs-fold), and a value
         // without the CR or NUL that other parsers might end the line at.
         if name.is_empty()
-            || name.iter().any(|byte| !byte.is_ascii_graphic())
+            || !name.iter().all(|&byte| TOKEN[usize::from(byte)])
             || memchr::memchr2(b'\r', 0, value).is_some()
         {
             return Parse::Refuse("400 Bad Request");
@@ -125,6 +125,36 @@ pub fn parse(buf: &[u8]) -> Parse {
     }
     Parse::Request { len, close }
 }
+
+/// The bytes a token (a header name) may hold, RFC 9110 section 5.6.2:
+/// letters, digits and ``!#$%&'*+-.^_`|~``.
+const TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        byte += 1;
+    }
+    table
+};
 
 /// A `Content-Length` value: a plain decimal number (digits only: no sign,
 /// no list, no spaces inside) that fits a `usize`.
