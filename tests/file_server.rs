@@ -1,6 +1,9 @@
 //! The file server example's HTTP handling, on a corering core, driven by
 //! curl and raw sockets: whole files byte-exact, ranges, HEAD, 404, 403 for
-//! `..`, keep-alive and pipelining.
+//! `..`, keep-alive and pipelining, ambiguous framing refused, clients that
+//! stop reading dropped with every descriptor back, names too long for the
+//! file system; and the examples' accept loop out of descriptors, in a
+//! child process.
 
 #[path = "../examples/common/accept.rs"]
 mod accept;

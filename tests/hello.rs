@@ -1,6 +1,7 @@
 //! The hello example's HTTP handling, served by a corering core and driven
 //! by real clients: curl, and raw sockets for pipelining, malformed input,
-//! oversized heads and idle connections.
+//! ambiguous body lengths, oversized heads and bodies, and idle
+//! connections.
 
 #[path = "../examples/hello/http.rs"]
 mod http;
