@@ -8,6 +8,9 @@
 //! cargo run --release --example echo_client -- 127.0.0.1:7878 64 1024 5
 //! ```
 
+#[path = "common/accept.rs"]
+mod accept;
+
 use corering::net::{TcpListener, TcpStream};
 
 fn main() {
@@ -32,19 +35,13 @@ fn main() {
                 if core.index() == 0 {
                     println!("echo: listening on port {port} on {cores} cores");
                 }
-                loop {
-                    // Direct descriptors while the ring's table has room;
-                    // TCP_NODELAY comes from the listener.
-                    match listener.accept_direct().await {
-                        Ok((stream, _)) => {
-                            corering::spawn(echo(stream));
-                        }
-                        Err(error) => {
-                            eprintln!("echo: {core}: accept: {error}");
-                            corering::time::sleep(std::time::Duration::from_millis(10)).await;
-                        }
-                    }
-                }
+                // Direct descriptors while the ring's table has room;
+                // TCP_NODELAY comes from the listener.
+                let serve = |stream| {
+                    corering::spawn(echo(stream));
+                };
+                let label = format!("echo: {core}");
+                match accept::accept_loop(label, || listener.accept_direct(), serve).await {}
             }
         });
     let failed = match launched {

@@ -1,6 +1,7 @@
 //! The hello example's HTTP handling, served by a corering core and driven
 //! by real clients: curl, and raw sockets for pipelining, malformed input,
-//! oversized heads and idle connections.
+//! ambiguous body lengths, oversized heads and bodies, and idle
+//! connections.
 
 #[path = "../examples/hello/http.rs"]
 mod http;
@@ -279,4 +280,93 @@ fn parser_outcomes() {
         parse(&head_of(http::HEAD_MAX)[..http::HEAD_MAX - 1]),
         Parse::Partial
     );
+}
+
+/// The refusal hello sends for `status`.
+fn refusal(status: &str) -> String {
+    format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+}
+
+#[test]
+fn ambiguous_body_lengths_are_refused_with_400() {
+    // Each of these could be framed two ways by a proxy in front (request
+    // smuggling, RFC 9112 section 6.3): refused, and the connection closes.
+    let server = Server::start(Duration::from_secs(5));
+    let bad = refusal("400 Bad Request");
+    let cases: [&[u8]; 13] = [
+        b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+        b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        b"POST / HTTP/1.1\r\ncontent-length: 0\r\nCONTENT-LENGTH: 0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\nhello",
+        b"POST / HTTP/1.1\r\nContent-Length: -5\r\n\r\nhello",
+        b"POST / HTTP/1.1\r\nContent-Length: 5,5\r\n\r\nhello",
+        b"POST / HTTP/1.1\r\nContent-Length: 5 5\r\n\r\nhello",
+        b"POST / HTTP/1.1\r\nContent-Length: \r\n\r\n",
+        b"POST / HTTP/1.1\r\nContent-Length: 0x5\r\n\r\nhello",
+        b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello",
+        b"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\nhello",
+        // A bare CR inside a value: a proxy that ends lines there sees a
+        // Content-Length this server would not.
+        b"POST / HTTP/1.1\r\nX-A: a\rContent-Length: 5\r\n\r\nhello",
+    ];
+    for case in cases {
+        assert_eq!(
+            server.exchange(case),
+            bad,
+            "{:?}",
+            String::from_utf8_lossy(case)
+        );
+    }
+    // Transfer-Encoding alone is a framing hello does not implement.
+    assert_eq!(
+        server.exchange(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+        refusal("501 Not Implemented")
+    );
+    // Leading zeros are still a plain decimal number.
+    assert_eq!(
+        server
+            .exchange(b"POST / HTTP/1.1\r\nContent-Length: 005\r\nConnection: close\r\n\r\nhello"),
+        OK_CLOSE
+    );
+    assert_eq!(server.curl("/"), OK, "the server keeps serving");
+}
+
+#[test]
+fn a_body_past_the_limit_gets_413_before_it_is_sent() {
+    let server = Server::start(Duration::from_secs(5));
+    let too_large = refusal("413 Content Too Large");
+    // A terabyte announced: the refusal comes on the head alone, so
+    // nothing of the body was waited for, let alone buffered.
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1099511627776\r\n\r\n")
+        .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    assert_eq!(
+        String::from_utf8(response).unwrap(),
+        too_large,
+        "refused, then closed by the server"
+    );
+    // The parser says so on the head alone too.
+    assert_eq!(
+        parse(b"POST / HTTP/1.1\r\nContent-Length: 1099511627776\r\n\r\n"),
+        Parse::Refuse("413 Content Too Large")
+    );
+    // The limit itself is served; one byte more is not.
+    let post = |len: usize| {
+        let mut request =
+            format!("POST / HTTP/1.1\r\nConnection: close\r\nContent-Length: {len}\r\n\r\n")
+                .into_bytes();
+        request.resize(request.len() + len, b'b');
+        request
+    };
+    assert_eq!(server.exchange(&post(http::BODY_MAX)), OK_CLOSE);
+    assert_eq!(server.exchange(&post(http::BODY_MAX + 1)), too_large);
+    // A new connection is served as before.
+    assert_eq!(server.curl("/"), OK);
 }

@@ -18,6 +18,20 @@ use corering::time::timeout;
 /// The most bytes a request head may take.
 pub const HEAD_MAX: usize = 8 * 1024;
 
+/// How long a client may take to accept each piece of a response: the
+/// head, or the next [`SEND_CHUNK`] bytes of a body. A client that stops
+/// reading (or reads slower than `SEND_CHUNK` per `SEND_TIMEOUT`, about
+/// 25 KiB/s) would otherwise hold its socket, the file, the splice pipe
+/// and a kernel io-wq thread blocked in the splice for as long as TCP
+/// keeps the connection up; past this the connection is closed and all of
+/// them are released.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The bytes of a body sent under one [`SEND_TIMEOUT`]: a quarter of the
+/// 1 MiB splice pipe, so that progress is measured in steps a slow client
+/// can make.
+pub const SEND_CHUNK: u64 = 256 * 1024;
+
 /// A parsed request head.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Request {
@@ -41,6 +55,14 @@ pub enum Parse {
 }
 
 /// Parses the request head at the start of `input`.
+///
+/// Strict where a lenient reading could differ from a proxy's in front
+/// (request smuggling, RFC 9112 sections 5 and 6.3): lines end with CRLF
+/// only, so a bare CR or LF (or a NUL, or another control byte) inside a
+/// line is refused; so is whitespace between a header's name and its
+/// colon, a folded header (obs-fold), any `Content-Length` but one `0`,
+/// and any `Transfer-Encoding`: GET and HEAD carry no body here. Each
+/// refusal is 400 and closes the connection.
 pub fn parse(input: &[u8]) -> Parse {
     let Some(end) = find(input, b"\r\n\r\n") else {
         return if input.len() >= HEAD_MAX {
@@ -62,6 +84,13 @@ pub fn parse(input: &[u8]) -> Parse {
     else {
         return Parse::Refuse("400 Bad Request");
     };
+    if method.is_empty()
+        || !method.bytes().all(is_token)
+        || target.is_empty()
+        || !target.bytes().all(|byte| byte.is_ascii_graphic())
+    {
+        return Parse::Refuse("400 Bad Request");
+    }
     let mut close = match version {
         "HTTP/1.1" => false,
         "HTTP/1.0" => true,
@@ -73,11 +102,21 @@ pub fn parse(input: &[u8]) -> Parse {
         _ => return Parse::Refuse("405 Method Not Allowed"),
     };
     let mut range = None;
+    let mut length_seen = false;
     for line in lines {
         let Some((name, value)) = line.split_once(':') else {
             return Parse::Refuse("400 Bad Request");
         };
-        let value = value.trim();
+        // A folded line starts with whitespace, so its "name" is no token.
+        if name.is_empty()
+            || !name.bytes().all(is_token)
+            || value
+                .bytes()
+                .any(|byte| byte.is_ascii_control() && byte != b'\t')
+        {
+            return Parse::Refuse("400 Bad Request");
+        }
+        let value = value.trim_matches([' ', '\t']);
         if name.eq_ignore_ascii_case("connection") {
             if value.eq_ignore_ascii_case("close") {
                 close = true;
@@ -86,10 +125,14 @@ pub fn parse(input: &[u8]) -> Parse {
             }
         } else if name.eq_ignore_ascii_case("range") {
             range = Some(value.to_string());
-        } else if (name.eq_ignore_ascii_case("content-length") && value != "0")
-            || name.eq_ignore_ascii_case("transfer-encoding")
-        {
-            // GET and HEAD carry no body here.
+        } else if name.eq_ignore_ascii_case("content-length") {
+            // One `0` is no body; a body, or a second header (even an
+            // equal one), is refused.
+            if length_seen || value != "0" {
+                return Parse::Refuse("400 Bad Request");
+            }
+            length_seen = true;
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
             return Parse::Refuse("400 Bad Request");
         }
     }
@@ -103,6 +146,12 @@ pub fn parse(input: &[u8]) -> Parse {
         }),
         Err(status) => Parse::Refuse(status),
     }
+}
+
+/// Whether `byte` may be part of a token (a method or a header name,
+/// RFC 9110 section 5.6.2).
+fn is_token(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
 }
 
 /// The relative path a request target names: percent-decoded, without the
@@ -134,8 +183,10 @@ fn percent_decode(text: &str) -> Option<Vec<u8>> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            decoded.push(u8::from_str_radix(hex, 16).ok()?);
+            // Exactly two hex digits (`from_str_radix` alone would take a
+            // sign: `%+1`).
+            let (high, low) = (hex(*bytes.get(i + 1)?)?, hex(*bytes.get(i + 2)?)?);
+            decoded.push((high << 4) | low);
             i += 3;
         } else {
             decoded.push(bytes[i]);
@@ -143,6 +194,13 @@ fn percent_decode(text: &str) -> Option<Vec<u8>> {
         }
     }
     Some(decoded)
+}
+
+/// The value of one hex digit.
+fn hex(digit: u8) -> Option<u8> {
+    char::from(digit)
+        .to_digit(16)
+        .and_then(|value| u8::try_from(value).ok())
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -227,14 +285,19 @@ pub async fn open_root(path: &Path) -> io::Result<File> {
 }
 
 /// Serves one connection until the client closes it, asks to close, sends
-/// something refused, or stays silent for `idle`.
-pub async fn serve(stream: TcpStream, root: Rc<File>, idle: Duration) {
+/// something refused, stays silent for `idle`, or takes longer than `send`
+/// to accept a piece of a response (see [`SEND_TIMEOUT`]).
+pub async fn serve(stream: TcpStream, root: Rc<File>, idle: Duration, send: Duration) {
+    let conn = Conn {
+        stream: &stream,
+        send,
+    };
     let mut input: Vec<u8> = Vec::with_capacity(1024);
     loop {
         let request = match parse(&input) {
             Parse::Request(request) => request,
             Parse::Refuse(status) => {
-                if stream.write_all(refusal(status)).await.0.is_ok() {
+                if conn.send(refusal(status)).await.is_ok() {
                     linger_close(&stream).await;
                 }
                 return;
@@ -254,12 +317,59 @@ pub async fn serve(stream: TcpStream, root: Rc<File>, idle: Duration) {
             }
         };
         input.drain(..request.len);
-        match respond(&stream, &root, &request).await {
+        match respond(&conn, &root, &request).await {
             Ok(true) if !request.close => {}
             // Closing after the response, or the connection failed.
             _ => return,
         }
     }
+}
+
+/// A connection being answered: where responses go, and how long each
+/// piece may wait for the client.
+struct Conn<'a> {
+    stream: &'a TcpStream,
+    send: Duration,
+}
+
+impl Conn<'_> {
+    /// Sends all of `bytes`; `TimedOut` when the client has not taken them
+    /// within the send timeout.
+    async fn send(&self, bytes: Vec<u8>) -> io::Result<()> {
+        match timeout(self.send, self.stream.write_all(bytes)).await {
+            Ok((sent, _)) => sent,
+            Err(_) => Err(stalled()),
+        }
+    }
+
+    /// Sends `len` bytes of `file` from `start`, [`SEND_CHUNK`] at a time,
+    /// each under the send timeout; returns the bytes sent, fewer than
+    /// `len` only when the file ends first.
+    async fn send_file(&self, file: &File, start: u64, len: u64) -> io::Result<u64> {
+        let mut sent = 0;
+        while sent < len {
+            let chunk = (len - sent).min(SEND_CHUNK);
+            // Dropping the splice on the timeout cancels it: the kernel
+            // interrupts the io-wq thread blocked in it, and the pipe goes
+            // once that completion has come.
+            let moved = timeout(self.send, file.splice_to(self.stream, start + sent, chunk))
+                .await
+                .map_err(|_| stalled())??;
+            sent += moved;
+            if moved < chunk {
+                break; // the file ended
+            }
+        }
+        Ok(sent)
+    }
+}
+
+/// The error of a client that stopped taking a response.
+fn stalled() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the client took no part of the response within the send timeout",
+    )
 }
 
 /// Closes our side, then discards what the client still sends, for at
@@ -295,7 +405,7 @@ fn refusal(status: &str) -> Vec<u8> {
 }
 
 /// Answers one request; `Ok(false)` when the connection must close.
-async fn respond(stream: &TcpStream, root: &File, request: &Request) -> io::Result<bool> {
+async fn respond(conn: &Conn<'_>, root: &File, request: &Request) -> io::Result<bool> {
     let mut read = OpenOptions::new();
     read.read(true);
     // The root itself is "." (an empty path names nothing).
@@ -306,7 +416,7 @@ async fn respond(stream: &TcpStream, root: &File, request: &Request) -> io::Resu
     };
     let mut file = match read.open_beneath(root, &path).await {
         Ok(file) => file,
-        Err(error) => return send_error(stream, request, &error).await,
+        Err(error) => return send_error(conn, request, &error).await,
     };
     let mut metadata = file.metadata().await?;
     if metadata.is_dir() {
@@ -315,13 +425,13 @@ async fn respond(stream: &TcpStream, root: &File, request: &Request) -> io::Resu
         path.push("index.html");
         file = match read.open_beneath(root, &path).await {
             Ok(file) => file,
-            Err(error) => return send_error(stream, request, &error).await,
+            Err(error) => return send_error(conn, request, &error).await,
         };
         metadata = file.metadata().await?;
     }
     if !metadata.is_file() {
         file.close().await?;
-        return send_status(stream, request, "403 Forbidden").await;
+        return send_status(conn, request, "403 Forbidden").await;
     }
     let len = metadata.len();
     let connection = if request.close {
@@ -346,7 +456,7 @@ async fn respond(stream: &TcpStream, root: &File, request: &Request) -> io::Resu
             let head = format!(
                 "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len}\r\nContent-Length: 0\r\n{connection}\r\n"
             );
-            stream.write_all(head.into_bytes()).await.0?;
+            conn.send(head.into_bytes()).await?;
             return Ok(true);
         }
     };
@@ -355,9 +465,9 @@ async fn respond(stream: &TcpStream, root: &File, request: &Request) -> io::Resu
         end - start,
         content_type(&path),
     );
-    stream.write_all(head.into_bytes()).await.0?;
+    conn.send(head.into_bytes()).await?;
     if !request.head && end > start {
-        let sent = file.splice_to(stream, start, end - start).await?;
+        let sent = conn.send_file(&file, start, end - start).await?;
         if sent < end - start {
             // The file shrank meanwhile: the length announced cannot be
             // kept, so the connection must end.
@@ -370,26 +480,29 @@ async fn respond(stream: &TcpStream, root: &File, request: &Request) -> io::Resu
 }
 
 /// The response for a failed open: 404, 403, or 500.
-async fn send_error(stream: &TcpStream, request: &Request, error: &io::Error) -> io::Result<bool> {
+async fn send_error(conn: &Conn<'_>, request: &Request, error: &io::Error) -> io::Result<bool> {
     let status = match error.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => "404 Not Found",
+        // A name over NAME_MAX bytes, or a path over PATH_MAX: no file
+        // can have it, and the request was well-formed.
+        _ if error.raw_os_error() == Some(libc::ENAMETOOLONG) => "404 Not Found",
         io::ErrorKind::PermissionDenied => "403 Forbidden",
         // A symbolic link pointing outside the root.
         _ if error.raw_os_error() == Some(libc::EXDEV) => "403 Forbidden",
         _ => "500 Internal Server Error",
     };
-    send_status(stream, request, status).await
+    send_status(conn, request, status).await
 }
 
 /// A response with no body; the connection stays open unless the client
 /// asked to close.
-async fn send_status(stream: &TcpStream, request: &Request, status: &str) -> io::Result<bool> {
+async fn send_status(conn: &Conn<'_>, request: &Request, status: &str) -> io::Result<bool> {
     let connection = if request.close {
         "Connection: close\r\n"
     } else {
         ""
     };
     let head = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n{connection}\r\n");
-    stream.write_all(head.into_bytes()).await.0?;
+    conn.send(head.into_bytes()).await?;
     Ok(true)
 }

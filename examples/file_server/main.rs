@@ -3,7 +3,9 @@
 //! keep-alive and pipelining; bodies are sent with `splice` (file to pipe
 //! to socket, no copy through user space). Files are opened beneath the
 //! directory (`openat2` with `RESOLVE_BENEATH`): `..` or a symbolic link
-//! leading outside gets 403, a missing file 404.
+//! leading outside gets 403, a missing file 404. A connection closes when
+//! it stays silent for 30 s, or when the client takes no piece of a
+//! response (the head, or the next 256 KiB of a body) for 10 s.
 //!
 //! ```sh
 //! cargo run --release --example file_server -- [dir] [port] [cores]
@@ -11,6 +13,8 @@
 //! curl -i http://127.0.0.1:8000/README.md
 //! ```
 
+#[path = "../common/accept.rs"]
+mod accept;
 mod http;
 
 use std::path::Path;
@@ -53,17 +57,16 @@ fn main() {
                         "file_server: serving {root_path} on http://127.0.0.1:{port}/ on {cores} cores"
                     );
                 }
-                loop {
-                    match listener.accept().await {
-                        Ok((stream, _)) => {
-                            corering::spawn(http::serve(stream, root.clone(), IDLE));
-                        }
-                        Err(error) => {
-                            eprintln!("file_server: {core}: accept: {error}");
-                            corering::time::sleep(Duration::from_millis(10)).await;
-                        }
-                    }
-                }
+                let serve = |stream| {
+                    corering::spawn(http::serve(
+                        stream,
+                        root.clone(),
+                        IDLE,
+                        http::SEND_TIMEOUT,
+                    ));
+                };
+                let label = format!("file_server: {core}");
+                match accept::accept_loop(label, || listener.accept(), serve).await {}
             }
         });
     let failed: Vec<String> = match launched {

@@ -1,6 +1,13 @@
 //! The hello server's HTTP/1.1 connection handling: keep-alive, pipelining,
-//! a size limit on request heads, an idle timeout, and a clear status for
-//! requests it cannot serve.
+//! size limits on request heads and bodies, an idle timeout, and a clear
+//! status for requests it cannot serve.
+//!
+//! A request whose body length could be read two ways (two
+//! `Content-Length` headers, a value that is not a plain decimal number,
+//! `Transfer-Encoding` with `Content-Length`, a CR or NUL inside a header)
+//! gets 400 and the connection closes: a proxy in front that framed it the
+//! other way would have its next request smuggled in (RFC 9112 section
+//! 6.3).
 //!
 //! Kept apart from `main.rs` so the integration tests run the same code.
 
@@ -22,6 +29,13 @@ pub const RING_BUFFERS: u16 = 256;
 
 /// The most bytes a request head (request line and headers) may take.
 pub const HEAD_MAX: usize = 8 * 1024;
+
+/// The most bytes a request body may take; a longer one is refused with
+/// 413 on its head alone, before any of it is waited for. Hello ignores
+/// bodies, but a body must arrive whole before the next request starts,
+/// and until then it is kept: so this bounds what one connection can make
+/// the server hold to `HEAD_MAX + BODY_MAX` (and one receive buffer).
+pub const BODY_MAX: usize = 64 * 1024;
 
 /// What the start of a buffer holds.
 #[derive(Debug, PartialEq, Eq)]
@@ -58,7 +72,8 @@ pub fn parse(buf: &[u8]) -> Parse {
         Line::Incomplete => return incomplete(),
         Line::BareLf => return Parse::Refuse("400 Bad Request"),
     };
-    let mut body_len = 0usize;
+    let mut body_len: Option<usize> = None;
+    let mut chunked = false;
     loop {
         let line = match lines.next() {
             Line::Whole([]) => break, // the empty line ending the head
@@ -70,19 +85,23 @@ pub fn parse(buf: &[u8]) -> Parse {
             return Parse::Refuse("400 Bad Request");
         };
         let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii());
-        if name.is_empty() || name.iter().any(|byte| !byte.is_ascii_graphic()) {
+        // A token (so no space before the colon, no obs-fold), and a value
+        // without the CR or NUL that other parsers might end the line at.
+        if name.is_empty()
+            || !name.iter().all(|&byte| TOKEN[usize::from(byte)])
+            || memchr::memchr2(b'\r', 0, value).is_some()
+        {
             return Parse::Refuse("400 Bad Request");
         }
         if name.eq_ignore_ascii_case(b"content-length") {
-            match std::str::from_utf8(value)
-                .ok()
-                .and_then(|value| value.parse().ok())
-            {
-                Some(len) => body_len = len,
-                None => return Parse::Refuse("400 Bad Request"),
+            // Even an equal second value is refused: simpler than being
+            // sure every proxy in front agrees which one counts.
+            match (body_len, content_length(value)) {
+                (None, Some(len)) => body_len = Some(len),
+                _ => return Parse::Refuse("400 Bad Request"),
             }
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            return Parse::Refuse("501 Not Implemented");
+            chunked = true;
         } else if name.eq_ignore_ascii_case(b"connection") {
             if value.eq_ignore_ascii_case(b"close") {
                 close = true;
@@ -91,13 +110,60 @@ pub fn parse(buf: &[u8]) -> Parse {
             }
         }
     }
-    let Some(len) = lines.end.checked_add(body_len) else {
-        return Parse::Refuse("400 Bad Request");
+    let body_len = match (chunked, body_len) {
+        (true, Some(_)) => return Parse::Refuse("400 Bad Request"),
+        (true, None) => return Parse::Refuse("501 Not Implemented"),
+        (false, Some(len)) if len > BODY_MAX => {
+            return Parse::Refuse("413 Content Too Large");
+        }
+        (false, len) => len.unwrap_or(0),
     };
+    // At most HEAD_MAX + BODY_MAX: no overflow.
+    let len = lines.end + body_len;
     if buf.len() < len {
         return Parse::Partial;
     }
     Parse::Request { len, close }
+}
+
+/// The bytes a token (a header name) may hold, RFC 9110 section 5.6.2:
+/// letters, digits and ``!#$%&'*+-.^_`|~``.
+const TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        byte += 1;
+    }
+    table
+};
+
+/// A `Content-Length` value: a plain decimal number (digits only: no sign,
+/// no list, no spaces inside) that fits a `usize`.
+fn content_length(value: &[u8]) -> Option<usize> {
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    // Digits only, so this is ASCII; a value too large to fit is refused.
+    std::str::from_utf8(value).ok()?.parse().ok()
 }
 
 /// The lines of a request head, each ended by CRLF.

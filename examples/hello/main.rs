@@ -2,9 +2,9 @@
 //!
 //! Each core runs its own runtime and binds its own `SO_REUSEPORT` listener
 //! on the same port; the kernel spreads connections across them. Keep-alive
-//! and pipelining are supported; a malformed request gets 400 (an oversized
-//! head 431) and its connection closes; an idle connection closes after the
-//! idle timeout.
+//! and pipelining are supported; a malformed or ambiguously framed request
+//! gets 400 (an oversized head 431, a body over 64 KiB 413) and its
+//! connection closes; an idle connection closes after the idle timeout.
 //!
 //! ```sh
 //! cargo run --release --example hello                 # port 8080, every core
@@ -12,6 +12,8 @@
 //! curl -i http://127.0.0.1:8080/
 //! ```
 
+#[path = "../common/accept.rs"]
+mod accept;
 mod http;
 
 use std::time::Duration;
@@ -54,21 +56,13 @@ fn main() {
                 if core.index() == 0 {
                     println!("hello: serving http://127.0.0.1:{port}/ on {cores} cores");
                 }
-                loop {
-                    // Direct descriptors while the ring's table has room;
-                    // TCP_NODELAY comes from the listener.
-                    match listener.accept_direct().await {
-                        Ok((stream, _)) => {
-                            corering::spawn(http::serve(stream, ring.clone(), idle));
-                        }
-                        // Out of descriptors, a connection reset while
-                        // queued: this connection is lost, the server goes on.
-                        Err(error) => {
-                            eprintln!("hello: {core}: accept: {error}");
-                            corering::time::sleep(Duration::from_millis(10)).await;
-                        }
-                    }
-                }
+                // Direct descriptors while the ring's table has room;
+                // TCP_NODELAY comes from the listener.
+                let serve = |stream| {
+                    corering::spawn(http::serve(stream, ring.clone(), idle));
+                };
+                let label = format!("hello: {core}");
+                match accept::accept_loop(label, || listener.accept_direct(), serve).await {}
             }
         });
     match launched {

@@ -1,0 +1,130 @@
+//! The accept loop the example servers share (hello, file_server, echo),
+//! and how it rides out a process out of descriptors.
+//!
+//! When the process is out of descriptors (`EMFILE`, `ENFILE`) every accept
+//! fails at once, even with no connection waiting (io_uring takes the
+//! descriptor before it looks at the queue), and keeps failing until some
+//! connection closes. Retrying at a fixed short interval burns a core and
+//! logs a line each time; this loop waits [`BACKOFF_MIN`], doubling up to
+//! [`BACKOFF_MAX`], and logs one line when such an episode starts and one
+//! when accepts succeed again, with the count of refused attempts (and
+//! within [`LOG_QUIET`] of that, nothing more).
+
+use std::convert::Infallible;
+use std::fmt::Display;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// The wait after the first refused accept of an episode; it doubles with
+/// each refusal after it.
+pub const BACKOFF_MIN: Duration = Duration::from_millis(1);
+
+/// The longest wait between two attempts: how late, at most, the server
+/// notices that descriptors are free again.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// After an episode is reported, further episodes that start within this
+/// time are counted but not logged: a server at its descriptor limit can
+/// flap, refused for a millisecond each time a connection closes and
+/// frees a descriptor, and two lines per connection would be a flood of
+/// their own. The next episode logged says how many went unreported.
+pub const LOG_QUIET: Duration = Duration::from_secs(10);
+
+/// Accepts connections forever, handing each to `serve`; `label` starts
+/// the lines it logs.
+pub async fn accept_loop<S, A>(
+    label: impl Display,
+    mut accept: impl FnMut() -> A,
+    mut serve: impl FnMut(S),
+) -> Infallible
+where
+    A: Future<Output = io::Result<(S, SocketAddr)>>,
+{
+    let mut episode: Option<Episode> = None;
+    let mut quiet = Quiet::default();
+    loop {
+        match accept().await {
+            Ok((stream, _)) => {
+                if let Some(ended) = episode.take() {
+                    quiet.ended(&label, &ended);
+                }
+                serve(stream);
+            }
+            // A connection reset while it was queued: that connection is
+            // lost, nothing is wrong with the server.
+            Err(error) if error.raw_os_error() == Some(libc::ECONNABORTED) => {}
+            Err(error) => {
+                let episode = episode.get_or_insert_with(|| quiet.started(&label, &error));
+                episode.refused += 1;
+                corering::time::sleep(episode.wait).await;
+                episode.wait = (episode.wait * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+/// Accepts failing in a row.
+struct Episode {
+    started: Instant,
+    refused: u64,
+    /// The wait before the next attempt.
+    wait: Duration,
+    /// Whether its start was logged (and so its end will be).
+    logged: bool,
+}
+
+/// What has gone unlogged since the last episode reported.
+#[derive(Default)]
+struct Quiet {
+    /// Until when new episodes go unlogged.
+    until: Option<Instant>,
+    episodes: u64,
+    refused: u64,
+}
+
+impl Quiet {
+    /// A new episode, refused with `error`: logged unless within
+    /// [`LOG_QUIET`] of the last one logged.
+    fn started(&mut self, label: &impl Display, error: &io::Error) -> Episode {
+        let now = Instant::now();
+        let logged = self.until.is_none_or(|until| now >= until);
+        if logged {
+            let unreported = if self.episodes > 0 {
+                format!(
+                    " ({} refused attempts in {} brief episodes went unlogged before this one)",
+                    self.refused, self.episodes
+                )
+            } else {
+                String::new()
+            };
+            eprintln!(
+                "{label}: accept: {error}; retrying after {BACKOFF_MIN:?}, doubling up to \
+                 {BACKOFF_MAX:?}, until it succeeds{unreported}"
+            );
+            (self.episodes, self.refused) = (0, 0);
+        }
+        Episode {
+            started: now,
+            refused: 0,
+            wait: BACKOFF_MIN,
+            logged,
+        }
+    }
+
+    /// An accept succeeded after `episode`.
+    fn ended(&mut self, label: &impl Display, episode: &Episode) {
+        if episode.logged {
+            eprintln!(
+                "{label}: accepting again after {} refused attempts in {:.1?}",
+                episode.refused,
+                episode.started.elapsed()
+            );
+            self.until = Some(Instant::now() + LOG_QUIET);
+        } else {
+            self.episodes += 1;
+            self.refused += episode.refused;
+        }
+    }
+}
