@@ -52,6 +52,8 @@ mod runtime;
 mod sys;
 pub mod time;
 
+#[cfg(feature = "fault-injection")]
+pub use driver::faults::Faults;
 pub use driver::Stats;
 pub use executor::{spawn, yield_now, JoinError, JoinHandle};
 pub use runtime::{start, stats, Builder, CoreId, Runtime};

@@ -22,6 +22,8 @@
 //!   States of dropped futures freed by the reap are handed out the same way,
 //!   so no user `Drop` runs while the driver is borrowed.
 
+#[cfg(feature = "fault-injection")]
+pub(crate) mod faults;
 mod multishot;
 mod op;
 mod slot;
@@ -96,6 +98,9 @@ pub(crate) struct DriverConfig {
     pub(crate) slots_max: usize,
     pub(crate) direct_fds: u32,
     pub(crate) batch_wait: Option<(u32, Duration)>,
+    /// Faults to inject (tests only).
+    #[cfg(feature = "fault-injection")]
+    pub(crate) faults: Option<faults::Faults>,
 }
 
 /// One core's ring and everything in flight on it.
@@ -152,6 +157,9 @@ pub(crate) struct Driver {
     /// Set when the shutdown deadline passed and in-flight states were
     /// leaked to the kernel.
     leaked: bool,
+    /// Injects faults (tests only; see the `faults` module).
+    #[cfg(feature = "fault-injection")]
+    injector: Option<faults::Injector>,
     stats: Stats,
 }
 
@@ -203,6 +211,8 @@ impl Driver {
             fixed_free: None,
             shutting_down: false,
             leaked: false,
+            #[cfg(feature = "fault-injection")]
+            injector: config.faults.map(faults::Injector::new),
             stats: Stats::default(),
         })
     }
@@ -365,6 +375,11 @@ impl Driver {
                 - self.stats.cancelled
                 - self.stats.abandoned,
             slots_in_use: self.slots.len() as u64,
+            #[cfg(feature = "fault-injection")]
+            faults_injected: self
+                .injector
+                .as_ref()
+                .map_or(0, |injector| injector.injected),
             ..self.stats
         }
     }
@@ -411,12 +426,27 @@ impl Driver {
         waker: WakeBy<'_>,
     ) -> SlotId {
         let id = self.slots.claim_submitted(waker);
+        self.stats.submitted += 1;
+        #[cfg(feature = "fault-injection")]
+        if self.injector.is_some() {
+            let mut sqe = build().user_data(id.user_data());
+            if !self.inject(&mut sqe, id, false) {
+                // SAFETY: forwarded from the caller.
+                unsafe { self.push_sqe(&sqe) };
+            }
+            return id;
+        }
         self.make_room();
         // SAFETY: there is room; the rest is forwarded from the caller. The
         // SQE is built straight into the ring.
         unsafe { self.queues.push_with(|| build().user_data(id.user_data())) };
-        self.stats.submitted += 1;
         id
+    }
+
+    /// An operation whose completion was a transient failure is being
+    /// submitted again.
+    pub(crate) fn note_retry(&mut self) {
+        self.stats.retries += 1;
     }
 
     /// Whether [`push_linked`](Self::push_linked) is available.
@@ -445,8 +475,16 @@ impl Driver {
     ) -> SlotId {
         debug_assert!(self.skip_success);
         let id = self.slots.claim_submitted(waker);
+        #[cfg(feature = "fault-injection")]
+        let mut head = head;
+        #[cfg(feature = "fault-injection")]
+        if self.inject(&mut head, id.head(), true) {
+            // The head fails, so the pair posts its CQE alone.
+            self.stats.submitted += 1;
+            return id;
+        }
         // Both in one submission: a link does not span two.
-        while !self.queues.sq_has_room(2) {
+        while self.no_room(2) {
             self.stats.sq_full += 1;
             self.submit_when_full();
         }
@@ -491,10 +529,36 @@ impl Driver {
     /// Submits what is queued until the SQ has room for one more entry.
     #[inline]
     fn make_room(&mut self) {
-        while self.queues.sq_is_full() {
+        while self.no_room(1) {
             self.stats.sq_full += 1;
             self.submit_when_full();
         }
+    }
+
+    /// Lets the injector cut `sqe` or fail it; true when it is not to be
+    /// pushed (its failure is then posted under `id`).
+    #[cfg(feature = "fault-injection")]
+    fn inject(&mut self, sqe: &mut squeue::Entry, id: SlotId, head: bool) -> bool {
+        let Some(injector) = &mut self.injector else {
+            return false;
+        };
+        let Some(errno) = injector.before_push(sqe, head) else {
+            return false;
+        };
+        injector.fail(id.user_data(), errno);
+        true
+    }
+
+    /// Whether the SQ lacks room for `entries` more entries.
+    #[inline]
+    fn no_room(&mut self, entries: u32) -> bool {
+        #[cfg(feature = "fault-injection")]
+        if let Some(injector) = &mut self.injector {
+            if injector.sq_full() {
+                return true;
+            }
+        }
+        !self.queues.sq_has_room(entries)
     }
 
     /// Makes room in a full SQ.
@@ -651,7 +715,7 @@ impl Driver {
             let sqe = opcode::AsyncCancel::new(id.user_data())
                 .build()
                 .user_data(id.cancel().user_data());
-            if self.queues.sq_is_full() {
+            if self.no_room(1) {
                 return;
             }
             // SAFETY: there is room, and a cancel SQE refers to no memory.
@@ -664,6 +728,13 @@ impl Driver {
     /// whose operations completed go on `run_queue`.
     pub(crate) fn enter(&mut self, wait: Wait, run_queue: &RunQueue) {
         self.flush_cancels();
+        // The kernel posts nothing for completions held back or made up by
+        // the injector: do not park waiting for them.
+        #[cfg(feature = "fault-injection")]
+        let wait = match &self.injector {
+            Some(injector) if injector.holds() => Wait::No,
+            _ => wait,
+        };
         let result = match wait {
             Wait::No => self.enter_raw(0, None),
             Wait::For(timeout) => {
@@ -685,6 +756,14 @@ impl Driver {
     /// (bounded by the operations in flight), returning at the latest the
     /// batch delay after the first CQE.
     fn enter_raw(&mut self, want: u32, timeout: Option<Duration>) -> io::Result<usize> {
+        #[cfg(feature = "fault-injection")]
+        if let Some(errno) = self
+            .injector
+            .as_mut()
+            .and_then(faults::Injector::enter_busy)
+        {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
         self.queues.publish();
         // With SQPOLL the poller submits; enter only to wait or to flush
         // overflow.
@@ -763,11 +842,28 @@ impl Driver {
         let cq = self.queues.cq();
         // SAFETY: the queues live as long as the driver, and dispatching
         // does not reap.
-        unsafe {
+        let reaped = unsafe {
             cq.reap(|user_data, result, flags| {
-                self.dispatch(run_queue, user_data, Completion { result, flags })
+                let completion = Completion { result, flags };
+                #[cfg(feature = "fault-injection")]
+                if let Some(injector) = &mut self.injector {
+                    let ours = user_data == CANCEL_TAG || user_data == DOORBELL_TAG;
+                    if !ours && injector.hold_reaped(user_data, completion) {
+                        return;
+                    }
+                }
+                self.dispatch(run_queue, user_data, completion)
             })
+        };
+        #[cfg(feature = "fault-injection")]
+        if let Some(injector) = &mut self.injector {
+            let mut due = Vec::new();
+            injector.due(&mut due);
+            for (user_data, completion) in due {
+                self.dispatch(run_queue, user_data, completion);
+            }
         }
+        reaped
     }
 
     /// Delivers one CQE to its slot.

@@ -83,6 +83,8 @@ pub(crate) struct Op<T: Operation> {
     slot: Option<SlotId>,
     /// The id of the runtime the slot belongs to (set with `slot`).
     owner: u64,
+    /// Submissions again after a transient failure (see [`retry`]).
+    retries: u8,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -93,12 +95,31 @@ impl<T: Operation> Op<T> {
             state: Some(operation),
             slot: None,
             owner: 0,
+            retries: 0,
             _not_send: PhantomData,
         }
     }
 }
 
 impl<T: Operation> Unpin for Op<T> {}
+
+/// Consecutive submissions after a transient failure before the error is
+/// handed to the caller.
+const RETRIES_MAX: u8 = 64;
+
+/// The verdict on a completion, before the operation maps it: whether it
+/// failed with an error that means "nothing was done, try again" (`EINTR`:
+/// interrupted before any transfer, since a partial one reports its count;
+/// `EAGAIN`: no resource now), so the same SQE is submitted again rather
+/// than the error reaching the caller, as std's `write_all` retries
+/// `Interrupted`. A linked pair is retried only when its head failed that
+/// way: its receive never ran and its send sent nothing; once the head
+/// succeeded, sending again would repeat bytes.
+#[inline]
+fn retry(result: i32, head_failure: Option<i32>, linked: bool) -> bool {
+    let transient = result == -libc::EINTR || result == -libc::EAGAIN;
+    transient && (!linked || head_failure == Some(result))
+}
 
 impl<T: Operation> Future for Op<T> {
     type Output = T::Output;
@@ -109,36 +130,45 @@ impl<T: Operation> Future for Op<T> {
         let completion = context::with_core(|core| {
             let waker = core.wake_by(cx.waker());
             let mut driver = core.driver.borrow_mut();
-            let Some(id) = this.slot else {
-                this.owner = core.id();
-                if driver.wait_for_slot(cx.waker()) {
-                    return Poll::Pending;
-                }
-                let state = this.state.as_mut().expect("Op polled after completion");
-                // SAFETY: `Operation`'s contract makes the SQE refer only to
-                // memory `state` owns on the heap; `state` stays in this Op,
-                // or in the slot if the Op is dropped, until the final CQE.
-                let id = unsafe {
-                    if T::LINKED {
-                        driver.push_linked(state.build_head(), state.build(), waker)
-                    } else {
-                        driver.push_submitted(|| state.build(), waker)
+            loop {
+                let Some(id) = this.slot else {
+                    this.owner = core.id();
+                    if driver.wait_for_slot(cx.waker()) {
+                        return Poll::Pending;
                     }
+                    let state = this.state.as_mut().expect("Op polled after completion");
+                    // SAFETY: `Operation`'s contract makes the SQE refer only
+                    // to memory `state` owns on the heap; `state` stays in
+                    // this Op, or in the slot if the Op is dropped, until
+                    // the final CQE.
+                    let id = unsafe {
+                        if T::LINKED {
+                            driver.push_linked(state.build_head(), state.build(), waker)
+                        } else {
+                            driver.push_submitted(|| state.build(), waker)
+                        }
+                    };
+                    this.slot = Some(id);
+                    return Poll::Pending;
                 };
-                this.slot = Some(id);
-                return Poll::Pending;
-            };
-            assert_eq!(this.owner, core.id(), "{}", super::FOREIGN_POLL);
-            let completion = std::task::ready!(driver.poll_completion(id, waker));
-            let head_failure = if T::LINKED {
-                driver.take_head_failure(id)
-            } else {
-                None
-            };
-            Poll::Ready((completion, head_failure))
+                assert_eq!(this.owner, core.id(), "{}", super::FOREIGN_POLL);
+                let completion = std::task::ready!(driver.poll_completion(id, waker));
+                let head_failure = if T::LINKED {
+                    driver.take_head_failure(id)
+                } else {
+                    None
+                };
+                this.slot = None;
+                if retry(completion.result, head_failure, T::LINKED) && this.retries < RETRIES_MAX {
+                    // Nothing was done: submit the same operation again.
+                    this.retries += 1;
+                    driver.note_retry();
+                    continue;
+                }
+                return Poll::Ready((completion, head_failure));
+            }
         });
         let (completion, head_failure) = std::task::ready!(completion);
-        this.slot = None;
         let mut state = this.state.take().expect("Op polled after completion");
         if let Some(result) = head_failure {
             state.head_failed(result);

@@ -27,6 +27,9 @@ pub struct Stats {
     /// Cancellations sent again because they found nothing while their
     /// target had not completed (they raced the target's submission).
     pub cancel_retries: u64,
+    /// Operations submitted again after a transient failure (`EINTR`,
+    /// `EAGAIN`) that did nothing; each submission counts in `submitted`.
+    pub retries: u64,
     /// Times a push found the submission queue full and had to submit first.
     pub sq_full: u64,
     /// Times the completion queue was seen overflowed (CQEs kept by the kernel).
@@ -39,6 +42,9 @@ pub struct Stats {
     /// `wake`, the drop of a buffer, a waker or a future's leftovers): each
     /// was reported by the panic hook, and the core went on.
     pub callback_panics: u64,
+    /// Faults injected (builds with the `fault-injection` feature only;
+    /// always 0 otherwise).
+    pub faults_injected: u64,
     /// CQEs whose slot was gone or reused (never delivered).
     pub stale_completions: u64,
 }

@@ -29,6 +29,9 @@ pub(crate) struct Config {
     /// A parked core waits for this many completions, or this long after
     /// the first; `None` (the default) wakes on the first.
     pub(crate) batch_wait: Option<(u32, Duration)>,
+    /// Faults the driver injects (tests only). Default none.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) faults: Option<crate::Faults>,
 }
 
 impl Config {
@@ -60,6 +63,8 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(1),
             direct_fds: 1024,
             batch_wait: None,
+            #[cfg(feature = "fault-injection")]
+            faults: None,
         }
     }
 }

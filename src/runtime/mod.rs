@@ -124,6 +124,15 @@ impl Builder {
         self
     }
 
+    /// Injects the faults `faults` describes into this runtime's ring (the
+    /// test-only `fault-injection` feature): failed and short operations,
+    /// late completions, a full SQ and a busy ring, all from a seed.
+    #[cfg(feature = "fault-injection")]
+    pub fn fault_injection(mut self, faults: crate::Faults) -> Builder {
+        self.config.faults = Some(faults);
+        self
+    }
+
     /// Task polls between two visits to the ring (default 256).
     pub fn tasks_per_tick(mut self, tasks_per_tick: usize) -> Builder {
         self.config.tasks_per_tick = tasks_per_tick;
@@ -220,6 +229,8 @@ impl Builder {
                 slots_max: config.slots_max,
                 direct_fds: config.direct_fds,
                 batch_wait: config.batch_wait,
+                #[cfg(feature = "fault-injection")]
+                faults: config.faults,
             },
             remote.doorbell.as_raw_fd(),
         )?;

@@ -212,12 +212,6 @@ impl Queues {
         })
     }
 
-    /// Whether the SQ has no room for another entry.
-    #[inline]
-    pub(crate) fn sq_is_full(&mut self) -> bool {
-        !self.sq_has_room(1)
-    }
-
     /// Whether the SQ has room for `entries` more entries.
     #[inline]
     pub(crate) fn sq_has_room(&mut self, entries: u32) -> bool {
