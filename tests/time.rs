@@ -221,3 +221,20 @@ fn a_sleep_polled_on_another_runtime_files_its_own_timer_there() {
     b.block_on(async { drop(foreign) });
     assert_eq!(b.stats().timers, 0);
 }
+
+#[test]
+fn an_interval_too_long_to_reach_ticks_once_then_waits() {
+    corering::start(async {
+        for period in [Duration::MAX, Duration::from_secs(u64::MAX / 2)] {
+            let started = Instant::now();
+            let mut ticks = interval(period);
+            let first = timeout(Duration::from_secs(10), ticks.tick()).await;
+            let first = first.expect("the first tick is immediate");
+            assert!(first >= started && first <= Instant::now());
+            let second = timeout(Duration::from_millis(50), ticks.tick()).await;
+            assert!(second.is_err(), "the second tick is beyond any clock");
+            assert_eq!(ticks.period(), period);
+        }
+        assert_eq!(corering::stats().timers, 0);
+    });
+}
