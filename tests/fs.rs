@@ -766,3 +766,25 @@ fn open_beneath_keeps_paths_inside_the_directory() {
         );
     });
 }
+
+#[test]
+fn copy_of_a_file_that_reports_size_zero_copies_until_its_end() {
+    let _serial = common::serial();
+    let dir = TempDir::new("copy-proc");
+    // Each reports a size of 0 and holds bytes that do not change while
+    // this process runs; the last cannot splice, so it takes the copy
+    // through a buffer.
+    for source in [
+        "/proc/version",
+        "/proc/sys/kernel/ostype",
+        "/proc/self/cmdline",
+    ] {
+        assert_eq!(std::fs::metadata(source).unwrap().len(), 0);
+        let expected = std::fs::read(source).unwrap();
+        assert!(!expected.is_empty());
+        let target = dir.join("copy");
+        let copied = corering::start(fs::copy(source, &target)).unwrap();
+        assert_eq!(copied, expected.len() as u64, "{source}");
+        assert_eq!(std::fs::read(&target).unwrap(), expected, "{source}");
+    }
+}
