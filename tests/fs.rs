@@ -788,3 +788,30 @@ fn copy_of_a_file_that_reports_size_zero_copies_until_its_end() {
         assert_eq!(std::fs::read(&target).unwrap(), expected, "{source}");
     }
 }
+
+#[test]
+fn read_of_a_file_too_large_for_memory_is_out_of_memory_not_an_abort() {
+    let _serial = common::serial();
+    let dir = TempDir::new("read-huge");
+    let path = dir.join("sparse");
+    // 1 TiB of holes: no disk used, and more than any memory here.
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+    let fds_before = open_fds();
+    let error = corering::start(fs::read(&path)).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::OutOfMemory, "{error}");
+    assert_eq!(open_fds(), fds_before, "the file is closed");
+
+    // A file of the size it reports gets a buffer of that size, no more;
+    // one that reports 0 is read to its end.
+    let exact = dir.join("exact");
+    let data: Vec<u8> = (0..10_000).map(pattern).collect();
+    std::fs::write(&exact, &data).unwrap();
+    let read = corering::start(fs::read(&exact)).unwrap();
+    assert_eq!((read.len(), read.capacity()), (data.len(), data.len()));
+    assert_eq!(read, data);
+    let cmdline = corering::start(fs::read("/proc/self/cmdline")).unwrap();
+    assert_eq!(cmdline, std::fs::read("/proc/self/cmdline").unwrap());
+}

@@ -396,33 +396,84 @@ pub(crate) fn c_path(path: &Path) -> io::Result<CString> {
     })
 }
 
-/// Reads the whole file at `path`.
+/// Reads the whole file at `path`, until it ends (whatever size it
+/// reports: files in `/proc` report 0).
 ///
 /// # Errors
 ///
-/// As opening and reading it.
+/// As opening and reading it; `OutOfMemory` when the file is larger than
+/// memory can hold (as `std::fs::read`), before anything is read.
 pub async fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
     let file = File::open(path).await?;
-    // The size is a hint: the file may grow or shrink meanwhile, and
-    // files in /proc report 0.
-    let hint = file.metadata().await?.len() as usize;
-    let mut contents = Vec::with_capacity(hint.max(4096));
-    loop {
-        if contents.len() == contents.capacity() {
-            contents.reserve(contents.capacity());
-        }
-        let filled = contents.len();
-        let (read, returned) = file.read_at(contents.slice(filled..), filled as u64).await;
-        contents = returned.into_inner();
-        match read {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
-    }
+    let contents = read_to_end(&file).await?;
     file.close().await?;
     Ok(contents)
+}
+
+/// The bytes of a probe read, which tells whether a buffer filled to the
+/// size the file reported has reached the end, without growing it.
+const PROBE: usize = 32;
+
+/// Reads `file` from its start until it ends, into a buffer of the size it
+/// reports, grown only when it holds more.
+async fn read_to_end(file: &File) -> io::Result<Vec<u8>> {
+    let mut contents = Vec::new();
+    reserve(&mut contents, file.metadata().await?.len())?;
+    loop {
+        if contents.len() == contents.capacity() {
+            let probe = Vec::with_capacity(PROBE);
+            let (read, probe) = read_more(file, probe, contents.len() as u64).await?;
+            if read == 0 {
+                return Ok(contents);
+            }
+            // The file holds more than it said: grow by doubling.
+            let more = contents.capacity().max(4096) as u64;
+            reserve(&mut contents, more)?;
+            contents.extend_from_slice(&probe);
+        }
+        let pos = contents.len() as u64;
+        let (read, returned) = read_more(file, contents, pos).await?;
+        contents = returned;
+        if read == 0 {
+            return Ok(contents);
+        }
+    }
+}
+
+/// Reads from offset `pos` of `file` into the spare capacity of `buf`,
+/// retrying `EINTR`; returns the count read (0 at the end) and the buffer.
+async fn read_more(file: &File, buf: Vec<u8>, pos: u64) -> io::Result<(usize, Vec<u8>)> {
+    let mut buf = buf;
+    loop {
+        let filled = buf.len();
+        let (read, returned) = file.read_at(buf.slice(filled..), pos).await;
+        buf = returned.into_inner();
+        match read {
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            read => return read.map(|read| (read, buf)),
+        }
+    }
+}
+
+/// Makes room in `contents` for `additional` more bytes, or gives
+/// `OutOfMemory`. A total beyond the machine's memory is refused without
+/// asking the allocator, which under overcommit might grant it and let
+/// the reads that fill it get the process killed.
+fn reserve(contents: &mut Vec<u8>, additional: u64) -> io::Result<()> {
+    let total = (contents.len() as u64).saturating_add(additional);
+    let out_of_memory = || {
+        io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            format!("read: no memory for a buffer of {total} bytes to hold the file"),
+        )
+    };
+    if crate::sys::memory::total().is_some_and(|memory| total > memory) {
+        return Err(out_of_memory());
+    }
+    let additional = usize::try_from(additional).map_err(|_| out_of_memory())?;
+    contents
+        .try_reserve_exact(additional)
+        .map_err(|_| out_of_memory())
 }
 
 /// Writes `contents` to the file at `path`, creating it if needed and
