@@ -815,3 +815,65 @@ fn read_of_a_file_too_large_for_memory_is_out_of_memory_not_an_abort() {
     let cmdline = corering::start(fs::read("/proc/self/cmdline")).unwrap();
     assert_eq!(cmdline, std::fs::read("/proc/self/cmdline").unwrap());
 }
+
+/// Asserts `result` is `InvalidInput` (from a past-the-largest offset).
+fn assert_invalid_offset<T: std::fmt::Debug>(result: std::io::Result<T>, call: &str) {
+    let error = result.expect_err(call);
+    assert_eq!(error.kind(), ErrorKind::InvalidInput, "{call}: {error}");
+}
+
+#[test]
+fn offsets_past_the_largest_are_invalid_and_submit_nothing() {
+    let _serial = common::serial();
+    let dir = TempDir::new("offset-max");
+    let path = dir.join("file");
+    std::fs::write(&path, b"0123456789").unwrap();
+    corering::start(async {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .await
+            .unwrap();
+        let pool = FixedBufPool::new(1, 4096).unwrap();
+        let submitted = corering::stats().submitted;
+        // u64::MAX was taken as "the current position", 0 here.
+        for pos in [u64::MAX, u64::MAX - 1, 1 << 63] {
+            let (written, buf) = file.write_at(b"XY".to_vec(), pos).await;
+            assert_invalid_offset(written, "write_at");
+            assert_eq!(buf, b"XY");
+            let (written, buf) = file.write_all_at(buf, pos).await;
+            assert_invalid_offset(written, "write_all_at");
+            assert_eq!(buf, b"XY");
+            let (written, bufs) = file.writev_at(vec![buf], pos).await;
+            assert_invalid_offset(written, "writev_at");
+            assert_eq!(bufs, [b"XY"]);
+            let (read, buf) = file.read_at(Vec::with_capacity(4), pos).await;
+            assert_invalid_offset(read, "read_at");
+            assert_eq!((buf.len(), buf.capacity()), (0, 4));
+            let (read, buf) = file.read_exact_at(buf, pos).await;
+            assert_invalid_offset(read, "read_exact_at");
+            assert!(buf.is_empty());
+            let (read, bufs) = file.readv_at(vec![buf], pos).await;
+            assert_invalid_offset(read, "readv_at");
+            assert!(bufs[0].is_empty());
+            let mut fixed = pool.get().await;
+            fixed.extend_from_slice(b"XY");
+            let (written, fixed) = file.write_fixed_at(fixed, pos).await;
+            assert_invalid_offset(written, "write_fixed_at");
+            assert_eq!(&fixed[..], b"XY");
+            let (read, fixed) = file.read_fixed_at(fixed, pos).await;
+            assert_invalid_offset(read, "read_fixed_at");
+            assert_eq!(&fixed[..], b"XY");
+        }
+        assert_eq!(corering::stats().submitted, submitted, "nothing submitted");
+        // Offsets up to the largest are the kernel's to judge: it takes a
+        // transfer that ends by `i64::MAX` (nothing there to read).
+        let (read, _) = file
+            .read_at(Vec::with_capacity(4), i64::MAX as u64 - 4)
+            .await;
+        assert_eq!(read.unwrap(), 0);
+        file.close().await.unwrap();
+    });
+    assert_eq!(std::fs::read(&path).unwrap(), b"0123456789");
+}

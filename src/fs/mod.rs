@@ -41,7 +41,7 @@ use std::path::Path;
 use crate::buf::{AlignedBuf, BufResult, FixedBuf, IoBuf, IoBufMut};
 use crate::driver::Op;
 use crate::fd::{Fd, SharedFd};
-use crate::op::{Fsync, PathOp, ReadFixed, Resize, Statx, StatxOf, WriteFixed};
+use crate::op::{Fsync, Offset, PathOp, ReadFixed, Resize, Statx, StatxOf, WriteFixed};
 
 pub use copy::copy;
 pub use metadata::{FileType, Metadata};
@@ -178,9 +178,10 @@ impl File {
     ///
     /// # Errors
     ///
-    /// As `pread(2)`; for a file opened with `O_DIRECT`, `InvalidInput`
-    /// before submission when the offset, the buffer's address or its
-    /// capacity is not aligned (see [`aligned_buf`](File::aligned_buf)).
+    /// As `pread(2)`; `InvalidInput` before submission when `pos` is past
+    /// the largest file offset (`i64::MAX`), or, for a file opened with
+    /// `O_DIRECT`, when the offset, the buffer's address or its capacity is
+    /// not aligned (see [`aligned_buf`](File::aligned_buf)).
     pub async fn read_at<B: IoBufMut>(&self, mut buf: B, pos: u64) -> BufResult<usize, B> {
         let (address, len) = (buf.stable_mut_ptr().cast_const(), buf.bytes_total());
         if let Err(error) = self.check_direct("read", pos, address, len) {
@@ -195,7 +196,8 @@ impl File {
     /// # Errors
     ///
     /// `UnexpectedEof` when the file ends first (the bytes read are kept in
-    /// the buffer); otherwise the first error of a read.
+    /// the buffer); otherwise the first error of a read (see
+    /// [`read_at`](File::read_at)).
     pub async fn read_exact_at<B: IoBufMut>(&self, buf: B, pos: u64) -> BufResult<(), B> {
         let total = buf.bytes_total();
         let mut buf = buf;
@@ -233,9 +235,10 @@ impl File {
     ///
     /// # Errors
     ///
-    /// As `pwrite(2)`; for a file opened with `O_DIRECT`, `InvalidInput`
-    /// before submission when the offset, the buffer's address or its
-    /// initialized length is not aligned.
+    /// As `pwrite(2)`; `InvalidInput` before submission when `pos` is past
+    /// the largest file offset (`i64::MAX`), or, for a file opened with
+    /// `O_DIRECT`, when the offset, the buffer's address or its initialized
+    /// length is not aligned.
     pub async fn write_at<B: IoBuf>(&self, buf: B, pos: u64) -> BufResult<usize, B> {
         if let Err(error) = self.check_direct("write", pos, buf.stable_ptr(), buf.bytes_init()) {
             return (Err(error), buf);
@@ -249,7 +252,8 @@ impl File {
     /// # Errors
     ///
     /// `WriteZero` when the file takes no more bytes (a full device gives
-    /// its own error first); otherwise the first error of a write.
+    /// its own error first); otherwise the first error of a write (see
+    /// [`write_at`](File::write_at)).
     pub async fn write_all_at<B: IoBuf>(&self, buf: B, pos: u64) -> BufResult<(), B> {
         if let Err(error) = self.check_direct("write", pos, buf.stable_ptr(), buf.bytes_init()) {
             return (Err(error), buf);
@@ -258,6 +262,10 @@ impl File {
     }
 
     /// Reads into `bufs` in order from offset `pos` (`preadv`).
+    ///
+    /// # Errors
+    ///
+    /// As [`read_at`](File::read_at), for each buffer.
     pub async fn readv_at<B: IoBufMut>(
         &self,
         mut bufs: Vec<B>,
@@ -274,6 +282,10 @@ impl File {
 
     /// Writes the initialized bytes of `bufs` in order at offset `pos`
     /// (`pwritev`); may write fewer.
+    ///
+    /// # Errors
+    ///
+    /// As [`write_at`](File::write_at), for each buffer.
     pub async fn writev_at<B: IoBuf>(&self, bufs: Vec<B>, pos: u64) -> BufResult<usize, Vec<B>> {
         for buf in &bufs {
             if let Err(error) = self.check_direct("write", pos, buf.stable_ptr(), buf.bytes_init())
@@ -293,10 +305,13 @@ impl File {
     /// As [`read_at`](File::read_at).
     pub async fn read_fixed_at(&self, mut buf: FixedBuf, pos: u64) -> BufResult<usize, FixedBuf> {
         let (address, len) = (buf.stable_mut_ptr().cast_const(), buf.bytes_total());
-        if let Err(error) = self.check_direct("read", pos, address, len) {
-            return (Err(error), buf);
+        let offset = self
+            .check_direct("read", pos, address, len)
+            .and_then(|()| Offset::at(pos, "read_fixed_at"));
+        match offset {
+            Ok(offset) => Op::new(ReadFixed::new(self.shared().clone(), buf, offset)).await,
+            Err(error) => (Err(error), buf),
         }
-        Op::new(ReadFixed::new(self.shared().clone(), buf, pos)).await
     }
 
     /// Writes the initialized bytes of a registered buffer at offset `pos`
@@ -306,10 +321,13 @@ impl File {
     ///
     /// As [`write_at`](File::write_at).
     pub async fn write_fixed_at(&self, buf: FixedBuf, pos: u64) -> BufResult<usize, FixedBuf> {
-        if let Err(error) = self.check_direct("write", pos, buf.stable_ptr(), buf.bytes_init()) {
-            return (Err(error), buf);
+        let offset = self
+            .check_direct("write", pos, buf.stable_ptr(), buf.bytes_init())
+            .and_then(|()| Offset::at(pos, "write_fixed_at"));
+        match offset {
+            Ok(offset) => Op::new(WriteFixed::new(self.shared().clone(), buf, offset)).await,
+            Err(error) => (Err(error), buf),
         }
-        Op::new(WriteFixed::new(self.shared().clone(), buf, pos)).await
     }
 
     /// Flushes the file's data and metadata to the device (`fsync`).

@@ -15,10 +15,10 @@ use io_uring::cqueue;
 use super::RecvStream;
 use crate::buf::{BufResult, BufRing, IoBuf, IoBufMut, RingBuf};
 use crate::driver::{MultiOp, Op};
-use crate::fd::{write_all_with, SharedFd, CURRENT_POSITION};
+use crate::fd::{write_all_with, SharedFd};
 use crate::op::{
-    Accept, AcceptMulti, Connect, Readv, Recv, RecvBuf, Send, SendAllRecv, SendAllRecvBuf, SendZc,
-    Shutdown as ShutdownOp, Writev,
+    Accept, AcceptMulti, Connect, Offset, Readv, Recv, RecvBuf, Send, SendAllRecv, SendAllRecvBuf,
+    SendZc, Shutdown as ShutdownOp, Writev,
 };
 use crate::runtime::context;
 use crate::sys::socket::{self, SockAddr};
@@ -503,13 +503,13 @@ impl TcpStream {
 
     /// Receives into `bufs` in order (`readv`).
     pub async fn readv<B: IoBufMut>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
-        Op::new(Readv::new(self.fd.clone(), bufs, CURRENT_POSITION)).await
+        Op::new(Readv::new(self.fd.clone(), bufs, Offset::CURRENT)).await
     }
 
     /// Sends the initialized bytes of `bufs` in order (`writev`); may send
     /// fewer.
     pub async fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
-        Op::new(Writev::new(self.fd.clone(), bufs, CURRENT_POSITION)).await
+        Op::new(Writev::new(self.fd.clone(), bufs, Offset::CURRENT)).await
     }
 
     /// Shuts down the read side, the write side or both.

@@ -23,8 +23,60 @@ pub use nop::{nop, Nop};
 pub(crate) use read_write::{Read, ReadFixed, Write, WriteFixed};
 pub(crate) use vectored::{Readv, Writev};
 
+use std::io;
+
 use crate::buf::{BufResult, IoBufMut};
 use crate::driver::Completion;
+
+/// Where a read or write goes: a file offset the kernel accepts, or the
+/// descriptor's current position (pipes, sockets, sequential reads).
+///
+/// The kernel takes offset -1 (`u64::MAX`) as "the current position" and
+/// refuses the other offsets past `i64::MAX`. A positioned call's offset
+/// goes through [`Offset::at`], which refuses them all, so it can never
+/// turn into a sequential read or write; only [`Offset::CURRENT`] is -1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Offset(u64);
+
+impl Offset {
+    /// The descriptor's current position.
+    pub(crate) const CURRENT: Offset = Offset(u64::MAX);
+
+    /// File offset `pos` of the positioned call `call`.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` when `pos` is past the largest file offset,
+    /// `i64::MAX`.
+    pub(crate) fn at(pos: u64, call: &str) -> io::Result<Offset> {
+        if i64::try_from(pos).is_ok() {
+            return Ok(Offset(pos));
+        }
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{call}: offset {pos} is past the largest file offset ({})",
+                i64::MAX
+            ),
+        ))
+    }
+
+    /// `len` bytes further on: the next chunk of a positioned transfer;
+    /// the current position stays the current position. Both terms are at
+    /// most `i64::MAX`, so the sum never wraps nor becomes -1 (the kernel
+    /// refuses one past `i64::MAX`).
+    pub(crate) fn advanced(self, len: usize) -> Offset {
+        if self == Offset::CURRENT {
+            return self;
+        }
+        Offset(self.0 + len as u64)
+    }
+
+    /// The value of the SQE's offset field.
+    fn raw(self) -> u64 {
+        self.0
+    }
+}
 
 /// The most one SQE can move (its length field is 32 bits).
 fn sqe_len(len: usize) -> u32 {

@@ -10,6 +10,8 @@ use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::driver::{Completion, Operation};
 use crate::fd::{with_target, SharedFd};
 
+use super::Offset;
+
 /// The most iovecs one call takes (`IOV_MAX` on Linux).
 const IOVECS_MAX: usize = 1024;
 
@@ -18,11 +20,11 @@ pub(crate) struct Readv<B> {
     fd: SharedFd,
     bufs: Vec<B>,
     iovecs: Vec<libc::iovec>,
-    offset: u64,
+    offset: Offset,
 }
 
 impl<B: IoBufMut> Readv<B> {
-    pub(crate) fn new(fd: SharedFd, bufs: Vec<B>, offset: u64) -> Readv<B> {
+    pub(crate) fn new(fd: SharedFd, bufs: Vec<B>, offset: Offset) -> Readv<B> {
         assert!(
             bufs.len() <= IOVECS_MAX,
             "readv takes at most {IOVECS_MAX} buffers"
@@ -56,7 +58,7 @@ unsafe impl<B: IoBufMut> Operation for Readv<B> {
             self.iovecs.as_ptr(),
             self.iovecs.len() as u32,
         )
-        .offset(self.offset)
+        .offset(self.offset.raw())
         .build())
     }
 
@@ -81,11 +83,11 @@ pub(crate) struct Writev<B> {
     fd: SharedFd,
     bufs: Vec<B>,
     iovecs: Vec<libc::iovec>,
-    offset: u64,
+    offset: Offset,
 }
 
 impl<B: IoBuf> Writev<B> {
-    pub(crate) fn new(fd: SharedFd, bufs: Vec<B>, offset: u64) -> Writev<B> {
+    pub(crate) fn new(fd: SharedFd, bufs: Vec<B>, offset: Offset) -> Writev<B> {
         assert!(
             bufs.len() <= IOVECS_MAX,
             "writev takes at most {IOVECS_MAX} buffers"
@@ -118,7 +120,7 @@ unsafe impl<B: IoBuf> Operation for Writev<B> {
             self.iovecs.as_ptr(),
             self.iovecs.len() as u32,
         )
-        .offset(self.offset)
+        .offset(self.offset.raw())
         .build())
     }
 
