@@ -20,7 +20,7 @@ use std::task::{Poll, Waker};
 
 use crate::buf::{BufResult, IoBuf, IoBufMut, Slice};
 use crate::driver::{Op, Operation};
-use crate::op::{Close, Offset, Read, Readv, Write, Writev};
+use crate::op::{readv, writev, Close, Offset, Read, Write};
 use crate::runtime::defer_close;
 
 /// What an operation names: a file descriptor, or an entry of the ring's
@@ -264,10 +264,11 @@ impl Fd {
     /// # Errors
     ///
     /// As `preadv(2)`; `InvalidInput`, with nothing submitted, when `pos`
-    /// is past the largest file offset (`i64::MAX`).
+    /// is past the largest file offset (`i64::MAX`) or for more than 1,024
+    /// buffers (`IOV_MAX`). The buffers are handed back either way.
     pub async fn readv_at<B: IoBufMut>(&self, bufs: Vec<B>, pos: u64) -> BufResult<usize, Vec<B>> {
         match Offset::at(pos, "readv_at") {
-            Ok(offset) => Op::new(Readv::new(self.shared.clone(), bufs, offset)).await,
+            Ok(offset) => readv("readv_at", self.shared.clone(), bufs, offset).await,
             Err(error) => (Err(error), bufs),
         }
     }
@@ -278,10 +279,11 @@ impl Fd {
     /// # Errors
     ///
     /// As `pwritev(2)`; `InvalidInput`, with nothing submitted, when `pos`
-    /// is past the largest file offset (`i64::MAX`).
+    /// is past the largest file offset (`i64::MAX`) or for more than 1,024
+    /// buffers (`IOV_MAX`). The buffers are handed back either way.
     pub async fn writev_at<B: IoBuf>(&self, bufs: Vec<B>, pos: u64) -> BufResult<usize, Vec<B>> {
         match Offset::at(pos, "writev_at") {
-            Ok(offset) => Op::new(Writev::new(self.shared.clone(), bufs, offset)).await,
+            Ok(offset) => writev("writev_at", self.shared.clone(), bufs, offset).await,
             Err(error) => (Err(error), bufs),
         }
     }

@@ -877,3 +877,40 @@ fn offsets_past_the_largest_are_invalid_and_submit_nothing() {
     });
     assert_eq!(std::fs::read(&path).unwrap(), b"0123456789");
 }
+
+#[test]
+fn vectored_calls_with_more_buffers_than_one_call_takes_are_invalid() {
+    let _serial = common::serial();
+    let dir = TempDir::new("iov-max");
+    let path = dir.join("file");
+    corering::start(async {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .open(&path)
+            .await
+            .unwrap();
+        let submitted = corering::stats().submitted;
+        let (written, bufs) = file.writev_at(vec![b"x".as_slice(); 1025], 0).await;
+        assert_eq!(written.unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(bufs.len(), 1025, "every buffer handed back");
+        let empty: Vec<Vec<u8>> = (0..1025).map(|_| Vec::with_capacity(1)).collect();
+        let (read, bufs) = file.readv_at(empty, 0).await;
+        let error = read.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidInput);
+        assert!(error.to_string().contains("1025 buffers"), "{error}");
+        assert_eq!(bufs.len(), 1025);
+        assert_eq!(corering::stats().submitted, submitted, "nothing submitted");
+
+        // 1,024 is one call's worth.
+        let (written, _) = file.writev_at(vec![b"x".as_slice(); 1024], 0).await;
+        assert_eq!(written.unwrap(), 1024);
+        let mut bufs = bufs;
+        bufs.pop();
+        let (read, bufs) = file.readv_at(bufs, 0).await;
+        assert_eq!(read.unwrap(), 1024);
+        assert!(bufs.iter().all(|buf| buf == b"x"));
+        file.close().await.unwrap();
+    });
+}

@@ -726,3 +726,40 @@ fn a_dropped_direct_accept_frees_its_table_entry() {
         assert_eq!(server.as_raw_fd(), -1);
     });
 }
+
+#[test]
+fn vectored_sends_and_receives_with_more_buffers_than_one_call_takes_are_invalid() {
+    corering::start(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let submitted = corering::stats().submitted;
+        let (sent, bufs) = client.writev(vec![b"x".as_slice(); 1025]).await;
+        assert_eq!(sent.unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(bufs.len(), 1025, "every buffer handed back");
+        let empty: Vec<Vec<u8>> = (0..1025).map(|_| Vec::with_capacity(1)).collect();
+        let (received, bufs) = server.readv(empty).await;
+        assert_eq!(received.unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(bufs.len(), 1025);
+        assert_eq!(corering::stats().submitted, submitted, "nothing submitted");
+
+        // 1,024 is one call's worth.
+        let (sent, _) = client.writev(vec![b"x".as_slice(); 1024]).await;
+        assert_eq!(sent.unwrap(), 1024);
+        let mut bufs = bufs;
+        bufs.pop();
+        let mut received = 0;
+        while received < 1024 {
+            let (read, returned) = server.readv(bufs).await;
+            received += read.unwrap();
+            assert!(returned.iter().flatten().all(|&byte| byte == b'x'));
+            bufs = returned
+                .into_iter()
+                .map(|_| Vec::with_capacity(1))
+                .collect();
+        }
+        assert_eq!(received, 1024);
+    });
+}

@@ -265,7 +265,8 @@ impl File {
     ///
     /// # Errors
     ///
-    /// As [`read_at`](File::read_at), for each buffer.
+    /// As [`read_at`](File::read_at), for each buffer; `InvalidInput` before
+    /// submission for more than 1,024 buffers (`IOV_MAX`).
     pub async fn readv_at<B: IoBufMut>(
         &self,
         mut bufs: Vec<B>,
@@ -285,7 +286,8 @@ impl File {
     ///
     /// # Errors
     ///
-    /// As [`write_at`](File::write_at), for each buffer.
+    /// As [`write_at`](File::write_at), for each buffer; `InvalidInput` before
+    /// submission for more than 1,024 buffers (`IOV_MAX`).
     pub async fn writev_at<B: IoBuf>(&self, bufs: Vec<B>, pos: u64) -> BufResult<usize, Vec<B>> {
         for buf in &bufs {
             if let Err(error) = self.check_direct("write", pos, buf.stable_ptr(), buf.bytes_init())

@@ -17,8 +17,8 @@ use crate::buf::{BufResult, BufRing, IoBuf, IoBufMut, RingBuf};
 use crate::driver::{MultiOp, Op};
 use crate::fd::{write_all_with, SharedFd};
 use crate::op::{
-    Accept, AcceptMulti, Connect, Offset, Readv, Recv, RecvBuf, Send, SendAllRecv, SendAllRecvBuf,
-    SendZc, Shutdown as ShutdownOp, Writev,
+    readv, writev, Accept, AcceptMulti, Connect, Offset, Recv, RecvBuf, Send, SendAllRecv,
+    SendAllRecvBuf, SendZc, Shutdown as ShutdownOp,
 };
 use crate::runtime::context;
 use crate::sys::socket::{self, SockAddr};
@@ -502,14 +502,25 @@ impl TcpStream {
     }
 
     /// Receives into `bufs` in order (`readv`).
+    ///
+    /// # Errors
+    ///
+    /// As `readv(2)`; `InvalidInput`, with nothing submitted, for more than
+    /// 1,024 buffers (`IOV_MAX`). The buffers are handed back either way.
     pub async fn readv<B: IoBufMut>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
-        Op::new(Readv::new(self.fd.clone(), bufs, Offset::CURRENT)).await
+        readv("readv", self.fd.clone(), bufs, Offset::CURRENT).await
     }
 
     /// Sends the initialized bytes of `bufs` in order (`writev`); may send
     /// fewer.
+    ///
+    /// # Errors
+    ///
+    /// As `writev(2)`; `InvalidInput`, with nothing submitted, for more
+    /// than 1,024 buffers (`IOV_MAX`). The buffers are handed back either
+    /// way.
     pub async fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
-        Op::new(Writev::new(self.fd.clone(), bufs, Offset::CURRENT)).await
+        writev("writev", self.fd.clone(), bufs, Offset::CURRENT).await
     }
 
     /// Shuts down the read side, the write side or both.

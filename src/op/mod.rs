@@ -21,7 +21,7 @@ pub(crate) use net::{
 };
 pub use nop::{nop, Nop};
 pub(crate) use read_write::{Read, ReadFixed, Write, WriteFixed};
-pub(crate) use vectored::{Readv, Writev};
+pub(crate) use vectored::{readv, writev};
 
 use std::io;
 
