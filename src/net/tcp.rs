@@ -18,7 +18,7 @@ use crate::driver::{MultiOp, Op};
 use crate::fd::{write_all_with, SharedFd};
 use crate::op::{
     readv, writev, Accept, AcceptMulti, Connect, Offset, Recv, RecvBuf, Send, SendAllRecv,
-    SendAllRecvBuf, SendZc, Shutdown as ShutdownOp,
+    SendAllRecvBuf, SendZc, Shutdown as ShutdownOp, MAX_RW_COUNT,
 };
 use crate::runtime::context;
 use crate::sys::socket::{self, SockAddr};
@@ -393,11 +393,11 @@ impl TcpStream {
         (self.recv_buf(ring).await, out)
     }
 
-    /// Whether `out` can head a linked send-then-receive: one SQE sends at
-    /// most `u32::MAX` bytes, and the kernel must skip a successful send's
-    /// CQE.
+    /// Whether `out` can head a linked send-then-receive: one send moves
+    /// at most `MAX_RW_COUNT` bytes, and the kernel must skip a successful
+    /// send's CQE.
     fn can_link(&self, out: &impl IoBuf) -> bool {
-        u32::try_from(out.bytes_init()).is_ok()
+        out.bytes_init() <= MAX_RW_COUNT
             && context::with_core(|core| core.driver.borrow().can_link())
     }
 

@@ -1,6 +1,8 @@
 //! One file per operation family. Each operation is a small struct that owns
 //! what the kernel touches, builds its SQE and maps its CQE (every errno is
-//! passed through as an `io::Error`; none panics).
+//! passed through as an `io::Error`; none panics). One operation moves at
+//! most `0x7ffff000` bytes (Linux's `MAX_RW_COUNT`): a longer buffer gets
+//! a short count, which `write_all` and `read_exact_at` loop over as usual.
 //!
 //! The operations themselves are reached through the types that use them
 //! ([`Fd`](crate::fd::Fd), sockets in [`net`](crate::net), files in
@@ -78,9 +80,22 @@ impl Offset {
     }
 }
 
-/// The most one SQE can move (its length field is 32 bits).
+/// The most bytes the kernel moves in one read, write, send or receive
+/// (Linux's `MAX_RW_COUNT`, `INT_MAX` rounded down to a page). Files and
+/// pipes clamp a longer length to it themselves; sockets refuse one past
+/// `i32::MAX` with `EINVAL`, so every length is clamped here, and a longer
+/// transfer moves this much, like any short read or write.
+pub(crate) const MAX_RW_COUNT: usize = i32::MAX as usize & !4095;
+
+/// The length field of an SQE moving `len` bytes: at most
+/// [`MAX_RW_COUNT`].
 fn sqe_len(len: usize) -> u32 {
-    u32::try_from(len).unwrap_or(u32::MAX)
+    clamp_len(len) as u32
+}
+
+/// `len`, or [`MAX_RW_COUNT`] when it is longer.
+fn clamp_len(len: usize) -> usize {
+    len.min(MAX_RW_COUNT)
 }
 
 /// Hands `buf` back after a read or receive that filled it from its start,
