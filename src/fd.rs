@@ -20,12 +20,8 @@ use std::task::{Poll, Waker};
 
 use crate::buf::{BufResult, IoBuf, IoBufMut, Slice};
 use crate::driver::{Op, Operation};
-use crate::op::{Close, Read, Readv, Write, Writev};
+use crate::op::{readv, writev, Close, Offset, Read, Write};
 use crate::runtime::defer_close;
-
-/// The offset that means "the descriptor's current position" (pipes,
-/// sockets, and files read sequentially).
-pub(crate) const CURRENT_POSITION: u64 = u64::MAX;
 
 /// What an operation names: a file descriptor, or an entry of the ring's
 /// table of registered ("direct") descriptors, which the kernel looks up
@@ -189,25 +185,49 @@ impl Fd {
     /// Reads into `buf` from offset `pos`, filling it from its start up to
     /// its capacity; the buffer's initialized length grows to cover the bytes
     /// read. `Ok(0)` means end of file.
+    ///
+    /// # Errors
+    ///
+    /// As `pread(2)`; `InvalidInput`, with nothing submitted, when `pos` is
+    /// past the largest file offset (`i64::MAX`).
     pub async fn read_at<B: IoBufMut>(&self, buf: B, pos: u64) -> BufResult<usize, B> {
-        Op::new(Read::new(self.shared.clone(), buf, pos)).await
+        match Offset::at(pos, "read_at") {
+            Ok(offset) => self.read_from(buf, offset).await,
+            Err(error) => (Err(error), buf),
+        }
     }
 
     /// Reads into `buf` at the descriptor's current position (pipes,
     /// sockets, character devices).
     pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        self.read_at(buf, CURRENT_POSITION).await
+        self.read_from(buf, Offset::CURRENT).await
+    }
+
+    async fn read_from<B: IoBufMut>(&self, buf: B, offset: Offset) -> BufResult<usize, B> {
+        Op::new(Read::new(self.shared.clone(), buf, offset)).await
     }
 
     /// Writes the initialized bytes of `buf` at offset `pos`; may write
     /// fewer (see [`write_all_at`](Fd::write_all_at)).
+    ///
+    /// # Errors
+    ///
+    /// As `pwrite(2)`; `InvalidInput`, with nothing submitted, when `pos`
+    /// is past the largest file offset (`i64::MAX`).
     pub async fn write_at<B: IoBuf>(&self, buf: B, pos: u64) -> BufResult<usize, B> {
-        Op::new(Write::new(self.shared.clone(), buf, pos)).await
+        match Offset::at(pos, "write_at") {
+            Ok(offset) => self.write_to(buf, offset).await,
+            Err(error) => (Err(error), buf),
+        }
     }
 
     /// Writes the initialized bytes of `buf` at the current position.
     pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        self.write_at(buf, CURRENT_POSITION).await
+        self.write_to(buf, Offset::CURRENT).await
+    }
+
+    async fn write_to<B: IoBuf>(&self, buf: B, offset: Offset) -> BufResult<usize, B> {
+        Op::new(Write::new(self.shared.clone(), buf, offset)).await
     }
 
     /// Writes every initialized byte of `buf` starting at offset `pos`,
@@ -216,34 +236,56 @@ impl Fd {
     /// # Errors
     ///
     /// `WriteZero` when the descriptor accepts no more bytes; otherwise the
-    /// first error of a write. The buffer is handed back either way.
+    /// first error of a write; `InvalidInput`, with nothing submitted, when
+    /// `pos` is past the largest file offset (`i64::MAX`). The buffer is
+    /// handed back either way.
     pub async fn write_all_at<B: IoBuf>(&self, buf: B, pos: u64) -> BufResult<(), B> {
-        self.write_all_from(buf, Some(pos)).await
+        match Offset::at(pos, "write_all_at") {
+            Ok(offset) => self.write_all_from(buf, offset).await,
+            Err(error) => (Err(error), buf),
+        }
     }
 
     /// Writes every initialized byte of `buf` at the current position.
     pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
-        self.write_all_from(buf, None).await
+        self.write_all_from(buf, Offset::CURRENT).await
     }
 
-    async fn write_all_from<B: IoBuf>(&self, buf: B, pos: Option<u64>) -> BufResult<(), B> {
+    async fn write_all_from<B: IoBuf>(&self, buf: B, offset: Offset) -> BufResult<(), B> {
         write_all_with(buf, |slice, written| {
-            let offset = pos.map_or(CURRENT_POSITION, |pos| pos + written as u64);
-            Write::new(self.shared.clone(), slice, offset)
+            Write::new(self.shared.clone(), slice, offset.advanced(written))
         })
         .await
     }
 
     /// Reads into `bufs` in order from offset `pos` (`preadv`); each buffer
     /// is filled from its start up to its capacity.
+    ///
+    /// # Errors
+    ///
+    /// As `preadv(2)`; `InvalidInput`, with nothing submitted, when `pos`
+    /// is past the largest file offset (`i64::MAX`) or for more than 1,024
+    /// buffers (`IOV_MAX`). The buffers are handed back either way.
     pub async fn readv_at<B: IoBufMut>(&self, bufs: Vec<B>, pos: u64) -> BufResult<usize, Vec<B>> {
-        Op::new(Readv::new(self.shared.clone(), bufs, pos)).await
+        match Offset::at(pos, "readv_at") {
+            Ok(offset) => readv("readv_at", self.shared.clone(), bufs, offset).await,
+            Err(error) => (Err(error), bufs),
+        }
     }
 
     /// Writes the initialized bytes of `bufs` in order at offset `pos`
     /// (`pwritev`); may write fewer.
+    ///
+    /// # Errors
+    ///
+    /// As `pwritev(2)`; `InvalidInput`, with nothing submitted, when `pos`
+    /// is past the largest file offset (`i64::MAX`) or for more than 1,024
+    /// buffers (`IOV_MAX`). The buffers are handed back either way.
     pub async fn writev_at<B: IoBuf>(&self, bufs: Vec<B>, pos: u64) -> BufResult<usize, Vec<B>> {
-        Op::new(Writev::new(self.shared.clone(), bufs, pos)).await
+        match Offset::at(pos, "writev_at") {
+            Ok(offset) => writev("writev_at", self.shared.clone(), bufs, offset).await,
+            Err(error) => (Err(error), bufs),
+        }
     }
 
     /// Closes the descriptor through the ring after every operation still

@@ -103,3 +103,33 @@ fn unix_datagram_round_trips_by_path_and_abstract_name() {
         std::fs::remove_dir_all(&dir).unwrap();
     });
 }
+
+#[test]
+fn datagram_receives_into_buffers_longer_than_i32_max() {
+    corering::start(async {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        a.connect(b.local_addr().unwrap()).unwrap();
+        b.connect(a.local_addr().unwrap()).unwrap();
+        // 3 GiB of capacity, never touched beyond the datagram.
+        let mut buf = Vec::with_capacity(3 << 30);
+        for round in 0..2 {
+            a.send(b"hello".as_slice()).await.0.unwrap();
+            buf.clear();
+            let (received, returned) = if round == 0 {
+                b.recv(buf).await
+            } else {
+                let (received, returned) = b.recv_from(buf).await;
+                (received.map(|(len, _)| len), returned)
+            };
+            buf = returned;
+            assert_eq!((received.unwrap(), &buf[..]), (5, &b"hello"[..]));
+        }
+
+        let (c, d) = UnixDatagram::pair().unwrap();
+        c.send(b"ping".as_slice()).await.0.unwrap();
+        buf.clear();
+        let (received, buf) = d.recv(buf).await;
+        assert_eq!((received.unwrap(), &buf[..]), (4, &b"ping"[..]));
+    });
+}

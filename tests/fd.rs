@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::io::ErrorKind;
 use std::os::fd::{FromRawFd, OwnedFd};
 
 use common::{open_fds, pipe};
@@ -191,4 +192,41 @@ fn close_dropped_while_waiting_for_a_slot_still_closes() {
         common::settle(|| open_fds() == fds_before, 1000).await;
         assert_eq!(open_fds(), fds_before);
     });
+}
+
+#[test]
+fn positioned_calls_refuse_offsets_past_the_largest_and_sequential_ones_keep_the_position() {
+    let _serial = common::serial();
+    let (path, mut std_file) = temp_file("offset-max");
+    std::io::Write::write_all(&mut std_file, b"0123456789").unwrap();
+    std::io::Seek::rewind(&mut std_file).unwrap();
+    corering::start(async move {
+        let file = Fd::from(OwnedFd::from(std_file));
+        let submitted = corering::stats().submitted;
+        for pos in [u64::MAX, 1 << 63] {
+            let (written, buf) = file.write_at(b"XY".as_slice(), pos).await;
+            assert_eq!(written.unwrap_err().kind(), ErrorKind::InvalidInput);
+            let (written, buf) = file.write_all_at(buf, pos).await;
+            assert_eq!(written.unwrap_err().kind(), ErrorKind::InvalidInput);
+            let (written, _) = file.writev_at(vec![buf], pos).await;
+            assert_eq!(written.unwrap_err().kind(), ErrorKind::InvalidInput);
+            let (read, buf) = file.read_at(Vec::with_capacity(4), pos).await;
+            let error = read.unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::InvalidInput);
+            assert!(error.to_string().starts_with("read_at: offset"), "{error}");
+            let (read, bufs) = file.readv_at(vec![buf], pos).await;
+            assert_eq!(read.unwrap_err().kind(), ErrorKind::InvalidInput);
+            assert_eq!((bufs[0].len(), bufs[0].capacity()), (0, 4));
+        }
+        assert_eq!(corering::stats().submitted, submitted, "nothing submitted");
+        // The sequential calls still use the descriptor's position.
+        let (written, _) = file.write(b"AB".as_slice()).await;
+        assert_eq!(written.unwrap(), 2);
+        let (read, buf) = file.read(Vec::with_capacity(3)).await;
+        assert_eq!((read.unwrap(), &buf[..]), (3, &b"234"[..]));
+        file.write_all(b"CD".as_slice()).await.0.unwrap();
+        file.close().await.unwrap();
+    });
+    assert_eq!(std::fs::read(&path).unwrap(), b"AB234CD789");
+    std::fs::remove_file(path).unwrap();
 }

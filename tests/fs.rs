@@ -766,3 +766,151 @@ fn open_beneath_keeps_paths_inside_the_directory() {
         );
     });
 }
+
+#[test]
+fn copy_of_a_file_that_reports_size_zero_copies_until_its_end() {
+    let _serial = common::serial();
+    let dir = TempDir::new("copy-proc");
+    // Each reports a size of 0 and holds bytes that do not change while
+    // this process runs; the last cannot splice, so it takes the copy
+    // through a buffer.
+    for source in [
+        "/proc/version",
+        "/proc/sys/kernel/ostype",
+        "/proc/self/cmdline",
+    ] {
+        assert_eq!(std::fs::metadata(source).unwrap().len(), 0);
+        let expected = std::fs::read(source).unwrap();
+        assert!(!expected.is_empty());
+        let target = dir.join("copy");
+        let copied = corering::start(fs::copy(source, &target)).unwrap();
+        assert_eq!(copied, expected.len() as u64, "{source}");
+        assert_eq!(std::fs::read(&target).unwrap(), expected, "{source}");
+    }
+}
+
+#[test]
+fn read_of_a_file_too_large_for_memory_is_out_of_memory_not_an_abort() {
+    let _serial = common::serial();
+    let dir = TempDir::new("read-huge");
+    let path = dir.join("sparse");
+    // 1 TiB of holes: no disk used, and more than any memory here.
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+    let fds_before = open_fds();
+    let error = corering::start(fs::read(&path)).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::OutOfMemory, "{error}");
+    assert_eq!(open_fds(), fds_before, "the file is closed");
+
+    // A file of the size it reports gets a buffer of that size, no more;
+    // one that reports 0 is read to its end.
+    let exact = dir.join("exact");
+    let data: Vec<u8> = (0..10_000).map(pattern).collect();
+    std::fs::write(&exact, &data).unwrap();
+    let read = corering::start(fs::read(&exact)).unwrap();
+    assert_eq!((read.len(), read.capacity()), (data.len(), data.len()));
+    assert_eq!(read, data);
+    let cmdline = corering::start(fs::read("/proc/self/cmdline")).unwrap();
+    assert_eq!(cmdline, std::fs::read("/proc/self/cmdline").unwrap());
+}
+
+/// Asserts `result` is `InvalidInput` (from a past-the-largest offset).
+fn assert_invalid_offset<T: std::fmt::Debug>(result: std::io::Result<T>, call: &str) {
+    let error = result.expect_err(call);
+    assert_eq!(error.kind(), ErrorKind::InvalidInput, "{call}: {error}");
+}
+
+#[test]
+fn offsets_past_the_largest_are_invalid_and_submit_nothing() {
+    let _serial = common::serial();
+    let dir = TempDir::new("offset-max");
+    let path = dir.join("file");
+    std::fs::write(&path, b"0123456789").unwrap();
+    corering::start(async {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .await
+            .unwrap();
+        let pool = FixedBufPool::new(1, 4096).unwrap();
+        let submitted = corering::stats().submitted;
+        // u64::MAX was taken as "the current position", 0 here.
+        for pos in [u64::MAX, u64::MAX - 1, 1 << 63] {
+            let (written, buf) = file.write_at(b"XY".to_vec(), pos).await;
+            assert_invalid_offset(written, "write_at");
+            assert_eq!(buf, b"XY");
+            let (written, buf) = file.write_all_at(buf, pos).await;
+            assert_invalid_offset(written, "write_all_at");
+            assert_eq!(buf, b"XY");
+            let (written, bufs) = file.writev_at(vec![buf], pos).await;
+            assert_invalid_offset(written, "writev_at");
+            assert_eq!(bufs, [b"XY"]);
+            let (read, buf) = file.read_at(Vec::with_capacity(4), pos).await;
+            assert_invalid_offset(read, "read_at");
+            assert_eq!((buf.len(), buf.capacity()), (0, 4));
+            let (read, buf) = file.read_exact_at(buf, pos).await;
+            assert_invalid_offset(read, "read_exact_at");
+            assert!(buf.is_empty());
+            let (read, bufs) = file.readv_at(vec![buf], pos).await;
+            assert_invalid_offset(read, "readv_at");
+            assert!(bufs[0].is_empty());
+            let mut fixed = pool.get().await;
+            fixed.extend_from_slice(b"XY");
+            let (written, fixed) = file.write_fixed_at(fixed, pos).await;
+            assert_invalid_offset(written, "write_fixed_at");
+            assert_eq!(&fixed[..], b"XY");
+            let (read, fixed) = file.read_fixed_at(fixed, pos).await;
+            assert_invalid_offset(read, "read_fixed_at");
+            assert_eq!(&fixed[..], b"XY");
+        }
+        assert_eq!(corering::stats().submitted, submitted, "nothing submitted");
+        // Offsets up to the largest are the kernel's to judge: it takes a
+        // transfer that ends by `i64::MAX` (nothing there to read).
+        let (read, _) = file
+            .read_at(Vec::with_capacity(4), i64::MAX as u64 - 4)
+            .await;
+        assert_eq!(read.unwrap(), 0);
+        file.close().await.unwrap();
+    });
+    assert_eq!(std::fs::read(&path).unwrap(), b"0123456789");
+}
+
+#[test]
+fn vectored_calls_with_more_buffers_than_one_call_takes_are_invalid() {
+    let _serial = common::serial();
+    let dir = TempDir::new("iov-max");
+    let path = dir.join("file");
+    corering::start(async {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .open(&path)
+            .await
+            .unwrap();
+        let submitted = corering::stats().submitted;
+        let (written, bufs) = file.writev_at(vec![b"x".as_slice(); 1025], 0).await;
+        assert_eq!(written.unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(bufs.len(), 1025, "every buffer handed back");
+        let empty: Vec<Vec<u8>> = (0..1025).map(|_| Vec::with_capacity(1)).collect();
+        let (read, bufs) = file.readv_at(empty, 0).await;
+        let error = read.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidInput);
+        assert!(error.to_string().contains("1025 buffers"), "{error}");
+        assert_eq!(bufs.len(), 1025);
+        assert_eq!(corering::stats().submitted, submitted, "nothing submitted");
+
+        // 1,024 is one call's worth.
+        let (written, _) = file.writev_at(vec![b"x".as_slice(); 1024], 0).await;
+        assert_eq!(written.unwrap(), 1024);
+        let mut bufs = bufs;
+        bufs.pop();
+        let (read, bufs) = file.readv_at(bufs, 0).await;
+        assert_eq!(read.unwrap(), 1024);
+        assert!(bufs.iter().all(|buf| buf == b"x"));
+        file.close().await.unwrap();
+    });
+}

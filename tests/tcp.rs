@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::Duration;
 
-use common::{open_fds, poll_once, settle};
+use common::{open_fds, poll_once, settle, ZeroPages, MAX_RW_COUNT, PAST_I32_MAX};
 use corering::buf::BufRing;
 use corering::net::{TcpListener, TcpStream};
 
@@ -799,5 +799,73 @@ fn linked_turn_dropped_before_its_submission_is_still_cancelled() {
         drop((client, listener));
         settle(|| open_fds() == fds_before, 1000).await;
         assert_eq!(open_fds(), fds_before);
+    });
+}
+
+#[test]
+fn vectored_sends_and_receives_with_more_buffers_than_one_call_takes_are_invalid() {
+    corering::start(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let submitted = corering::stats().submitted;
+        let (sent, bufs) = client.writev(vec![b"x".as_slice(); 1025]).await;
+        assert_eq!(sent.unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(bufs.len(), 1025, "every buffer handed back");
+        let empty: Vec<Vec<u8>> = (0..1025).map(|_| Vec::with_capacity(1)).collect();
+        let (received, bufs) = server.readv(empty).await;
+        assert_eq!(received.unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(bufs.len(), 1025);
+        assert_eq!(corering::stats().submitted, submitted, "nothing submitted");
+
+        // 1,024 is one call's worth.
+        let (sent, _) = client.writev(vec![b"x".as_slice(); 1024]).await;
+        assert_eq!(sent.unwrap(), 1024);
+        let mut bufs = bufs;
+        bufs.pop();
+        let mut received = 0;
+        while received < 1024 {
+            let (read, returned) = server.readv(bufs).await;
+            received += read.unwrap();
+            assert!(returned.iter().flatten().all(|&byte| byte == b'x'));
+            bufs = returned
+                .into_iter()
+                .map(|_| Vec::with_capacity(1))
+                .collect();
+        }
+        assert_eq!(received, 1024);
+    });
+}
+
+#[test]
+fn sends_and_receives_longer_than_i32_max_move_what_one_call_can() {
+    corering::start(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        // Sends as much as the socket takes, as for any long send.
+        let (sent, _) = client.write(ZeroPages::new(PAST_I32_MAX)).await;
+        let sent = sent.unwrap();
+        assert!(sent > 0 && sent <= MAX_RW_COUNT, "sent {sent}");
+        // Received into 3 GiB (the kernel touches only what it fills).
+        let mut buf = Vec::with_capacity(3 << 30);
+        let mut received = 0;
+        while received < sent {
+            buf.clear();
+            let (read, returned) = server.read(buf).await;
+            buf = returned;
+            let read = read.unwrap();
+            assert!(read > 0 && buf.iter().all(|&byte| byte == 0));
+            received += read;
+        }
+        assert_eq!(received, sent);
+        client.write_all(b"abc".as_slice()).await.0.unwrap();
+        buf.clear();
+        let (read, buf) = server.read(buf).await;
+        assert_eq!((read.unwrap(), &buf[..]), (3, &b"abc"[..]));
     });
 }

@@ -161,3 +161,80 @@ fn reset_moves_the_deadline_with_one_timer() {
         assert_eq!(corering::stats().timers, 0);
     });
 }
+
+/// A sleep registered on runtime `a` and polled once there, handed back
+/// pending: its key names a timer of `a`'s wheel.
+#[allow(clippy::async_yields_async)] // handing the pending sleep out is the point
+fn sleep_registered_on(a: &corering::Runtime) -> corering::time::Sleep {
+    a.block_on(async {
+        let mut foreign = sleep(Duration::from_secs(3600));
+        assert!(!poll_once(&mut foreign).await);
+        foreign
+    })
+}
+
+/// Inside runtime `b`: a task sleeping 20 ms whose timer takes the same
+/// slab index and first generation as the foreign sleep's in `a`; `meddle`
+/// touches the foreign sleep meanwhile. Returns how long the task took, or
+/// `None` when it did not wake within a second.
+fn task_sleep_beside(b: &corering::Runtime, meddle: impl AsyncFnOnce() -> ()) -> Option<Duration> {
+    b.block_on(async {
+        let started = Instant::now();
+        let task = corering::spawn(sleep(Duration::from_millis(20)));
+        // The task's first poll files its timer.
+        corering::yield_now().await;
+        assert_eq!(corering::stats().timers, 1);
+        meddle().await;
+        let woke = timeout(Duration::from_secs(1), task).await.ok()?;
+        woke.unwrap();
+        Some(started.elapsed())
+    })
+}
+
+#[test]
+fn a_sleep_dropped_on_another_runtime_leaves_its_timers_alone() {
+    let (a, b) = (
+        corering::Runtime::new().unwrap(),
+        corering::Runtime::new().unwrap(),
+    );
+    let foreign = sleep_registered_on(&a);
+    let took = task_sleep_beside(&b, async || drop(foreign));
+    let took = took.expect("the task's timer was removed by a foreign sleep's drop");
+    assert!(took >= Duration::from_millis(20));
+    assert_eq!(b.stats().timers, 0);
+}
+
+#[test]
+fn a_sleep_polled_on_another_runtime_files_its_own_timer_there() {
+    let (a, b) = (
+        corering::Runtime::new().unwrap(),
+        corering::Runtime::new().unwrap(),
+    );
+    let mut foreign = sleep_registered_on(&a);
+    let took = task_sleep_beside(&b, async || {
+        assert!(!poll_once(&mut foreign).await);
+        // Its own timer beside the task's, not the task's taken over.
+        assert_eq!(corering::stats().timers, 2);
+    });
+    let took = took.expect("the task's timer was taken over by a foreign sleep's poll");
+    assert!(took >= Duration::from_millis(20));
+    b.block_on(async { drop(foreign) });
+    assert_eq!(b.stats().timers, 0);
+}
+
+#[test]
+fn an_interval_too_long_to_reach_ticks_once_then_waits() {
+    corering::start(async {
+        for period in [Duration::MAX, Duration::from_secs(u64::MAX / 2)] {
+            let started = Instant::now();
+            let mut ticks = interval(period);
+            let first = timeout(Duration::from_secs(10), ticks.tick()).await;
+            let first = first.expect("the first tick is immediate");
+            assert!(first >= started && first <= Instant::now());
+            let second = timeout(Duration::from_millis(50), ticks.tick()).await;
+            assert!(second.is_err(), "the second tick is beyond any clock");
+            assert_eq!(ticks.period(), period);
+        }
+        assert_eq!(corering::stats().timers, 0);
+    });
+}

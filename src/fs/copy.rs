@@ -110,7 +110,9 @@ impl File {
 /// Copies the contents of the file at `from` to `to`, which is created or
 /// truncated; a file it creates gets `from`'s permission bits (less the
 /// umask). The bytes go through a pipe with `splice`, never through user
-/// space. Returns the bytes copied.
+/// space, until `from` ends (whatever size it reports: files in `/proc`
+/// report 0); through a buffer for files that cannot splice. Returns the
+/// bytes copied.
 ///
 /// # Errors
 ///
@@ -125,8 +127,39 @@ pub async fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u6
         .mode(metadata.mode() & 0o7777)
         .open(to)
         .await?;
-    let copied = splice_all(source.shared(), 0, target.shared(), Some(0), metadata.len()).await?;
+    // Until the end, not the size: /proc and /sys files report 0 (or a
+    // page) whatever they hold, and a file may grow meanwhile.
+    let copied = match splice_all(source.shared(), 0, target.shared(), Some(0), u64::MAX).await {
+        // Some files cannot splice (/proc/self/cmdline, ...): copy through
+        // a buffer instead, from the start again.
+        Err(error) if error.raw_os_error() == Some(libc::EINVAL) => {
+            copy_through_buffer(&source, &target).await
+        }
+        spliced => spliced,
+    }?;
     source.close().await?;
     target.close().await?;
     Ok(copied)
+}
+
+/// Copies `from` to `to` from their start until `from` ends, with reads
+/// and writes through the ring: for files whose file system cannot splice.
+async fn copy_through_buffer(from: &File, to: &File) -> io::Result<u64> {
+    let mut buf = Vec::with_capacity(64 << 10);
+    let mut copied = 0u64;
+    loop {
+        buf.clear();
+        let (read, returned) = from.read_at(buf, copied).await;
+        buf = returned;
+        match read {
+            Ok(0) => return Ok(copied),
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        }
+        let (written, returned) = to.write_all_at(buf, copied).await;
+        buf = returned;
+        written?;
+        copied += buf.len() as u64;
+    }
 }

@@ -41,7 +41,7 @@ use std::path::Path;
 use crate::buf::{AlignedBuf, BufResult, FixedBuf, IoBuf, IoBufMut};
 use crate::driver::Op;
 use crate::fd::{Fd, SharedFd};
-use crate::op::{Fsync, PathOp, ReadFixed, Resize, Statx, StatxOf, WriteFixed};
+use crate::op::{Fsync, Offset, PathOp, ReadFixed, Resize, Statx, StatxOf, WriteFixed};
 
 pub use copy::copy;
 pub use metadata::{FileType, Metadata};
@@ -178,9 +178,10 @@ impl File {
     ///
     /// # Errors
     ///
-    /// As `pread(2)`; for a file opened with `O_DIRECT`, `InvalidInput`
-    /// before submission when the offset, the buffer's address or its
-    /// capacity is not aligned (see [`aligned_buf`](File::aligned_buf)).
+    /// As `pread(2)`; `InvalidInput` before submission when `pos` is past
+    /// the largest file offset (`i64::MAX`), or, for a file opened with
+    /// `O_DIRECT`, when the offset, the buffer's address or its capacity is
+    /// not aligned (see [`aligned_buf`](File::aligned_buf)).
     pub async fn read_at<B: IoBufMut>(&self, mut buf: B, pos: u64) -> BufResult<usize, B> {
         let (address, len) = (buf.stable_mut_ptr().cast_const(), buf.bytes_total());
         if let Err(error) = self.check_direct("read", pos, address, len) {
@@ -195,7 +196,8 @@ impl File {
     /// # Errors
     ///
     /// `UnexpectedEof` when the file ends first (the bytes read are kept in
-    /// the buffer); otherwise the first error of a read.
+    /// the buffer); otherwise the first error of a read (see
+    /// [`read_at`](File::read_at)).
     pub async fn read_exact_at<B: IoBufMut>(&self, buf: B, pos: u64) -> BufResult<(), B> {
         let total = buf.bytes_total();
         let mut buf = buf;
@@ -233,9 +235,10 @@ impl File {
     ///
     /// # Errors
     ///
-    /// As `pwrite(2)`; for a file opened with `O_DIRECT`, `InvalidInput`
-    /// before submission when the offset, the buffer's address or its
-    /// initialized length is not aligned.
+    /// As `pwrite(2)`; `InvalidInput` before submission when `pos` is past
+    /// the largest file offset (`i64::MAX`), or, for a file opened with
+    /// `O_DIRECT`, when the offset, the buffer's address or its initialized
+    /// length is not aligned.
     pub async fn write_at<B: IoBuf>(&self, buf: B, pos: u64) -> BufResult<usize, B> {
         if let Err(error) = self.check_direct("write", pos, buf.stable_ptr(), buf.bytes_init()) {
             return (Err(error), buf);
@@ -249,7 +252,8 @@ impl File {
     /// # Errors
     ///
     /// `WriteZero` when the file takes no more bytes (a full device gives
-    /// its own error first); otherwise the first error of a write.
+    /// its own error first); otherwise the first error of a write (see
+    /// [`write_at`](File::write_at)).
     pub async fn write_all_at<B: IoBuf>(&self, buf: B, pos: u64) -> BufResult<(), B> {
         if let Err(error) = self.check_direct("write", pos, buf.stable_ptr(), buf.bytes_init()) {
             return (Err(error), buf);
@@ -258,6 +262,11 @@ impl File {
     }
 
     /// Reads into `bufs` in order from offset `pos` (`preadv`).
+    ///
+    /// # Errors
+    ///
+    /// As [`read_at`](File::read_at), for each buffer; `InvalidInput` before
+    /// submission for more than 1,024 buffers (`IOV_MAX`).
     pub async fn readv_at<B: IoBufMut>(
         &self,
         mut bufs: Vec<B>,
@@ -274,6 +283,11 @@ impl File {
 
     /// Writes the initialized bytes of `bufs` in order at offset `pos`
     /// (`pwritev`); may write fewer.
+    ///
+    /// # Errors
+    ///
+    /// As [`write_at`](File::write_at), for each buffer; `InvalidInput` before
+    /// submission for more than 1,024 buffers (`IOV_MAX`).
     pub async fn writev_at<B: IoBuf>(&self, bufs: Vec<B>, pos: u64) -> BufResult<usize, Vec<B>> {
         for buf in &bufs {
             if let Err(error) = self.check_direct("write", pos, buf.stable_ptr(), buf.bytes_init())
@@ -293,10 +307,13 @@ impl File {
     /// As [`read_at`](File::read_at).
     pub async fn read_fixed_at(&self, mut buf: FixedBuf, pos: u64) -> BufResult<usize, FixedBuf> {
         let (address, len) = (buf.stable_mut_ptr().cast_const(), buf.bytes_total());
-        if let Err(error) = self.check_direct("read", pos, address, len) {
-            return (Err(error), buf);
+        let offset = self
+            .check_direct("read", pos, address, len)
+            .and_then(|()| Offset::at(pos, "read_fixed_at"));
+        match offset {
+            Ok(offset) => Op::new(ReadFixed::new(self.shared().clone(), buf, offset)).await,
+            Err(error) => (Err(error), buf),
         }
-        Op::new(ReadFixed::new(self.shared().clone(), buf, pos)).await
     }
 
     /// Writes the initialized bytes of a registered buffer at offset `pos`
@@ -306,10 +323,13 @@ impl File {
     ///
     /// As [`write_at`](File::write_at).
     pub async fn write_fixed_at(&self, buf: FixedBuf, pos: u64) -> BufResult<usize, FixedBuf> {
-        if let Err(error) = self.check_direct("write", pos, buf.stable_ptr(), buf.bytes_init()) {
-            return (Err(error), buf);
+        let offset = self
+            .check_direct("write", pos, buf.stable_ptr(), buf.bytes_init())
+            .and_then(|()| Offset::at(pos, "write_fixed_at"));
+        match offset {
+            Ok(offset) => Op::new(WriteFixed::new(self.shared().clone(), buf, offset)).await,
+            Err(error) => (Err(error), buf),
         }
-        Op::new(WriteFixed::new(self.shared().clone(), buf, pos)).await
     }
 
     /// Flushes the file's data and metadata to the device (`fsync`).
@@ -396,33 +416,84 @@ pub(crate) fn c_path(path: &Path) -> io::Result<CString> {
     })
 }
 
-/// Reads the whole file at `path`.
+/// Reads the whole file at `path`, until it ends (whatever size it
+/// reports: files in `/proc` report 0).
 ///
 /// # Errors
 ///
-/// As opening and reading it.
+/// As opening and reading it; `OutOfMemory` when the file is larger than
+/// memory can hold (as `std::fs::read`), before anything is read.
 pub async fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
     let file = File::open(path).await?;
-    // The size is a hint: the file may grow or shrink meanwhile, and
-    // files in /proc report 0.
-    let hint = file.metadata().await?.len() as usize;
-    let mut contents = Vec::with_capacity(hint.max(4096));
-    loop {
-        if contents.len() == contents.capacity() {
-            contents.reserve(contents.capacity());
-        }
-        let filled = contents.len();
-        let (read, returned) = file.read_at(contents.slice(filled..), filled as u64).await;
-        contents = returned.into_inner();
-        match read {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
-    }
+    let contents = read_to_end(&file).await?;
     file.close().await?;
     Ok(contents)
+}
+
+/// The bytes of a probe read, which tells whether a buffer filled to the
+/// size the file reported has reached the end, without growing it.
+const PROBE: usize = 32;
+
+/// Reads `file` from its start until it ends, into a buffer of the size it
+/// reports, grown only when it holds more.
+async fn read_to_end(file: &File) -> io::Result<Vec<u8>> {
+    let mut contents = Vec::new();
+    reserve(&mut contents, file.metadata().await?.len())?;
+    loop {
+        if contents.len() == contents.capacity() {
+            let probe = Vec::with_capacity(PROBE);
+            let (read, probe) = read_more(file, probe, contents.len() as u64).await?;
+            if read == 0 {
+                return Ok(contents);
+            }
+            // The file holds more than it said: grow by doubling.
+            let more = contents.capacity().max(4096) as u64;
+            reserve(&mut contents, more)?;
+            contents.extend_from_slice(&probe);
+        }
+        let pos = contents.len() as u64;
+        let (read, returned) = read_more(file, contents, pos).await?;
+        contents = returned;
+        if read == 0 {
+            return Ok(contents);
+        }
+    }
+}
+
+/// Reads from offset `pos` of `file` into the spare capacity of `buf`,
+/// retrying `EINTR`; returns the count read (0 at the end) and the buffer.
+async fn read_more(file: &File, buf: Vec<u8>, pos: u64) -> io::Result<(usize, Vec<u8>)> {
+    let mut buf = buf;
+    loop {
+        let filled = buf.len();
+        let (read, returned) = file.read_at(buf.slice(filled..), pos).await;
+        buf = returned.into_inner();
+        match read {
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            read => return read.map(|read| (read, buf)),
+        }
+    }
+}
+
+/// Makes room in `contents` for `additional` more bytes, or gives
+/// `OutOfMemory`. A total beyond the machine's memory is refused without
+/// asking the allocator, which under overcommit might grant it and let
+/// the reads that fill it get the process killed.
+fn reserve(contents: &mut Vec<u8>, additional: u64) -> io::Result<()> {
+    let total = (contents.len() as u64).saturating_add(additional);
+    let out_of_memory = || {
+        io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            format!("read: no memory for a buffer of {total} bytes to hold the file"),
+        )
+    };
+    if crate::sys::memory::total().is_some_and(|memory| total > memory) {
+        return Err(out_of_memory());
+    }
+    let additional = usize::try_from(additional).map_err(|_| out_of_memory())?;
+    contents
+        .try_reserve_exact(additional)
+        .map_err(|_| out_of_memory())
 }
 
 /// Writes `contents` to the file at `path`, creating it if needed and

@@ -15,10 +15,10 @@ use io_uring::cqueue;
 use super::RecvStream;
 use crate::buf::{BufResult, BufRing, IoBuf, IoBufMut, RingBuf};
 use crate::driver::{MultiOp, Op};
-use crate::fd::{write_all_with, SharedFd, CURRENT_POSITION};
+use crate::fd::{write_all_with, SharedFd};
 use crate::op::{
-    Accept, AcceptMulti, Connect, Readv, Recv, RecvBuf, Send, SendAllRecv, SendAllRecvBuf, SendZc,
-    Shutdown as ShutdownOp, Writev,
+    readv, writev, Accept, AcceptMulti, Connect, Offset, Recv, RecvBuf, Send, SendAllRecv,
+    SendAllRecvBuf, SendZc, Shutdown as ShutdownOp, MAX_RW_COUNT,
 };
 use crate::runtime::context;
 use crate::sys::socket::{self, SockAddr};
@@ -393,11 +393,11 @@ impl TcpStream {
         (self.recv_buf(ring).await, out)
     }
 
-    /// Whether `out` can head a linked send-then-receive: one SQE sends at
-    /// most `u32::MAX` bytes, and the kernel must skip a successful send's
-    /// CQE.
+    /// Whether `out` can head a linked send-then-receive: one send moves
+    /// at most `MAX_RW_COUNT` bytes, and the kernel must skip a successful
+    /// send's CQE.
     fn can_link(&self, out: &impl IoBuf) -> bool {
-        u32::try_from(out.bytes_init()).is_ok()
+        out.bytes_init() <= MAX_RW_COUNT
             && context::with_core(|core| core.driver.borrow().can_link())
     }
 
@@ -502,14 +502,25 @@ impl TcpStream {
     }
 
     /// Receives into `bufs` in order (`readv`).
+    ///
+    /// # Errors
+    ///
+    /// As `readv(2)`; `InvalidInput`, with nothing submitted, for more than
+    /// 1,024 buffers (`IOV_MAX`). The buffers are handed back either way.
     pub async fn readv<B: IoBufMut>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
-        Op::new(Readv::new(self.fd.clone(), bufs, CURRENT_POSITION)).await
+        readv("readv", self.fd.clone(), bufs, Offset::CURRENT).await
     }
 
     /// Sends the initialized bytes of `bufs` in order (`writev`); may send
     /// fewer.
+    ///
+    /// # Errors
+    ///
+    /// As `writev(2)`; `InvalidInput`, with nothing submitted, for more
+    /// than 1,024 buffers (`IOV_MAX`). The buffers are handed back either
+    /// way.
     pub async fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
-        Op::new(Writev::new(self.fd.clone(), bufs, CURRENT_POSITION)).await
+        writev("writev", self.fd.clone(), bufs, Offset::CURRENT).await
     }
 
     /// Shuts down the read side, the write side or both.

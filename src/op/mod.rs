@@ -1,6 +1,8 @@
 //! One file per operation family. Each operation is a small struct that owns
 //! what the kernel touches, builds its SQE and maps its CQE (every errno is
-//! passed through as an `io::Error`; none panics).
+//! passed through as an `io::Error`; none panics). One operation moves at
+//! most `0x7ffff000` bytes (Linux's `MAX_RW_COUNT`): a longer buffer gets
+//! a short count, which `write_all` and `read_exact_at` loop over as usual.
 //!
 //! The operations themselves are reached through the types that use them
 //! ([`Fd`](crate::fd::Fd), sockets in [`net`](crate::net), files in
@@ -21,14 +23,79 @@ pub(crate) use net::{
 };
 pub use nop::{nop, Nop};
 pub(crate) use read_write::{Read, ReadFixed, Write, WriteFixed};
-pub(crate) use vectored::{Readv, Writev};
+pub(crate) use vectored::{readv, writev};
+
+use std::io;
 
 use crate::buf::{BufResult, IoBufMut};
 use crate::driver::Completion;
 
-/// The most one SQE can move (its length field is 32 bits).
+/// Where a read or write goes: a file offset the kernel accepts, or the
+/// descriptor's current position (pipes, sockets, sequential reads).
+///
+/// The kernel takes offset -1 (`u64::MAX`) as "the current position" and
+/// refuses the other offsets past `i64::MAX`. A positioned call's offset
+/// goes through [`Offset::at`], which refuses them all, so it can never
+/// turn into a sequential read or write; only [`Offset::CURRENT`] is -1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Offset(u64);
+
+impl Offset {
+    /// The descriptor's current position.
+    pub(crate) const CURRENT: Offset = Offset(u64::MAX);
+
+    /// File offset `pos` of the positioned call `call`.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` when `pos` is past the largest file offset,
+    /// `i64::MAX`.
+    pub(crate) fn at(pos: u64, call: &str) -> io::Result<Offset> {
+        if i64::try_from(pos).is_ok() {
+            return Ok(Offset(pos));
+        }
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{call}: offset {pos} is past the largest file offset ({})",
+                i64::MAX
+            ),
+        ))
+    }
+
+    /// `len` bytes further on: the next chunk of a positioned transfer;
+    /// the current position stays the current position. Both terms are at
+    /// most `i64::MAX`, so the sum never wraps nor becomes -1 (the kernel
+    /// refuses one past `i64::MAX`).
+    pub(crate) fn advanced(self, len: usize) -> Offset {
+        if self == Offset::CURRENT {
+            return self;
+        }
+        Offset(self.0 + len as u64)
+    }
+
+    /// The value of the SQE's offset field.
+    fn raw(self) -> u64 {
+        self.0
+    }
+}
+
+/// The most bytes the kernel moves in one read, write, send or receive
+/// (Linux's `MAX_RW_COUNT`, `INT_MAX` rounded down to a page). Files and
+/// pipes clamp a longer length to it themselves; sockets refuse one past
+/// `i32::MAX` with `EINVAL`, so every length is clamped here, and a longer
+/// transfer moves this much, like any short read or write.
+pub(crate) const MAX_RW_COUNT: usize = i32::MAX as usize & !4095;
+
+/// The length field of an SQE moving `len` bytes: at most
+/// [`MAX_RW_COUNT`].
 fn sqe_len(len: usize) -> u32 {
-    u32::try_from(len).unwrap_or(u32::MAX)
+    clamp_len(len) as u32
+}
+
+/// `len`, or [`MAX_RW_COUNT`] when it is longer.
+fn clamp_len(len: usize) -> usize {
+    len.min(MAX_RW_COUNT)
 }
 
 /// Hands `buf` back after a read or receive that filled it from its start,

@@ -14,7 +14,7 @@ use crate::fd::{with_target, SharedFd, Target};
 use crate::runtime::defer_close;
 use crate::sys::socket::SockAddr;
 
-use super::{filled, sqe_len};
+use super::{clamp_len, filled, sqe_len, MAX_RW_COUNT};
 
 /// Accepts one connection; the new descriptor is close-on-exec, or, for a
 /// direct accept, an entry the kernel allocates in the ring's table of
@@ -225,9 +225,9 @@ pub(crate) struct SendAllRecv<O, I> {
 }
 
 impl<O: IoBuf, I: IoBufMut> SendAllRecv<O, I> {
-    /// The pair; `out` holds at most `u32::MAX` bytes (one SQE's length).
+    /// The pair; `out` holds at most [`MAX_RW_COUNT`] bytes (one send).
     pub(crate) fn new(fd: SharedFd, out: O, into: I) -> SendAllRecv<O, I> {
-        debug_assert!(u32::try_from(out.bytes_init()).is_ok());
+        debug_assert!(out.bytes_init() <= MAX_RW_COUNT);
         SendAllRecv {
             fd,
             out,
@@ -385,9 +385,9 @@ pub(crate) struct SendAllRecvBuf<O> {
 }
 
 impl<O: IoBuf> SendAllRecvBuf<O> {
-    /// The pair; `out` holds at most `u32::MAX` bytes (one SQE's length).
+    /// The pair; `out` holds at most [`MAX_RW_COUNT`] bytes (one send).
     pub(crate) fn new(fd: SharedFd, out: O, ring: Rc<RingInner>) -> SendAllRecvBuf<O> {
-        debug_assert!(u32::try_from(out.bytes_init()).is_ok());
+        debug_assert!(out.bytes_init() <= MAX_RW_COUNT);
         SendAllRecvBuf {
             out,
             recv: RecvBuf::new(fd, ring),
@@ -479,7 +479,7 @@ impl Message {
             header: unsafe { std::mem::zeroed() },
             iov: libc::iovec {
                 iov_base: base.cast(),
-                iov_len: len,
+                iov_len: clamp_len(len),
             },
             addr,
         });

@@ -7,17 +7,17 @@ use crate::buf::{BufResult, FixedBuf, IoBuf, IoBufMut};
 use crate::driver::{Completion, Operation};
 use crate::fd::{with_target, SharedFd};
 
-use super::{filled, sqe_len};
+use super::{filled, sqe_len, Offset};
 
 /// Reads into `buf` from its start up to its capacity.
 pub(crate) struct Read<B> {
     fd: SharedFd,
     buf: B,
-    offset: u64,
+    offset: Offset,
 }
 
 impl<B: IoBufMut> Read<B> {
-    pub(crate) fn new(fd: SharedFd, buf: B, offset: u64) -> Read<B> {
+    pub(crate) fn new(fd: SharedFd, buf: B, offset: Offset) -> Read<B> {
         Read { fd, buf, offset }
     }
 }
@@ -34,7 +34,7 @@ unsafe impl<B: IoBufMut> Operation for Read<B> {
             self.buf.stable_mut_ptr(),
             len
         )
-        .offset(self.offset)
+        .offset(self.offset.raw())
         .build())
     }
 
@@ -47,11 +47,11 @@ unsafe impl<B: IoBufMut> Operation for Read<B> {
 pub(crate) struct Write<B> {
     fd: SharedFd,
     buf: B,
-    offset: u64,
+    offset: Offset,
 }
 
 impl<B: IoBuf> Write<B> {
-    pub(crate) fn new(fd: SharedFd, buf: B, offset: u64) -> Write<B> {
+    pub(crate) fn new(fd: SharedFd, buf: B, offset: Offset) -> Write<B> {
         Write { fd, buf, offset }
     }
 }
@@ -68,7 +68,7 @@ unsafe impl<B: IoBuf> Operation for Write<B> {
             self.buf.stable_ptr(),
             len
         )
-        .offset(self.offset)
+        .offset(self.offset.raw())
         .build())
     }
 
@@ -83,11 +83,11 @@ unsafe impl<B: IoBuf> Operation for Write<B> {
 pub(crate) struct ReadFixed {
     fd: SharedFd,
     buf: FixedBuf,
-    offset: u64,
+    offset: Offset,
 }
 
 impl ReadFixed {
-    pub(crate) fn new(fd: SharedFd, buf: FixedBuf, offset: u64) -> ReadFixed {
+    pub(crate) fn new(fd: SharedFd, buf: FixedBuf, offset: Offset) -> ReadFixed {
         ReadFixed { fd, buf, offset }
     }
 }
@@ -107,7 +107,7 @@ unsafe impl Operation for ReadFixed {
             len,
             index
         )
-        .offset(self.offset)
+        .offset(self.offset.raw())
         .build())
     }
 
@@ -121,11 +121,11 @@ unsafe impl Operation for ReadFixed {
 pub(crate) struct WriteFixed {
     fd: SharedFd,
     buf: FixedBuf,
-    offset: u64,
+    offset: Offset,
 }
 
 impl WriteFixed {
-    pub(crate) fn new(fd: SharedFd, buf: FixedBuf, offset: u64) -> WriteFixed {
+    pub(crate) fn new(fd: SharedFd, buf: FixedBuf, offset: Offset) -> WriteFixed {
         WriteFixed { fd, buf, offset }
     }
 }
@@ -143,7 +143,7 @@ unsafe impl Operation for WriteFixed {
             len,
             index
         )
-        .offset(self.offset)
+        .offset(self.offset.raw())
         .build())
     }
 

@@ -4,11 +4,15 @@
 //! The iovec array is a heap `Vec` owned by the operation, so its address is
 //! stable while the operation moves, as the kernel requires until the CQE.
 
+use std::io;
+
 use io_uring::{opcode, squeue};
 
 use crate::buf::{BufResult, IoBuf, IoBufMut};
-use crate::driver::{Completion, Operation};
+use crate::driver::{Completion, Op, Operation};
 use crate::fd::{with_target, SharedFd};
+
+use super::Offset;
 
 /// The most iovecs one call takes (`IOV_MAX` on Linux).
 const IOVECS_MAX: usize = 1024;
@@ -18,22 +22,44 @@ pub(crate) struct Readv<B> {
     fd: SharedFd,
     bufs: Vec<B>,
     iovecs: Vec<libc::iovec>,
-    offset: u64,
+    offset: Offset,
 }
 
-impl<B: IoBufMut> Readv<B> {
-    pub(crate) fn new(fd: SharedFd, bufs: Vec<B>, offset: u64) -> Readv<B> {
-        assert!(
-            bufs.len() <= IOVECS_MAX,
-            "readv takes at most {IOVECS_MAX} buffers"
-        );
-        Readv {
-            fd,
-            bufs,
-            iovecs: Vec::new(),
-            offset,
-        }
+/// Reads into `bufs` with one `READV` at `offset`.
+///
+/// # Errors
+///
+/// `InvalidInput`, with nothing submitted, for more buffers than one call
+/// takes; otherwise as `preadv(2)`. The buffers are handed back either way.
+pub(crate) async fn readv<B: IoBufMut>(
+    call: &str,
+    fd: SharedFd,
+    bufs: Vec<B>,
+    offset: Offset,
+) -> BufResult<usize, Vec<B>> {
+    if let Err(error) = check_count(call, bufs.len()) {
+        return (Err(error), bufs);
     }
+    let iovecs = Vec::new();
+    Op::new(Readv {
+        fd,
+        bufs,
+        iovecs,
+        offset,
+    })
+    .await
+}
+
+/// `InvalidInput`, naming `call`, when `count` buffers are more than one
+/// call takes.
+fn check_count(call: &str, count: usize) -> io::Result<()> {
+    if count <= IOVECS_MAX {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{call}: {count} buffers, more than the {IOVECS_MAX} one call takes (IOV_MAX)"),
+    ))
 }
 
 // SAFETY: the SQE points at `iovecs` (a heap Vec not resized after `build`)
@@ -56,7 +82,7 @@ unsafe impl<B: IoBufMut> Operation for Readv<B> {
             self.iovecs.as_ptr(),
             self.iovecs.len() as u32,
         )
-        .offset(self.offset)
+        .offset(self.offset.raw())
         .build())
     }
 
@@ -81,22 +107,33 @@ pub(crate) struct Writev<B> {
     fd: SharedFd,
     bufs: Vec<B>,
     iovecs: Vec<libc::iovec>,
-    offset: u64,
+    offset: Offset,
 }
 
-impl<B: IoBuf> Writev<B> {
-    pub(crate) fn new(fd: SharedFd, bufs: Vec<B>, offset: u64) -> Writev<B> {
-        assert!(
-            bufs.len() <= IOVECS_MAX,
-            "writev takes at most {IOVECS_MAX} buffers"
-        );
-        Writev {
-            fd,
-            bufs,
-            iovecs: Vec::new(),
-            offset,
-        }
+/// Writes the initialized bytes of `bufs` with one `WRITEV` at `offset`.
+///
+/// # Errors
+///
+/// `InvalidInput`, with nothing submitted, for more buffers than one call
+/// takes; otherwise as `pwritev(2)`. The buffers are handed back either
+/// way.
+pub(crate) async fn writev<B: IoBuf>(
+    call: &str,
+    fd: SharedFd,
+    bufs: Vec<B>,
+    offset: Offset,
+) -> BufResult<usize, Vec<B>> {
+    if let Err(error) = check_count(call, bufs.len()) {
+        return (Err(error), bufs);
     }
+    let iovecs = Vec::new();
+    Op::new(Writev {
+        fd,
+        bufs,
+        iovecs,
+        offset,
+    })
+    .await
 }
 
 // SAFETY: as for `Readv`: `iovecs` and the buffers' memory stay in place
@@ -118,7 +155,7 @@ unsafe impl<B: IoBuf> Operation for Writev<B> {
             self.iovecs.as_ptr(),
             self.iovecs.len() as u32,
         )
-        .offset(self.offset)
+        .offset(self.offset.raw())
         .build())
     }
 

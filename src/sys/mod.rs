@@ -7,6 +7,7 @@
 //!   accepts and turns setup failures into errors that name the cause and the
 //!   fix.
 //! - [`eventfd`] is the doorbell another thread rings to wake a parked core.
+//! - [`memory`] says how much memory the machine has.
 //! - [`queues`] reads and writes the ring's SQ and CQ directly.
 //! - [`socket`] creates, binds and configures sockets and converts socket
 //!   addresses.
@@ -16,6 +17,7 @@
 //! - Raw file descriptors returned from here are owned by the caller.
 
 pub(crate) mod eventfd;
+pub(crate) mod memory;
 pub(crate) mod queues;
 pub(crate) mod ring;
 pub(crate) mod socket;

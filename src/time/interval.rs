@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use super::sleep::{sleep_until, Sleep};
+use super::sleep::{far_future, sleep_until, Sleep};
 
 /// Ticks every `period`; the first tick completes immediately.
 ///
@@ -54,17 +54,8 @@ impl Interval {
     pub fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
         std::task::ready!(Pin::new(&mut self.sleep).poll(cx));
         let scheduled = self.sleep.deadline();
-        let mut next = scheduled + self.period;
-        let now = Instant::now();
-        if next <= now {
-            // Missed whole periods: skip them, keep the phase.
-            let missed = (now - scheduled).as_nanos() / self.period.as_nanos();
-            next = scheduled + self.period * u32::try_from(missed).unwrap_or(u32::MAX);
-            if next <= now {
-                next += self.period;
-            }
-        }
-        self.sleep.reset(next);
+        self.sleep
+            .reset(next_tick(scheduled, self.period, Instant::now()));
         Poll::Ready(scheduled)
     }
 
@@ -72,6 +63,26 @@ impl Interval {
     pub fn period(&self) -> Duration {
         self.period
     }
+}
+
+/// The first instant after `now` on the grid of `period`s from
+/// `scheduled` (the tick just delivered), skipping the missed ones. A
+/// period too long for the clock to count saturates at "never", as a
+/// [`sleep`](super::sleep) does.
+fn next_tick(scheduled: Instant, period: Duration, now: Instant) -> Instant {
+    let after = |periods: u32| {
+        period
+            .checked_mul(periods)
+            .and_then(|span| scheduled.checked_add(span))
+            .unwrap_or_else(far_future)
+    };
+    let next = after(1);
+    if next > now {
+        return next;
+    }
+    // Missed whole periods: skip them, keep the phase.
+    let missed = (now - scheduled).as_nanos() / period.as_nanos();
+    after(u32::try_from(missed).unwrap_or(u32::MAX).saturating_add(1))
 }
 
 impl futures_core::Stream for Interval {

@@ -57,6 +57,12 @@ pub(crate) fn far_future() -> Instant {
 /// early the sleep files it again at the new deadline. Pushing an idle
 /// timeout forward on every request therefore costs a clock reading and no
 /// timer work.
+///
+/// A sleep polled on a runtime other than the one it registered on files a
+/// new timer there, and dropped there it removes nothing: timer keys are
+/// unique in the process, so it never touches another runtime's timers.
+/// Its first timer stays in the first runtime's wheel until that runtime
+/// is dropped.
 #[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
 pub struct Sleep {

@@ -49,11 +49,15 @@
 //!   `now` saturates one tick lower. Nothing panics on extreme instants.
 //! * Entries: one per live timer future, bounded by the caller (each timer
 //!   belongs to a future); the wheel itself sets no cap. Keys carry a 64-bit
-//!   generation, so a stale key is detected for the life of the process.
+//!   generation unique in the process (wheels draw theirs in blocks from
+//!   one counter), so a stale key is detected for the life of the process,
+//!   and so is a key of another wheel: a timer future moved to another
+//!   runtime never touches that runtime's timers.
 //! * `now` should not go backwards. If it does, nothing fires early; the
 //!   earlier `now` is simply ignored by the wheel's time.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
@@ -111,6 +115,17 @@ const NOW_TICK_MAX: u64 = u64::MAX - 1;
 /// End of a list: no entry.
 const NIL: usize = usize::MAX;
 
+/// Generations a wheel takes from [`GENERATIONS`] at a time: one atomic
+/// operation per this many inserts, and no two wheels share a generation.
+const GENERATION_BLOCK: u64 = 1 << 16;
+
+/// The first generation no wheel has taken yet. Process-wide, so a key
+/// names one timer of one wheel: a timer future dropped or polled on a
+/// runtime other than its own finds its key stale there instead of
+/// removing or waiting on that wheel's timer with the same index and
+/// generation. 64 bits do not run out in a process's life.
+static GENERATIONS: AtomicU64 = AtomicU64::new(0);
+
 /// Names one timer in a [`Wheel`]: a slab index and the generation of the
 /// entry that was inserted there, so a key kept after `remove` is detected as
 /// stale even when the index is reused.
@@ -118,7 +133,7 @@ const NIL: usize = usize::MAX;
 pub(crate) struct TimerKey {
     /// Index of the entry in the wheel's slab.
     index: usize,
-    /// Generation the entry was given at insert; unique per insert.
+    /// Generation the entry was given at insert; unique in the process.
     generation: u64,
 }
 
@@ -181,6 +196,10 @@ pub(crate) struct Wheel {
     pending: usize,
     /// Generation for the next insert.
     generation_next: u64,
+    /// End of the block of generations this wheel took (see
+    /// [`GENERATION_BLOCK`]); a new block is taken when `generation_next`
+    /// reaches it.
+    generation_end: u64,
     /// A lower bound of the earliest pending tick, or `None` when it must be
     /// worked out again (`earliest_tick`). Exact when worked out; removing
     /// the earliest timer leaves it in place as a bound, which `advance`
@@ -199,6 +218,7 @@ impl Wheel {
             occupied: [0; LEVELS],
             pending: 0,
             generation_next: 0,
+            generation_end: 0,
             earliest_cache: Cell::new(None),
         }
     }
@@ -207,8 +227,7 @@ impl Wheel {
     /// is at or past `deadline` rounded up to a tick. A deadline already past
     /// fires on the next `advance`. O(1).
     pub(crate) fn insert(&mut self, deadline: Instant, waker: Waker) -> TimerKey {
-        let generation = self.generation_next;
-        self.generation_next += 1;
+        let generation = self.next_generation();
         let index = self.entries.insert(Entry {
             tick: self.tick_ceil(deadline),
             generation,
@@ -225,8 +244,7 @@ impl Wheel {
     /// `advance`, which files it: the caller reads no clock, and the timer
     /// never fires less than `delay` after this call. O(1).
     pub(crate) fn insert_after(&mut self, delay: Duration, waker: Waker) -> TimerKey {
-        let generation = self.generation_next;
-        self.generation_next += 1;
+        let generation = self.next_generation();
         let index = self.entries.insert(Entry {
             tick: u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX),
             generation,
@@ -383,6 +401,18 @@ impl Wheel {
     /// Number of entries stored: pending plus fired but not yet removed.
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// A generation no key of any wheel has had.
+    fn next_generation(&mut self) -> u64 {
+        if self.generation_next == self.generation_end {
+            // Relaxed: only uniqueness matters, which the atomic add gives.
+            self.generation_next = GENERATIONS.fetch_add(GENERATION_BLOCK, Ordering::Relaxed);
+            self.generation_end = self.generation_next + GENERATION_BLOCK;
+        }
+        let generation = self.generation_next;
+        self.generation_next += 1;
+        generation
     }
 
     /// The slab index a key names, if the key is not stale.
@@ -898,6 +928,25 @@ mod tests {
         assert!(!wheel.remove(reused));
         assert_eq!((wheel.pending(), wheel.len()), (0, 0));
         assert!(!wheel.is_fired(reused));
+        assert_eq!(woken(&count), 1);
+    }
+
+    #[test]
+    fn a_key_of_one_wheel_is_stale_in_another() {
+        let origin = Instant::now();
+        let (mut first, mut second) = (Wheel::new(origin), Wheel::new(origin));
+        let (count, waker) = counter();
+        let mine = first.insert(origin + ms(10), waker.clone());
+        let theirs = second.insert(origin + ms(10), waker.clone());
+        // Same slab index, so only the generation tells them apart.
+        assert_eq!(mine.index, theirs.index);
+        assert!(!second.set_waker(mine, &waker));
+        assert!(!second.remove(mine));
+        second.reset(mine, origin + ms(5), &waker);
+        assert_eq!(second.next_deadline(), Some(origin + ms(10)));
+        assert_eq!(advance_to(&mut second, origin + ms(10)), 1);
+        assert!(!second.is_fired(mine) && second.is_fired(theirs));
+        assert!(first.remove(mine));
         assert_eq!(woken(&count), 1);
     }
 

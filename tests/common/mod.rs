@@ -149,3 +149,60 @@ unsafe impl IoBufMut for CountBuf {
         unsafe { self.data.set_init(pos) }
     }
 }
+
+/// A read-only buffer of `len` zero bytes that costs no memory: an
+/// anonymous mapping never written, whose pages all read as the kernel's
+/// one zero page. For sends of gibibytes.
+pub struct ZeroPages {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl ZeroPages {
+    pub fn new(len: usize) -> ZeroPages {
+        // SAFETY: a fresh private anonymous mapping, owned by the value.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(ptr, libc::MAP_FAILED, "mmap of {len} bytes");
+        ZeroPages {
+            ptr: ptr.cast(),
+            len,
+        }
+    }
+}
+
+impl Drop for ZeroPages {
+    fn drop(&mut self) {
+        // SAFETY: the mapping is this value's, and nothing points into it
+        // once the value is gone.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+// SAFETY: the mapping stays at its address until the value drops, and
+// its `len` bytes are readable (and zero).
+unsafe impl IoBuf for ZeroPages {
+    fn stable_ptr(&self) -> *const u8 {
+        self.ptr
+    }
+    fn bytes_init(&self) -> usize {
+        self.len
+    }
+    fn bytes_total(&self) -> usize {
+        self.len
+    }
+}
+
+/// Bytes past `i32::MAX`, which one socket call used to refuse.
+pub const PAST_I32_MAX: usize = 2_684_354_560; // 2.5 GiB
+
+/// The most the kernel moves in one read or write (`MAX_RW_COUNT`).
+pub const MAX_RW_COUNT: usize = i32::MAX as usize & !4095;
