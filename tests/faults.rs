@@ -5,18 +5,22 @@
 //!
 //! With transient faults only, every byte must arrive exactly; with hard
 //! errors too, every exchange either completes exactly or ends in a clear
-//! `io::Error`, never with wrong bytes or a hang. In both, the counters
+//! `io::Error`, never with wrong bytes or a hang. The logic of the hello and
+//! file_server examples runs under them too, driven by plain sockets. In both, the counters
 //! balance at shutdown (`submitted == completed + cancelled`, nothing in
 //! flight or abandoned) and the descriptors come back to the baseline.
 
 mod common;
 
+#[path = "../examples/file_server/http.rs"]
+mod file_server;
 #[path = "../examples/hello/http.rs"]
 mod hello;
 
-use std::cell::Cell;
 use std::io::{Read, Write};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{open_fds, poll_once};
@@ -297,65 +301,156 @@ fn files_read_back_exactly_under_transient_faults() {
     tally.print("files, transient");
 }
 
+/// Runs `serve` (given the listener and a stop flag to poll) on a faulty
+/// core of its own thread while `client` drives it from this one with
+/// plain sockets; returns the server core's counters, checked, and what
+/// `client` returns (bytes checked).
+fn serve_under_faults<S, F>(
+    faults: Faults,
+    serve: S,
+    client: impl FnOnce(std::net::SocketAddr) -> u64,
+) -> (Stats, u64)
+where
+    S: FnOnce(TcpListener, Arc<AtomicBool>) -> F + Send + 'static,
+    F: std::future::Future<Output = ()>,
+{
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopping = stop.clone();
+    let server = std::thread::spawn(move || {
+        let fds_before = open_fds();
+        let runtime = runtime(faults);
+        runtime.block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            addr_tx.send(listener.local_addr().unwrap()).unwrap();
+            serve(listener, stopping).await;
+        });
+        let stats = shut_down(runtime, faults.seed);
+        assert_eq!(open_fds(), fds_before, "seed {}: descriptors", faults.seed);
+        stats
+    });
+    let checked = client(addr_rx.recv().unwrap());
+    stop.store(true, Ordering::SeqCst);
+    (server.join().unwrap(), checked)
+}
+
+/// Sends `request` and reads one response with a `Content-Length` body.
+fn exchange(stream: &mut std::net::TcpStream, request: &[u8]) -> (String, Vec<u8>) {
+    stream.write_all(request).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("Content-Length: "))
+        .expect("a Content-Length header")
+        .parse()
+        .unwrap();
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).unwrap();
+    (head, body)
+}
+
 #[test]
 fn hello_answers_every_request_under_transient_faults() {
     let _serial = common::serial();
     let mut tally = Tally::default();
     for seed in 0..seeds() {
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-        let server = std::thread::spawn(move || {
-            let fds_before = open_fds();
-            let runtime = runtime(Faults::new(3000 + seed));
-            runtime.block_on(async {
-                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-                let ring = BufRing::new(hello::RING_BUFFERS, hello::READ_SIZE).unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                let serving = Rc::new(Cell::new(true));
-                while serving.get() {
-                    if done_rx.try_recv().is_ok() {
-                        break;
-                    }
-                    if let Ok((stream, _)) = listener.accept_timeout(Duration::from_millis(5)).await
-                    {
-                        corering::spawn(hello::serve(
-                            stream,
-                            ring.clone(),
-                            Duration::from_secs(10),
-                        ));
-                    }
+        let serve = |listener: TcpListener, stop: Arc<AtomicBool>| async move {
+            let ring = BufRing::new(hello::RING_BUFFERS, hello::READ_SIZE).unwrap();
+            while !stop.load(Ordering::SeqCst) {
+                if let Ok((stream, _)) = listener.accept_timeout(Duration::from_millis(5)).await {
+                    corering::spawn(hello::serve(stream, ring.clone(), Duration::from_secs(10)));
                 }
-            });
-            let stats = shut_down(runtime, seed);
-            assert_eq!(open_fds(), fds_before, "seed {seed}: descriptors");
-            stats
-        });
-        let addr = addr_rx.recv().unwrap();
-        let mut checked = 0;
+            }
+        };
         // Four keep-alive connections, each with single and pipelined
         // requests, read back byte for byte.
-        for connection in 0..4 {
-            let mut stream = std::net::TcpStream::connect(addr).unwrap();
-            stream
-                .set_read_timeout(Some(Duration::from_secs(20)))
-                .unwrap();
-            for batch in 1..=4 {
-                let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(batch);
-                stream.write_all(&request).unwrap();
-                let expected = OK.repeat(batch);
-                let mut response = vec![0u8; expected.len()];
-                stream.read_exact(&mut response).unwrap_or_else(|error| {
-                    panic!("seed {seed}, connection {connection}: {error}")
-                });
-                assert_eq!(String::from_utf8_lossy(&response), expected, "seed {seed}");
-                checked += response.len() as u64;
+        let client = |addr| {
+            let mut checked = 0;
+            for connection in 0..4 {
+                let mut stream = std::net::TcpStream::connect(addr).unwrap();
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(20)))
+                    .unwrap();
+                for batch in 1..=4 {
+                    let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(batch);
+                    stream.write_all(&request).unwrap();
+                    let expected = OK.repeat(batch);
+                    let mut response = vec![0u8; expected.len()];
+                    stream.read_exact(&mut response).unwrap_or_else(|error| {
+                        panic!("seed {seed}, connection {connection}: {error}")
+                    });
+                    assert_eq!(String::from_utf8_lossy(&response), expected, "seed {seed}");
+                    checked += response.len() as u64;
+                }
             }
-        }
-        done_tx.send(()).unwrap();
-        let stats = server.join().unwrap();
+            checked
+        };
+        let (stats, checked) = serve_under_faults(Faults::new(3000 + seed), serve, client);
         tally.add(stats, checked, 0);
     }
     tally.print("hello, transient");
+}
+
+#[test]
+fn file_server_sends_every_byte_under_transient_faults() {
+    let _serial = common::serial();
+    let root = std::env::temp_dir().join(format!("corering-faults-site-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    let content: Vec<u8> = (0..600_000).map(|at| pattern(7, at)).collect();
+    std::fs::write(root.join("big.bin"), &content).unwrap();
+    std::fs::write(root.join("small.txt"), b"small file\n").unwrap();
+    let mut tally = Tally::default();
+    for seed in 0..seeds() {
+        let site = root.clone();
+        let serve = move |listener: TcpListener, stop: Arc<AtomicBool>| async move {
+            let root = Rc::new(file_server::open_root(&site).await.unwrap());
+            while !stop.load(Ordering::SeqCst) {
+                if let Ok((stream, _)) = listener.accept_timeout(Duration::from_millis(5)).await {
+                    let (idle, send) = (Duration::from_secs(10), file_server::SEND_TIMEOUT);
+                    corering::spawn(file_server::serve(stream, root.clone(), idle, send));
+                }
+            }
+        };
+        let client = |addr| {
+            let mut checked = 0;
+            for _ in 0..2 {
+                let mut stream = std::net::TcpStream::connect(addr).unwrap();
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(20)))
+                    .unwrap();
+                for (path, expected) in
+                    [("/big.bin", &content[..]), ("/small.txt", b"small file\n")]
+                {
+                    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+                    let (head, body) = exchange(&mut stream, request.as_bytes());
+                    assert!(
+                        head.starts_with("HTTP/1.1 200 OK\r\n"),
+                        "seed {seed}: {head}"
+                    );
+                    assert!(body == expected, "seed {seed}: {path} byte for byte");
+                    checked += body.len() as u64;
+                }
+                let (head, body) = exchange(
+                    &mut stream,
+                    b"GET /big.bin HTTP/1.1\r\nRange: bytes=1000-1999\r\n\r\n",
+                );
+                assert!(head.starts_with("HTTP/1.1 206"), "seed {seed}: {head}");
+                assert!(body == content[1000..2000], "seed {seed}: the range");
+                checked += body.len() as u64;
+            }
+            checked
+        };
+        let (stats, checked) = serve_under_faults(Faults::new(5000 + seed), serve, client);
+        tally.add(stats, checked, 0);
+    }
+    std::fs::remove_dir_all(&root).unwrap();
+    tally.print("file_server, transient");
 }
 
 const OK: &str =
