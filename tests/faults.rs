@@ -301,6 +301,12 @@ fn files_read_back_exactly_under_transient_faults() {
     tally.print("files, transient");
 }
 
+/// How often a server checks its stop flag. It waits on `Incoming`, which
+/// keeps a connection accepted while no call waits (`accept_timeout` would
+/// close one accepted as it times out, and late completions make that
+/// likely here).
+const POLL_STOP: Duration = Duration::from_millis(5);
+
 /// Runs `serve` (given the listener and a stop flag to poll) on a faulty
 /// core of its own thread while `client` drives it from this one with
 /// plain sockets; returns the server core's counters, checked, and what
@@ -362,8 +368,9 @@ fn hello_answers_every_request_under_transient_faults() {
     for seed in 0..seeds() {
         let serve = |listener: TcpListener, stop: Arc<AtomicBool>| async move {
             let ring = BufRing::new(hello::RING_BUFFERS, hello::READ_SIZE).unwrap();
+            let mut incoming = listener.incoming();
             while !stop.load(Ordering::SeqCst) {
-                if let Ok((stream, _)) = listener.accept_timeout(Duration::from_millis(5)).await {
+                if let Ok(Some(Ok(stream))) = timeout(POLL_STOP, incoming.next()).await {
                     corering::spawn(hello::serve(stream, ring.clone(), Duration::from_secs(10)));
                 }
             }
@@ -410,8 +417,9 @@ fn file_server_sends_every_byte_under_transient_faults() {
         let site = root.clone();
         let serve = move |listener: TcpListener, stop: Arc<AtomicBool>| async move {
             let root = Rc::new(file_server::open_root(&site).await.unwrap());
+            let mut incoming = listener.incoming();
             while !stop.load(Ordering::SeqCst) {
-                if let Ok((stream, _)) = listener.accept_timeout(Duration::from_millis(5)).await {
+                if let Ok(Some(Ok(stream))) = timeout(POLL_STOP, incoming.next()).await {
                     let (idle, send) = (Duration::from_secs(10), file_server::SEND_TIMEOUT);
                     corering::spawn(file_server::serve(stream, root.clone(), idle, send));
                 }
