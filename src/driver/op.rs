@@ -38,7 +38,9 @@ pub(crate) unsafe trait Operation: 'static {
     /// [`build`]: Operation::build
     const LINKED: bool = false;
 
-    /// Builds the SQE; called once, on the first poll.
+    /// Builds the SQE: on the first poll, and again for each retry after a
+    /// transient failure (see `retry`), once the kernel is done with the
+    /// previous one.
     fn build(&mut self) -> squeue::Entry;
 
     /// Builds the head SQE of a linked pair, before [`build`](Operation::build).
