@@ -1,10 +1,11 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::os::fd::OwnedFd;
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::rc::Rc;
 use std::task::Poll;
 
@@ -206,3 +207,167 @@ pub const PAST_I32_MAX: usize = 2_684_354_560; // 2.5 GiB
 
 /// The most the kernel moves in one read or write (`MAX_RW_COUNT`).
 pub const MAX_RW_COUNT: usize = i32::MAX as usize & !4095;
+
+/// The byte a [`PoisonBuf`] is filled with when dropped.
+pub const POISON: u8 = 0xd7;
+
+thread_local! {
+    /// Drop counts of this thread's [`PoisonBuf`]s, by id, since the last
+    /// [`check_and_free_quarantine`].
+    static LEDGER: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+    /// The allocations of dropped [`PoisonBuf`]s, poisoned and kept.
+    static QUARANTINE: RefCell<Vec<(NonNull<u8>, usize, usize)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A buffer whose memory outlives it: dropping it fills its whole capacity
+/// with [`POISON`], counts the drop, and moves the allocation into a
+/// thread-local quarantine instead of freeing it. A write into it after its
+/// drop (the kernel writing into memory the runtime already gave up) leaves
+/// bytes that are not poison, which [`check_and_free_quarantine`] finds; a
+/// send from it after its drop sends poison.
+pub struct PoisonBuf {
+    ptr: NonNull<u8>,
+    len: usize,
+    cap: usize,
+    id: usize,
+}
+
+impl PoisonBuf {
+    /// An empty buffer of at least `capacity` bytes (at least 1).
+    pub fn with_capacity(capacity: usize) -> PoisonBuf {
+        let mut vec = std::mem::ManuallyDrop::new(Vec::<u8>::with_capacity(capacity.max(1)));
+        let id = LEDGER.with(|ledger| {
+            let mut ledger = ledger.borrow_mut();
+            ledger.push(0);
+            ledger.len() - 1
+        });
+        PoisonBuf {
+            ptr: NonNull::new(vec.as_mut_ptr()).expect("a Vec with capacity is not null"),
+            len: 0,
+            cap: vec.capacity(),
+            id,
+        }
+    }
+
+    /// A buffer holding `data`, with at least `capacity` bytes.
+    pub fn from_slice(data: &[u8], capacity: usize) -> PoisonBuf {
+        let mut buf = PoisonBuf::with_capacity(capacity.max(data.len()));
+        // SAFETY: the allocation holds at least `data.len()` bytes and does
+        // not overlap `data`.
+        unsafe {
+            buf.ptr
+                .as_ptr()
+                .copy_from_nonoverlapping(data.as_ptr(), data.len())
+        };
+        buf.len = data.len();
+        buf
+    }
+
+    /// The initialized bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: the first `len` bytes are initialized and ours.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for PoisonBuf {
+    fn drop(&mut self) {
+        // SAFETY: the allocation is ours, `cap` bytes long.
+        unsafe { self.ptr.as_ptr().write_bytes(POISON, self.cap) };
+        let _ = LEDGER.try_with(|ledger| {
+            if let Some(count) = ledger.borrow_mut().get_mut(self.id) {
+                *count = count.saturating_add(1);
+            }
+        });
+        let _ = QUARANTINE
+            .try_with(|quarantine| quarantine.borrow_mut().push((self.ptr, self.cap, self.id)));
+    }
+}
+
+// SAFETY: the heap allocation does not move with the value, `len` bytes of
+// it are initialized and `cap` bytes belong to it; len <= cap.
+unsafe impl IoBuf for PoisonBuf {
+    fn stable_ptr(&self) -> *const u8 {
+        self.ptr.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.len
+    }
+    fn bytes_total(&self) -> usize {
+        self.cap
+    }
+}
+
+// SAFETY: the same pointer, valid for writes of `cap` bytes; `set_init` only
+// raises the length, never past the capacity.
+unsafe impl IoBufMut for PoisonBuf {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+    unsafe fn set_init(&mut self, pos: usize) {
+        assert!(
+            pos <= self.cap,
+            "set_init({pos}) past the capacity {}",
+            self.cap
+        );
+        self.len = self.len.max(pos);
+    }
+}
+
+/// What [`check_and_free_quarantine`] looked at.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct QuarantineReport {
+    /// Buffers made since the last check.
+    pub buffers: usize,
+    /// Bytes of quarantined memory checked for poison.
+    pub bytes: usize,
+}
+
+/// Checks every [`PoisonBuf`] made on this thread since the last call: each
+/// was dropped exactly once, and the memory of each is still all poison
+/// (nothing wrote into it after its drop). Then frees the quarantine. Call it
+/// when nothing may touch those buffers any more (their runtimes dropped).
+///
+/// # Panics
+///
+/// When a buffer is still alive or was dropped twice, or when its memory
+/// was written after its drop; the quarantine is then not freed.
+pub fn check_and_free_quarantine() -> QuarantineReport {
+    let ledger = LEDGER.with(|ledger| ledger.take());
+    let alive = ledger.iter().filter(|&&count| count == 0).count();
+    if let Some((id, count)) = ledger.iter().enumerate().find(|(_, &count)| count != 1) {
+        panic!(
+            "PoisonBuf {id} was dropped {count} times (exactly once expected; {alive} of {} \
+             buffers never dropped)",
+            ledger.len()
+        );
+    }
+    let quarantine = QUARANTINE.with(|quarantine| quarantine.take());
+    let mut bytes = 0;
+    for &(ptr, cap, id) in &quarantine {
+        // SAFETY: the allocation is kept alive by the quarantine, `cap` bytes
+        // long, and was fully written (poisoned) at the drop.
+        let memory = unsafe { std::slice::from_raw_parts(ptr.as_ptr(), cap) };
+        if let Some(at) = memory.iter().position(|&byte| byte != POISON) {
+            let end = memory[at..]
+                .iter()
+                .position(|&byte| byte == POISON)
+                .map_or(cap, |len| at + len);
+            panic!(
+                "PoisonBuf {id} ({cap} bytes) was written after its drop: bytes {at}..{end} \
+                 are not poison (first: {:#04x})",
+                memory[at]
+            );
+        }
+        bytes += cap;
+    }
+    for (ptr, cap, _) in quarantine {
+        // SAFETY: the allocation came from a `Vec<u8>` of capacity `cap`
+        // (see `with_capacity`) and is freed once, here.
+        drop(unsafe { Vec::from_raw_parts(ptr.as_ptr(), 0, cap) });
+    }
+    QuarantineReport {
+        buffers: ledger.len(),
+        bytes,
+    }
+}
