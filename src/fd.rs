@@ -288,6 +288,28 @@ impl Fd {
         }
     }
 
+    /// Reads into `bufs` in order at the descriptor's current position
+    /// (`readv`: pipes, sockets, character devices).
+    ///
+    /// # Errors
+    ///
+    /// As `readv(2)`; `InvalidInput`, with nothing submitted, for more than
+    /// 1,024 buffers. The buffers are handed back either way.
+    pub async fn readv<B: IoBufMut>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
+        readv("readv", self.shared.clone(), bufs, Offset::CURRENT).await
+    }
+
+    /// Writes the initialized bytes of `bufs` in order at the descriptor's
+    /// current position (`writev`); may write fewer.
+    ///
+    /// # Errors
+    ///
+    /// As `writev(2)`; `InvalidInput`, with nothing submitted, for more
+    /// than 1,024 buffers. The buffers are handed back either way.
+    pub async fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
+        writev("writev", self.shared.clone(), bufs, Offset::CURRENT).await
+    }
+
     /// Closes the descriptor through the ring after every operation still
     /// in flight on it (from dropped futures) has completed.
     pub async fn close(self) -> io::Result<()> {

@@ -509,7 +509,7 @@ impl Conn {
         match self {
             Conn::Tcp(stream) => stream.readv(bufs).await,
             // Offset -1: the pipe's current position.
-            Conn::Pipe { read, .. } => read.readv_at(bufs, u64::MAX).await,
+            Conn::Pipe { read, .. } => read.readv(bufs).await,
             Conn::Unix(_) => unreachable!("no readv on Unix streams"),
         }
     }
@@ -517,7 +517,7 @@ impl Conn {
     async fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
         match self {
             Conn::Tcp(stream) => stream.writev(bufs).await,
-            Conn::Pipe { .. } => self.write_end().writev_at(bufs, u64::MAX).await,
+            Conn::Pipe { .. } => self.write_end().writev(bufs).await,
             Conn::Unix(_) => unreachable!("no writev on Unix streams"),
         }
     }
@@ -2144,7 +2144,6 @@ fn direct_stream_dropped_inside_another_runtime_frees_its_entry_in_its_own_ring(
 /// until the notification arrives; each retry's completion ends the park,
 /// so the core spins (thousands of retries within milliseconds).
 #[test]
-#[ignore = "runtime bug: a dropped send_zc awaiting its notification is re-cancelled on every tick (busy loop)"]
 fn dropped_zero_copy_send_awaiting_its_notification_does_not_spin() {
     let _serial = common::serial();
     corering::start(async {

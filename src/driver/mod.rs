@@ -113,6 +113,11 @@ pub(crate) struct Driver {
     /// Slots whose futures were dropped and whose cancel SQE did not fit yet
     /// (a linked pair's head under its head id).
     cancels: VecDeque<SlotId>,
+    /// Linked pairs abandoned while their kernel work runs: a cancellation
+    /// of theirs that finds nothing may have raced the start of their
+    /// second SQE and is sent again (see `cancel_done`). At most one entry
+    /// per linked pair in flight.
+    linked_abandoned: Vec<SlotId>,
     /// Results of linked pairs' heads that failed, by slot, until the pair's
     /// future takes them with the completion (the same CQE). Almost always
     /// empty.
@@ -194,6 +199,7 @@ impl Driver {
             flags,
             slots: SlotTable::new(config.slots_max),
             cancels: VecDeque::new(),
+            linked_abandoned: Vec::new(),
             head_failures: Vec::new(),
             skip_success,
             parked: RunQueue::default(),
@@ -655,6 +661,7 @@ impl Driver {
                 // While the head runs the second SQE has not started and no
                 // cancel finds it: cancel the head, which fails the link.
                 self.queue_cancel(id.head());
+                self.linked_abandoned.push(id);
             }
         }
         let Some(lifecycle) = self.slots.get_mut(id) else {
@@ -918,6 +925,9 @@ impl Driver {
             Lifecycle::Abandoned(state) => {
                 state.late_completion(completion);
                 if !completion.has_more() {
+                    if !self.linked_abandoned.is_empty() {
+                        self.linked_abandoned.retain(|&linked| linked != id);
+                    }
                     let Lifecycle::Abandoned(state) = self.slots.free(id) else {
                         unreachable!()
                     };
@@ -944,7 +954,9 @@ impl Driver {
     /// linked pair, it ran before the pair's second SQE had started (it
     /// starts only once the head completes). It is sent again, at the
     /// slot's second SQE, in the next submission, until it lands or the
-    /// slot completes. Each miss sends one retry, so retries never pile up. `EALREADY` (the target is running and will end
+    /// slot completes. Each miss sends one retry, so retries never pile up;
+    /// only linked pairs (and, at shutdown, every slot still waiting) are
+    /// retried, so nothing spins on a miss that only means "done". `EALREADY` (the target is running and will end
     /// soon) and success need nothing more.
     #[cold]
     fn cancel_done(&mut self, target: SlotId, result: i32) {
@@ -954,8 +966,13 @@ impl Driver {
             return;
         }
         let shutting_down = self.shutting_down;
+        let linked = self.linked_abandoned.contains(&target);
         let waiting = match self.slots.get_mut(target) {
-            Some(Lifecycle::Abandoned(_)) => true,
+            // Only a linked pair's second SQE can start after its
+            // cancellation ran; any other miss means the operation is done
+            // and its CQE is on its way (or, for a zero-copy send, only its
+            // notification is left, which no cancellation shortens).
+            Some(Lifecycle::Abandoned(_)) => linked,
             // At shutdown the futures are gone or moved out: every slot
             // still waiting is being cancelled.
             Some(Lifecycle::Submitted(_)) => shutting_down,
@@ -1077,6 +1094,7 @@ impl Driver {
     /// the kernel may yet write into it, and counts them as abandoned.
     pub(crate) fn leak_in_flight(&mut self) {
         self.leaked = true;
+        self.linked_abandoned.clear();
         let leaked = self.slots.leak_all() as u64;
         self.stats.abandoned += leaked;
         if self.doorbell_armed {
