@@ -59,24 +59,33 @@ pub(crate) struct SharedFd {
 struct Inner {
     /// The descriptor; `None` once `close` has taken it.
     target: Cell<Option<Target>>,
+    /// The runtime whose ring's table holds a direct descriptor (0 for a
+    /// plain one, which any ring or `close(2)` can close).
+    owner: u64,
     /// The task waiting in `close` for the other handles to go.
     closer: Cell<Option<Waker>>,
 }
 
 impl SharedFd {
     pub(crate) fn new(fd: OwnedFd) -> SharedFd {
-        SharedFd::from_target(Target::Fd(fd.into_raw_fd()))
+        SharedFd::from_target(Target::Fd(fd.into_raw_fd()), 0)
     }
 
     /// Takes ownership of entry `index` of the ring's direct descriptor table.
+    ///
+    /// # Panics
+    ///
+    /// Outside a runtime (a direct descriptor belongs to the current one).
     pub(crate) fn new_direct(index: u32) -> SharedFd {
-        SharedFd::from_target(Target::Fixed(index))
+        let owner = crate::runtime::context::with_core(|core| core.id());
+        SharedFd::from_target(Target::Fixed(index), owner)
     }
 
-    fn from_target(target: Target) -> SharedFd {
+    fn from_target(target: Target, owner: u64) -> SharedFd {
         SharedFd {
             inner: Rc::new(Inner {
                 target: Cell::new(Some(target)),
+                owner,
                 closer: Cell::new(None),
             }),
         }
@@ -130,7 +139,7 @@ impl SharedFd {
         })
         .await;
         let target = self.inner.target.take().expect("closed once");
-        Op::new(Close::new(target)).await
+        Op::new(Close::new(target, self.inner.owner)).await
     }
 }
 
@@ -148,7 +157,7 @@ impl Drop for SharedFd {
 impl Drop for Inner {
     fn drop(&mut self) {
         if let Some(target) = self.target.get() {
-            defer_close(target);
+            defer_close(target, self.owner);
         }
     }
 }

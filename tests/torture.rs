@@ -2102,7 +2102,6 @@ fn timer_dropped_inside_another_runtime_leaves_that_runtimes_timers_alone() {
 /// the first ring the entry stays taken, so the next direct accept falls
 /// back to a plain descriptor.
 #[test]
-#[ignore = "runtime bug: a direct descriptor dropped inside another runtime is closed in that runtime's ring"]
 fn direct_stream_dropped_inside_another_runtime_frees_its_entry_in_its_own_ring() {
     use std::os::fd::AsRawFd;
 

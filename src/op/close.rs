@@ -19,16 +19,19 @@ use crate::runtime::defer_close;
 /// after it runs).
 pub(crate) struct Close {
     target: Target,
+    /// The runtime whose table holds a direct descriptor (see `SharedFd`).
+    owner: u64,
     /// The SQE was built and pushed: the kernel closes the descriptor.
     submitted: bool,
 }
 
 impl Close {
     /// `target` is owned by the operation from now on.
-    pub(crate) fn new(target: Target) -> Close {
+    pub(crate) fn new(target: Target, owner: u64) -> Close {
         assert!(target != Target::Fd(-1), "closing an invalid descriptor");
         Close {
             target,
+            owner,
             submitted: false,
         }
     }
@@ -53,9 +56,11 @@ impl Drop for Close {
         // Runs outside the driver: after `complete`, when the slot frees an
         // abandoned state, or when the future is dropped unsubmitted.
         if !self.submitted {
-            defer_close(self.target);
+            defer_close(self.target, self.owner);
         } else if let Target::Fixed(_) = self.target {
-            crate::runtime::context::try_with_driver(|driver| driver.release_direct());
+            let _ = crate::runtime::context::with_owner(self.owner, |core| {
+                core.driver.borrow_mut().release_direct()
+            });
         }
     }
 }

@@ -27,6 +27,8 @@ pub(crate) struct Accept {
     /// A direct accept holds a reserved table entry until it produces a
     /// descriptor (which then owns the entry); dropped unused, it frees it.
     reserved: bool,
+    /// The runtime whose table the entry is reserved in (0 when not direct).
+    owner: u64,
 }
 
 impl Accept {
@@ -36,6 +38,7 @@ impl Accept {
             addr: Box::new(SockAddr::empty()),
             direct: false,
             reserved: false,
+            owner: 0,
         }
     }
 
@@ -47,6 +50,7 @@ impl Accept {
             addr: Box::new(SockAddr::empty()),
             direct: true,
             reserved: true,
+            owner: crate::runtime::context::with_core(|core| core.id()),
         }
     }
 
@@ -97,7 +101,7 @@ unsafe impl Operation for Accept {
         // The future is gone: close what a late success accepted.
         if completion.result >= 0 {
             self.reserved = false; // the close frees the entry
-            defer_close(self.accepted(completion.result));
+            defer_close(self.accepted(completion.result), self.owner);
         }
     }
 }
@@ -107,7 +111,9 @@ impl Drop for Accept {
         // Runs outside the driver (after `complete`, or when the slot's
         // state is freed after its final CQE).
         if self.reserved {
-            crate::runtime::context::try_with_driver(|driver| driver.release_direct());
+            let _ = crate::runtime::context::with_owner(self.owner, |core| {
+                core.driver.borrow_mut().release_direct()
+            });
         }
     }
 }
@@ -592,7 +598,7 @@ unsafe impl MultishotOperation for AcceptMulti {
     fn late_completion(&mut self, completion: Completion) {
         // The stream is gone: close what was accepted meanwhile.
         if completion.result >= 0 {
-            defer_close(Target::Fd(completion.result));
+            defer_close(Target::Fd(completion.result), 0);
         }
     }
 }

@@ -217,16 +217,21 @@ pub(crate) fn spawn_task<F: Future<Output = ()> + 'static>(future: F) -> Task {
     })
 }
 
-/// Closes `target` through the current core's ring once it gets a turn,
-/// or right away with `close(2)` outside a runtime. A direct descriptor
-/// dropped outside its runtime stays in the ring's table until the ring
-/// closes.
-pub(crate) fn defer_close(target: Target) {
-    if try_with_core(|core| core.closes.borrow_mut().push(target)).is_none() {
-        if let Target::Fd(fd) = target {
-            // SAFETY: the caller owned `fd` and gives it up; nothing uses it
-            // after.
-            unsafe { libc::close(fd) };
+/// Closes `target` through a ring once it gets a turn: a direct descriptor
+/// through its own runtime's (`owner`), wherever it is dropped; a plain one
+/// through the current core's, or right away with `close(2)` outside a
+/// runtime. A direct descriptor whose runtime is gone went with its ring's
+/// table.
+pub(crate) fn defer_close(target: Target, owner: u64) {
+    let queued = match target {
+        Target::Fixed(_) => with_owner(owner, |core| core.closes.borrow_mut().push(target)),
+        Target::Fd(_) => {
+            try_with_core(|core| core.closes.borrow_mut().push(target)).ok_or(Gone::Drained)
         }
+    };
+    if let (Err(_), Target::Fd(fd)) = (queued, target) {
+        // SAFETY: the caller owned `fd` and gives it up; nothing uses it
+        // after.
+        unsafe { libc::close(fd) };
     }
 }
