@@ -211,6 +211,7 @@ fn a_sleep_polled_on_another_runtime_files_its_own_timer_there() {
         corering::Runtime::new().unwrap(),
     );
     let mut foreign = sleep_registered_on(&a);
+    assert_eq!(a.stats().timers, 1);
     let took = task_sleep_beside(&b, async || {
         assert!(!poll_once(&mut foreign).await);
         // Its own timer beside the task's, not the task's taken over.
@@ -218,6 +219,8 @@ fn a_sleep_polled_on_another_runtime_files_its_own_timer_there() {
     });
     let took = took.expect("the task's timer was taken over by a foreign sleep's poll");
     assert!(took >= Duration::from_millis(20));
+    // Moved: its first timer left its first runtime's wheel.
+    assert_eq!(a.stats().timers, 0);
     b.block_on(async { drop(foreign) });
     assert_eq!(b.stats().timers, 0);
 }

@@ -2066,7 +2066,6 @@ fn torture_mixed_operations_dropped_after_random_polls() {
 /// keys from the same start, so it removes an unrelated timer there (whose
 /// sleep then never wakes), and its own timer stays in its own wheel.
 #[test]
-#[ignore = "runtime bug: Sleep and Timeout remove their timer from the running runtime's wheel, not their own"]
 fn timer_dropped_inside_another_runtime_leaves_that_runtimes_timers_alone() {
     let _serial = common::serial();
     let first = Runtime::new().unwrap();

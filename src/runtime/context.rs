@@ -199,12 +199,6 @@ pub(crate) fn with_core<R>(f: impl FnOnce(&Core) -> R) -> R {
     try_with_core(f).expect("must be called from inside a corering runtime (start or block_on)")
 }
 
-/// Runs `f` with the current core's driver, or returns `None` outside a runtime.
-#[inline]
-pub(crate) fn try_with_driver<R>(f: impl FnOnce(&mut Driver) -> R) -> Option<R> {
-    try_with_core(|core| f(&mut core.driver.borrow_mut()))
-}
-
 /// Registers a new task on the current core and queues its first poll.
 pub(crate) fn spawn_task<F: Future<Output = ()> + 'static>(future: F) -> Task {
     with_core(|core| {

@@ -17,3 +17,10 @@ pub(crate) mod wheel;
 pub use interval::{interval, Interval};
 pub use sleep::{sleep, sleep_until, Sleep};
 pub use timeout::{timeout, Elapsed, Timeout};
+
+/// Removes timer `key` from the wheel of its own runtime, `owner`,
+/// wherever this runs (inside another runtime of the thread, or outside
+/// any); nothing when that runtime is gone, since its wheel went with it.
+fn remove_timer(owner: u64, key: wheel::TimerKey) {
+    let _ = crate::runtime::context::with_owner(owner, |core| core.timers.borrow_mut().remove(key));
+}

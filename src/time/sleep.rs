@@ -27,6 +27,7 @@ pub fn sleep(duration: Duration) -> Sleep {
             .checked_add(duration)
             .unwrap_or_else(far_future),
         entry: None,
+        owner: 0,
         // A sleep of a tick or more cannot be over before its first poll
         // unless the task stalled, and then the wheel fires it at its next
         // advance, within its resolution: no second clock reading needed.
@@ -39,6 +40,7 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
         deadline,
         entry: None,
+        owner: 0,
         check_clock: true,
     }
 }
@@ -58,11 +60,11 @@ pub(crate) fn far_future() -> Instant {
 /// timeout forward on every request therefore costs a clock reading and no
 /// timer work.
 ///
-/// A sleep polled on a runtime other than the one it registered on files a
-/// new timer there, and dropped there it removes nothing: timer keys are
-/// unique in the process, so it never touches another runtime's timers.
-/// Its first timer stays in the first runtime's wheel until that runtime
-/// is dropped.
+/// A sleep polled on a runtime other than the one it registered on moves
+/// its timer there (removing the first from its own runtime's wheel), and
+/// dropped anywhere it removes its timer from the wheel it is in: timer
+/// keys are unique in the process and remember their runtime, so a sleep
+/// never touches another runtime's timers.
 #[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
 pub struct Sleep {
@@ -70,6 +72,8 @@ pub struct Sleep {
     /// The wheel's timer and the deadline it was filed for (never later
     /// than `deadline`).
     entry: Option<(TimerKey, Instant)>,
+    /// The id of the runtime whose wheel holds `entry`.
+    owner: u64,
     /// Whether the next registration first asks the clock if the deadline
     /// has passed already.
     check_clock: bool,
@@ -101,7 +105,7 @@ impl Sleep {
 
     fn unregister(&mut self) {
         if let Some((key, _)) = self.entry.take() {
-            context::try_with_core(|core| core.timers.borrow_mut().remove(key));
+            super::remove_timer(self.owner, key);
         }
     }
 }
@@ -112,8 +116,14 @@ impl Future for Sleep {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         let deadline = this.deadline;
+        let mut moved = None;
         let ready = context::with_core(|core| {
             let mut timers = core.timers.borrow_mut();
+            if this.owner != core.id() {
+                // Filed on another runtime: file it here instead.
+                moved = this.entry.take().map(|(key, _)| (this.owner, key));
+                this.owner = core.id();
+            }
             match this.entry {
                 // Still pending: just keep the newest waker.
                 Some((key, _)) if timers.set_waker(key, cx.waker()) => false,
@@ -131,7 +141,7 @@ impl Future for Sleep {
                     this.entry = Some((key, deadline));
                     false
                 }
-                // Never registered, or registered on another runtime.
+                // Never registered, or moved from another runtime.
                 _ => {
                     if this.check_clock && Instant::now() >= deadline {
                         this.entry = None;
@@ -142,6 +152,9 @@ impl Future for Sleep {
                 }
             }
         });
+        if let Some((owner, key)) = moved {
+            super::remove_timer(owner, key);
+        }
         if ready {
             Poll::Ready(())
         } else {

@@ -40,6 +40,7 @@ pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
         limit: Limit {
             duration,
             key: None,
+            owner: 0,
         },
     }
 }
@@ -58,12 +59,20 @@ pub struct Timeout<F> {
 struct Limit {
     duration: Duration,
     key: Option<TimerKey>,
+    /// The id of the runtime whose wheel holds `key`.
+    owner: u64,
 }
 
 impl Limit {
     fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        context::with_core(|core| {
+        let mut moved = None;
+        let poll = context::with_core(|core| {
             let mut timers = core.timers.borrow_mut();
+            if self.owner != core.id() {
+                // Filed on another runtime: file it here instead.
+                moved = self.key.take().map(|key| (self.owner, key));
+                self.owner = core.id();
+            }
             match self.key {
                 Some(key) if timers.set_waker(key, cx.waker()) => Poll::Pending,
                 // The wheel fires only once the clock passed the deadline.
@@ -72,20 +81,24 @@ impl Limit {
                     self.key = None;
                     Poll::Ready(())
                 }
-                // First poll, or registered on another runtime.
+                // First poll, or moved from another runtime.
                 _ => {
                     self.key = Some(timers.insert_after(self.duration, cx.waker().clone()));
                     Poll::Pending
                 }
             }
-        })
+        });
+        if let Some((owner, key)) = moved {
+            super::remove_timer(owner, key);
+        }
+        poll
     }
 }
 
 impl Drop for Limit {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
-            context::try_with_core(|core| core.timers.borrow_mut().remove(key));
+            super::remove_timer(self.owner, key);
         }
     }
 }
