@@ -2181,7 +2181,6 @@ fn dropped_zero_copy_send_awaiting_its_notification_does_not_spin() {
 /// another stream (not yet taken) count as available, so the starved
 /// stream re-arms at once, gets `ENOBUFS` again, and spins on every tick.
 #[test]
-#[ignore = "runtime bug: a ring receive starved by buffers queued in another stream re-arms on every tick (busy loop)"]
 fn starved_ring_receive_waits_for_a_buffer_instead_of_spinning() {
     let _serial = common::serial();
     corering::start(async {

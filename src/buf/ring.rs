@@ -76,7 +76,8 @@ pub(crate) struct Inner {
     waiters: RefCell<Vec<Waker>>,
     /// Times a receive found the ring empty.
     exhausted: Cell<u64>,
-    /// The core whose ring the group is registered with.
+    /// Buffers given back to the kernel so far (see `starved`).
+    returned: Cell<u64>,
     /// The id of the runtime whose ring the group is registered with.
     owner: u64,
     /// The kernel accepted the registration (a failed one frees the memory
@@ -144,6 +145,7 @@ impl BufRing {
             out: Cell::new(0),
             waiters: RefCell::new(Vec::new()),
             exhausted: Cell::new(0),
+            returned: Cell::new(0),
             owner,
             registered: false,
         };
@@ -248,6 +250,7 @@ impl Inner {
         self.push(bid);
         self.publish();
         self.out.set(self.out.get() - 1);
+        self.returned.set(self.returned.get() + 1);
         for waker in self.waiters.borrow_mut().drain(..) {
             waker.wake();
         }
@@ -258,12 +261,24 @@ impl Inner {
         self.exhausted.set(self.exhausted.get() + 1);
     }
 
-    /// A receive found the ring empty: counts it, then waits until a
-    /// buffer is available again.
-    pub(crate) async fn starved(&self) {
+    /// Buffers given back so far: a receive notes it before it goes out,
+    /// for [`starved`](Self::starved).
+    pub(crate) fn returned(&self) -> u64 {
+        self.returned.get()
+    }
+
+    /// A receive that went out when [`returned`](Self::returned) read
+    /// `since` found the ring empty: counts it, then waits until a buffer
+    /// has come back since. The count of buffers handed out cannot say
+    /// whether the kernel has one: buffers it picked for CQEs not yet taken
+    /// (queued in another stream) are not counted yet, and a receive that
+    /// trusted it would re-arm and fail again on every tick. If none came
+    /// back since the receive went out, the ring can only have emptied
+    /// further; if one did, the receive tries again at once.
+    pub(crate) async fn starved(&self, since: u64) {
         self.note_exhausted();
         std::future::poll_fn(|cx| {
-            if self.wait_for_buffer(cx.waker()) {
+            if self.wait_for_buffer(since, cx.waker()) {
                 std::task::Poll::Ready(())
             } else {
                 std::task::Poll::Pending
@@ -272,13 +287,17 @@ impl Inner {
         .await;
     }
 
-    /// Whether any buffer is available; if not, `waker` is woken when one
-    /// comes back.
-    pub(crate) fn wait_for_buffer(&self, waker: &Waker) -> bool {
-        if self.out.get() < self.entries {
+    /// Whether a buffer came back since [`returned`](Self::returned) read
+    /// `since`; if not, `waker` is woken when one does (stored once, however
+    /// often the same task asks).
+    pub(crate) fn wait_for_buffer(&self, since: u64, waker: &Waker) -> bool {
+        if self.returned.get() != since {
             return true;
         }
-        self.waiters.borrow_mut().push(waker.clone());
+        let mut waiters = self.waiters.borrow_mut();
+        if !waiters.iter().any(|waiter| waiter.will_wake(waker)) {
+            waiters.push(waker.clone());
+        }
         false
     }
 }

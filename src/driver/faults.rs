@@ -5,9 +5,10 @@
 //! - **Failed operations**: an SQE is not submitted; a CQE with a plausible
 //!   error is posted for it instead, as if the kernel had refused it before
 //!   doing anything. Transient errors (`EINTR`, `EAGAIN`) are always
-//!   candidates; with [`Faults::hard_errors`], so are `ECANCELED`,
-//!   `ECONNRESET` (socket operations) and `ENOBUFS` (receives that pick a
-//!   ring buffer).
+//!   candidates; with [`Faults::hard_errors`], so are `ECANCELED` and
+//!   `ECONNRESET` (socket operations). `ENOBUFS` is not made up: the kernel
+//!   gives it only when a buffer ring is empty, and a receive told so waits
+//!   for a buffer to come back (small rings exercise that for real).
 //! - **Short transfers**: the length of a read, write, send or receive is
 //!   cut before submission, so the kernel moves fewer bytes and says so, as
 //!   it may. A linked pair's send is never cut (its success is silent and
@@ -38,9 +39,8 @@ pub struct Faults {
     pub seed: u64,
     /// One operation in `fail_one_in` is failed before submission.
     pub fail_one_in: u32,
-    /// Whether failures may be hard errors (`ECANCELED`, `ECONNRESET`,
-    /// `ENOBUFS`) that reach the caller, not only transient ones that the
-    /// runtime retries.
+    /// Whether failures may be hard errors (`ECANCELED`, `ECONNRESET`) that
+    /// reach the caller, not only transient ones that the runtime retries.
     pub hard_errors: bool,
     /// One transfer in `shorten_one_in` is cut short.
     pub shorten_one_in: u32,
@@ -98,10 +98,7 @@ pub(crate) struct Injector {
 
 /// Byte offsets in an SQE (`struct io_uring_sqe`).
 const SQE_OPCODE: usize = 0;
-const SQE_FLAGS: usize = 1;
 const SQE_LEN: usize = 24;
-/// `IOSQE_BUFFER_SELECT`.
-const BUFFER_SELECT: u8 = 1 << 5;
 
 /// The bytes of `sqe`.
 fn raw(sqe: &mut squeue::Entry) -> &mut [u8; 64] {
@@ -149,8 +146,7 @@ impl Injector {
             return None;
         }
         if self.one_in(self.faults.fail_one_in) {
-            let buffer_select = bytes[SQE_FLAGS] & BUFFER_SELECT != 0;
-            return Some(self.errno(is_socket(code), buffer_select));
+            return Some(self.errno(is_socket(code)));
         }
         if head || !self.one_in(self.faults.shorten_one_in) {
             return None;
@@ -172,15 +168,12 @@ impl Injector {
     }
 
     /// A plausible error for an operation (on a socket or not).
-    fn errno(&mut self, socket: bool, buffer_select: bool) -> i32 {
+    fn errno(&mut self, socket: bool) -> i32 {
         let mut choices = vec![libc::EINTR, libc::EAGAIN];
         if self.faults.hard_errors {
             choices.push(libc::ECANCELED);
             if socket {
                 choices.push(libc::ECONNRESET);
-            }
-            if buffer_select {
-                choices.push(libc::ENOBUFS);
             }
         }
         choices[(self.next() % choices.len() as u64) as usize]

@@ -29,8 +29,11 @@ pub struct RecvStream {
     ring: BufRing,
     /// The multishot receive in flight, if armed.
     op: Option<MultiOp<RecvMulti>>,
-    /// The last receive ended for want of a buffer.
-    starved: bool,
+    /// The last receive ended for want of a buffer: `Some` with the ring's
+    /// give-back count when it was armed (see `Inner::starved`).
+    starved: Option<u64>,
+    /// The ring's give-back count when the receive in flight was armed.
+    armed_at: u64,
     /// The peer closed, or an error ended the stream.
     ended: bool,
 }
@@ -41,7 +44,8 @@ impl RecvStream {
             fd,
             ring: ring.clone(),
             op: None,
-            starved: false,
+            starved: None,
+            armed_at: 0,
             ended: false,
         }
     }
@@ -72,10 +76,13 @@ impl Stream for RecvStream {
                 Some(op) => op,
                 None => {
                     let ring = this.ring.inner();
-                    if this.starved && !ring.wait_for_buffer(cx.waker()) {
-                        return Poll::Pending;
+                    if let Some(since) = this.starved {
+                        if !ring.wait_for_buffer(since, cx.waker()) {
+                            return Poll::Pending;
+                        }
                     }
-                    this.starved = false;
+                    this.starved = None;
+                    this.armed_at = ring.returned();
                     this.op
                         .insert(MultiOp::new(RecvMulti::new(this.fd.clone(), ring.clone())))
                 }
@@ -85,7 +92,7 @@ impl Stream for RecvStream {
                 Some(Ok(None)) => this.ended = true,
                 Some(Err(error)) if error.raw_os_error() == Some(libc::ENOBUFS) => {
                     this.ring.inner().note_exhausted();
-                    this.starved = true;
+                    this.starved = Some(this.armed_at);
                 }
                 Some(Err(error)) => {
                     this.ended = true;

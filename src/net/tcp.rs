@@ -346,9 +346,10 @@ impl TcpStream {
     /// ```
     pub async fn recv_buf(&self, ring: &BufRing) -> io::Result<Option<RingBuf>> {
         loop {
+            let since = ring.inner().returned();
             match Op::new(RecvBuf::new(self.fd.clone(), ring.inner().clone())).await {
                 Err(error) if error.raw_os_error() == Some(libc::ENOBUFS) => {
-                    ring.inner().starved().await;
+                    ring.inner().starved(since).await;
                 }
                 received => return received,
             }
@@ -373,12 +374,13 @@ impl TcpStream {
             out
         } else if self.can_link(&out) {
             let pair = SendAllRecvBuf::new(self.fd.clone(), out, ring.inner().clone());
+            let since = ring.inner().returned();
             match Op::new(pair).await {
                 (Err(send_failed), out) => return (Err(send_failed), out),
                 // Sent, but the ring was empty: receive once a buffer is
                 // back.
                 (Ok(Err(error)), out) if error.raw_os_error() == Some(libc::ENOBUFS) => {
-                    ring.inner().starved().await;
+                    ring.inner().starved(since).await;
                     out
                 }
                 (Ok(received), out) => return (received, out),
