@@ -13,6 +13,11 @@
 //!
 //! Usage: `net [--quick]` (run from the repository root after
 //! `cargo build --release --examples` and building this crate).
+//!
+//! `net --ab DIR [--quick]` instead measures this build's hello and echo
+//! servers against those in `DIR` (the `target/release` of an earlier
+//! commit, built by `ci/ab`), alternating rounds, and prints the ratios
+//! of requests per server-CPU-second, new over old.
 
 mod report;
 
@@ -33,7 +38,7 @@ struct Load {
 /// A server under test.
 struct Server {
     name: &'static str,
-    program: &'static str,
+    program: String,
     args: Vec<String>,
 }
 
@@ -54,60 +59,65 @@ pub struct Round {
 /// loop.
 fn servers(workload: &str, port: u16) -> Vec<Server> {
     let port = port.to_string();
-    let (corering, tokio) = match workload {
-        "hello" => (
-            "target/release/examples/hello",
-            "target/release/tokio_hello",
-        ),
-        _ => ("target/release/examples/echo", "target/release/tokio_echo"),
+    let tokio = match workload {
+        "hello" => "target/release/tokio_hello",
+        _ => "target/release/tokio_echo",
     };
-    // Hello takes an idle timeout of 60 s; corering's examples a core count.
-    let hello = workload == "hello";
-    let with_idle = |mut args: Vec<String>| {
-        if hello {
-            args.push("60".into());
-        }
-        args
-    };
+    let with_idle = |args: Vec<String>| with_idle(workload, args);
     vec![
-        Server {
-            name: "corering",
-            program: corering,
-            args: with_idle(vec![port.clone(), "1".into()]),
-        },
+        corering(workload, "corering", "target/release", port.clone()),
         Server {
             name: "tokio-current-thread",
-            program: tokio,
+            program: tokio.into(),
             args: with_idle(vec![port.clone()]),
         },
         Server {
             // One runtime per core with SO_REUSEPORT listeners; pinned to
             // one CPU it runs one.
             name: "tokio-per-core",
-            program: "target/release/tokio_per_core",
+            program: "target/release/tokio_per_core".into(),
             args: with_idle(vec![workload.into(), port.clone()]),
         },
         Server {
             name: "monoio",
-            program: "target/release/monoio_server",
+            program: "target/release/monoio_server".into(),
             args: with_idle(vec![workload.into(), port.clone()]),
         },
         Server {
             name: "glommio",
-            program: "target/release/glommio_server",
+            program: "target/release/glommio_server".into(),
             args: with_idle(vec![workload.into(), port.clone()]),
         },
         Server {
             name: "compio",
-            program: "target/release/compio_server",
+            program: "target/release/compio_server".into(),
             args: with_idle(vec![workload.into(), port.clone()]),
         },
         Server {
             name: "raw io_uring loop",
-            program: "target/release/raw_loop",
+            program: "target/release/raw_loop".into(),
             args: vec![workload.into(), port],
         },
     ]
+}
+
+/// Hello takes an idle timeout of 60 s after its other arguments.
+fn with_idle(workload: &str, mut args: Vec<String>) -> Vec<String> {
+    if workload == "hello" {
+        args.push("60".into());
+    }
+    args
+}
+
+/// corering's example server for `workload`, from the build in `dir`, on
+/// one core.
+fn corering(workload: &str, name: &'static str, dir: &str, port: String) -> Server {
+    let example = if workload == "hello" { "hello" } else { "echo" };
+    Server {
+        name,
+        program: format!("{dir}/examples/{example}"),
+        args: with_idle(workload, vec![port, "1".into()]),
+    }
 }
 
 /// The echo grid: connections by message size. Full runs measure every
@@ -163,6 +173,21 @@ fn main() {
             p99_us: echo_percentile(&output, "p99 ").expect("echo_client printed p99"),
         }
     };
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|arg| arg == "--ab") {
+        let before = args
+            .get(at + 1)
+            .expect("--ab takes the directory of the earlier build");
+        ab(
+            before,
+            rounds.max(5),
+            seconds,
+            port,
+            &|| wrk(seconds),
+            &|| echo_load(64, 1024, seconds),
+        );
+        return;
+    }
     let workloads = [
         measure_workload("hello", "hello (wrk -c64)".into(), rounds, port, &|| {
             wrk(seconds)
@@ -226,6 +251,21 @@ fn measure_workload(
     load: &dyn Fn() -> Load,
 ) -> Workload {
     let servers = servers(if key == "hello" { "hello" } else { "echo" }, port);
+    let workload = alternate(key, title, &servers, rounds, port, load);
+    print_ratios(&workload);
+    workload
+}
+
+/// Runs `rounds` rounds of `load` against each of `servers`, alternating,
+/// and prints and returns the medians.
+fn alternate(
+    key: &'static str,
+    title: String,
+    servers: &[Server],
+    rounds: usize,
+    port: u16,
+    load: &dyn Fn() -> Load,
+) -> Workload {
     let mut results: Vec<Vec<Round>> = vec![Vec::new(); servers.len()];
     for _ in 0..rounds {
         for (index, server) in servers.iter().enumerate() {
@@ -253,6 +293,12 @@ fn measure_workload(
             round.p99_us
         );
     }
+    workload
+}
+
+/// corering's ratios to tokio, the best peer and the raw loop.
+fn print_ratios(workload: &Workload) {
+    let key = workload.key;
     let ours = workload.results[0].1;
     let tokio = workload.results[1].1;
     let (best_name, best) = workload.best_peer();
@@ -276,7 +322,43 @@ fn measure_workload(
             ours.user_us_per_request / raw.user_us_per_request,
         );
     }
-    workload
+}
+
+/// This build's hello and echo against the build in `before`: requests
+/// per server-CPU-second and per second, new over old, medians of the
+/// rounds.
+fn ab(
+    before: &str,
+    rounds: usize,
+    seconds: u32,
+    port: u16,
+    hello: &dyn Fn() -> Load,
+    echo: &dyn Fn() -> Load,
+) {
+    println!("A/B against {before}");
+    for (workload, title, load) in [
+        ("hello", "hello (wrk -c64)", hello),
+        ("echo", "echo (64 connections x 1 KiB)", echo),
+    ] {
+        let servers = [
+            corering(workload, "corering", "target/release", port.to_string()),
+            corering(workload, "corering-before", before, port.to_string()),
+        ];
+        let result = alternate(
+            "ab",
+            format!("{title}, {rounds} rounds of {seconds} s"),
+            &servers,
+            rounds,
+            port,
+            load,
+        );
+        let (new, old) = (result.results[0].1, result.results[1].1);
+        println!(
+            "ab-{workload} per-cpu-ratio {:.3} per-second-ratio {:.3}",
+            new.per_cpu_second / old.per_cpu_second,
+            new.per_second / old.per_second,
+        );
+    }
 }
 
 /// One round: start the server on CPU 0, run the load on CPU 1, read the
@@ -310,7 +392,7 @@ fn measure(server: &Server, port: u16, load: &dyn Fn() -> Load) -> Round {
 
 fn start_server(server: &Server, port: u16) -> Child {
     let child = Command::new("taskset")
-        .args(["-c", "0", server.program])
+        .args(["-c", "0", &server.program])
         .args(&server.args)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
