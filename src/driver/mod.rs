@@ -28,6 +28,7 @@ mod multishot;
 mod op;
 mod slot;
 mod stats;
+mod target;
 
 use std::collections::VecDeque;
 use std::io;
@@ -41,10 +42,10 @@ pub(crate) use multishot::{MultiOp, MultishotOperation};
 pub(crate) use op::{Op, Operation};
 pub(crate) use slot::{Abandoned, Lifecycle, SlotId};
 pub use stats::Stats;
+pub(crate) use target::{with_target, Target};
 
 use crate::executor::run_queue::RunQueue;
 use crate::executor::task::{Waiter, WakeBy};
-use crate::fd::{with_target, Target};
 use crate::runtime::context::Gone;
 use crate::sys::queues::Queues;
 use crate::sys::ring::{self, RingFlags};

@@ -5,8 +5,8 @@ use std::io;
 
 use io_uring::{opcode, squeue};
 
+use crate::driver::{with_target, Target};
 use crate::driver::{Completion, Operation};
-use crate::fd::{with_target, Target};
 use crate::runtime::defer_close;
 
 /// Closes a descriptor (or direct descriptor) the caller has given up.

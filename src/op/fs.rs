@@ -11,8 +11,9 @@ use std::os::fd::{FromRawFd, OwnedFd};
 
 use io_uring::{opcode, squeue, types};
 
+use crate::driver::{with_target, Target};
 use crate::driver::{Completion, Operation};
-use crate::fd::{with_target, SharedFd, Target};
+use crate::fd::SharedFd;
 use crate::runtime::defer_close;
 
 /// Opens (or creates) `path` (`openat2`): relative to the current

@@ -9,8 +9,9 @@ use std::rc::Rc;
 use io_uring::{cqueue, opcode, squeue, types};
 
 use crate::buf::{BufResult, IoBuf, IoBufMut, RingBuf, RingInner};
+use crate::driver::{with_target, Target};
 use crate::driver::{Completion, MultishotOperation, Operation};
-use crate::fd::{with_target, SharedFd, Target};
+use crate::fd::SharedFd;
 use crate::runtime::defer_close;
 use crate::sys::socket::SockAddr;
 

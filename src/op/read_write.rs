@@ -4,8 +4,9 @@
 use io_uring::{opcode, squeue};
 
 use crate::buf::{BufResult, FixedBuf, IoBuf, IoBufMut};
+use crate::driver::with_target;
 use crate::driver::{Completion, Operation};
-use crate::fd::{with_target, SharedFd};
+use crate::fd::SharedFd;
 
 use super::{filled, sqe_len, Offset};
 

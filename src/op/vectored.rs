@@ -9,8 +9,9 @@ use std::io;
 use io_uring::{opcode, squeue};
 
 use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::driver::with_target;
 use crate::driver::{Completion, Op, Operation};
-use crate::fd::{with_target, SharedFd};
+use crate::fd::SharedFd;
 
 use super::Offset;
 

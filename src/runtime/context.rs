@@ -15,12 +15,12 @@ use std::sync::Arc;
 use std::task::Waker;
 
 use super::config::Config;
+use crate::driver::Target;
 use crate::driver::{Driver, Stats};
 use crate::executor::remote::Remote;
 use crate::executor::run_queue::RunQueue;
 use crate::executor::task::{Task, WakeBy};
 use crate::executor::task_list::TaskList;
-use crate::fd::Target;
 use crate::time::wheel::Wheel;
 
 /// One core: everything its thread owns.
