@@ -19,8 +19,9 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 
 use crate::buf::{BufResult, IoBuf, IoBufMut, Slice};
-use crate::driver::{Op, Operation, Target};
+use crate::driver::Target;
 use crate::op::{readv, writev, Close, Offset, Read, Write};
+use crate::op::{Op, Operation};
 use crate::runtime::defer_close;
 
 /// The handle that operations share.

@@ -1,9 +1,8 @@
 //! The in-flight slot table: one slot per operation the kernel may still be
-//! working on.
+//! working on, and the ids that name them (what a slot goes through is in
+//! `lifecycle.rs`).
 //!
-//! A slot is claimed when an operation's SQE is pushed and freed when its
-//! final CQE (one without `IORING_CQE_F_MORE`) has been reaped *and* the
-//! result has been taken (or the future is gone). The SQE's `user_data`
+//! The SQE's `user_data`
 //! carries the slot index and a generation, so a CQE that arrives for a slot
 //! that has since been reused is detected as stale and never delivered to the
 //! wrong future. Each slot keeps its own generation, bumped when it is
@@ -11,11 +10,10 @@
 //! can mark the head SQE of a linked pair and bit 30 the cancellation of a
 //! slot's SQE.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::Completion;
-use crate::executor::task::{Waiter, WakeBy};
+use super::lifecycle::Lifecycle;
+use super::wake::{Waiter, Wake};
 
 /// `user_data` of the cancellation of the doorbell read; its CQE carries
 /// nothing to deliver. (A slot's cancellation carries the slot's id, see
@@ -122,48 +120,6 @@ impl std::fmt::Debug for SlotId {
     }
 }
 
-/// State an operation leaves behind when its future is dropped in flight: it
-/// owns every byte the kernel may still touch until the final CQE.
-pub(crate) trait Abandoned {
-    /// Called for each CQE reaped after the future was dropped, before the
-    /// state is freed; lets resource-creating operations close what a late
-    /// success returned.
-    ///
-    /// Runs while the driver is borrowed: it must not reach the runtime except
-    /// through [`defer_close`](crate::runtime::defer_close).
-    fn late_completion(&mut self, completion: Completion);
-}
-
-/// The lifecycle of one slot.
-pub(crate) enum Lifecycle {
-    /// The SQE is pushed and the future is alive; holds the waiter of the
-    /// task that last polled it.
-    Submitted(Option<Waiter>),
-    /// The final CQE arrived while the future was alive; holds it until the
-    /// future's next poll takes it.
-    Completed(Completion),
-    /// A multishot operation whose stream is alive: CQEs queue here until the
-    /// stream takes them. Boxed to keep single-shot slots small.
-    Streaming(Box<StreamSlot>),
-    /// The future was dropped before the final CQE; owns the operation's
-    /// state until that CQE, then the slot is freed.
-    Abandoned(Box<dyn Abandoned>),
-    /// An operation the runtime submitted for itself (closing a descriptor
-    /// whose last handle was dropped); it refers to no memory.
-    Detached,
-}
-
-/// The queue of a multishot operation's slot.
-#[derive(Default)]
-pub(crate) struct StreamSlot {
-    /// CQEs not yet taken by the stream, oldest first.
-    pub(crate) completions: VecDeque<Completion>,
-    /// The waiter of the task that last polled the stream.
-    pub(crate) waker: Option<Waiter>,
-    /// The final CQE (no `F_MORE`) has been queued.
-    pub(crate) finished: bool,
-}
-
 struct Slot {
     /// The generation of the current claim, or of the next one while free.
     generation: u32,
@@ -224,13 +180,13 @@ impl SlotTable {
     /// on the stack and then copied in costs a store-forwarding stall on the
     /// hottest path. The caller checks [`is_full`](Self::is_full) first.
     #[inline]
-    pub(crate) fn claim_submitted(&mut self, waker: WakeBy<'_>) -> SlotId {
+    pub(crate) fn claim_submitted(&mut self, wake: Wake<'_>) -> SlotId {
         let (id, lifecycle) = self.claim_vacant();
         // The old value is `None` and owns nothing: skip its drop glue.
-        let vacant = match waker.task_key() {
-            Some(key) => lifecycle.replace(Lifecycle::Submitted(Some(Waiter::Task(key)))),
+        let vacant = match wake.token {
+            Some(token) => lifecycle.replace(Lifecycle::Submitted(Some(Waiter::Token(token)))),
             None => {
-                let waiter = Waiter::Waker(waker.waker.clone());
+                let waiter = Waiter::Waker(wake.waker.clone());
                 lifecycle.replace(Lifecycle::Submitted(Some(waiter)))
             }
         };

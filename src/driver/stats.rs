@@ -30,8 +30,11 @@ pub struct Stats {
     /// Operations submitted again after a transient failure (`EINTR`,
     /// `EAGAIN`) that did nothing; each submission counts in `submitted`.
     pub retries: u64,
-    /// Times a push found the submission queue full and had to submit first.
+    /// Times a push found the submission queue full (or others already
+    /// waiting for room) and queued its SQEs for the next enter.
     pub sq_full: u64,
+    /// Calls to `io_uring_enter` (none from inside a push).
+    pub enters: u64,
     /// Times the completion queue was seen overflowed (CQEs kept by the kernel).
     pub cq_overflows: u64,
     /// Times `io_uring_enter` answered `EBUSY` or `EAGAIN` and the driver reaped and retried.

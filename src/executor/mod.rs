@@ -98,7 +98,7 @@ impl Future for YieldNow {
         // A task of this core resumes after the next visit to the ring, not
         // within this tick's run of the queue; any other waker is woken.
         let deferred = context::try_with_core(|core| {
-            let key = core.wake_by(cx.waker()).task_key();
+            let key = core.task_key(cx.waker());
             key.map(|key| core.yielded.push(key)).is_some()
         });
         if deferred != Some(true) {

@@ -1,5 +1,4 @@
-//! `Task`: one spawned future and its scheduling state, and `Waiter`: how
-//! the driver remembers whom to wake.
+//! `Task`: one spawned future and its scheduling state.
 //!
 //! # State
 //!
@@ -22,7 +21,7 @@
 //! flags) followed by the future. The core's task list owns one reference
 //! to every live task, and the run queue holds task keys, not references.
 //! An operation polled with the waker of one of its core's tasks stores that
-//! task's key instead of a cloned waker (see [`Waiter`]), so the common path
+//! task's key (as the driver's wake token) instead of a cloned waker, so the common path
 //! from submission to completion to the next poll touches no reference
 //! count. A key outlives its task only as a stale
 //! wake: the key may by then name a newer task, which is polled spuriously
@@ -276,57 +275,11 @@ unsafe fn dealloc<F>(header: NonNull<Header>) {
     drop(unsafe { Box::from_raw(header.cast::<Cell<F>>().as_ptr()) });
 }
 
-/// Whom to wake when an operation completes: stored in the driver's slots.
-pub(crate) enum Waiter {
-    /// The task with this key on the slot's own core. Storing it takes no
-    /// reference; a key whose task has gone wakes nobody or, reused, wakes a
-    /// newer task spuriously.
-    Task(usize),
-    /// Any other waker (the `block_on` future, a combinator's own waker).
-    Waker(Waker),
-}
-
-/// The waker an operation is polled with, and the core polling it.
-#[derive(Clone, Copy)]
-pub(crate) struct WakeBy<'a> {
-    pub(crate) waker: &'a Waker,
-    pub(crate) core: &'a Core,
-}
-
-impl WakeBy<'_> {
-    /// The key of the waker's task when it is one of the core's tasks.
-    #[inline]
-    pub(crate) fn task_key(self) -> Option<usize> {
-        task_key_on(self.waker, self.core)
-    }
-
-    /// The waiter to store: the task's key when the waker is that of one of
-    /// the core's tasks, a clone of the waker otherwise.
-    #[inline]
-    pub(crate) fn waiter(self) -> Waiter {
-        match task_key_on(self.waker, self.core) {
-            Some(key) => Waiter::Task(key),
-            None => Waiter::Waker(self.waker.clone()),
-        }
-    }
-
-    /// Stores this waiter in `stored` unless it already wakes the same task.
-    #[inline]
-    pub(crate) fn store(self, stored: &mut Option<Waiter>) {
-        let same = match (&*stored, task_key_on(self.waker, self.core)) {
-            (Some(Waiter::Task(stored)), Some(key)) => *stored == key,
-            (Some(Waiter::Waker(stored)), None) => stored.will_wake(self.waker),
-            _ => false,
-        };
-        if !same {
-            *stored = Some(self.waiter());
-        }
-    }
-}
-
 /// The key of the task `waker` wakes, when it is a task of `core`.
+/// The runtime hands it to the driver as the wake token of an operation's
+/// slot.
 #[inline]
-fn task_key_on(waker: &Waker, core: &Core) -> Option<usize> {
+pub(crate) fn task_key_on(waker: &Waker, core: &Core) -> Option<usize> {
     if !std::ptr::eq(waker.vtable(), &VTABLE) {
         return None;
     }

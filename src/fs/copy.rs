@@ -7,9 +7,9 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
 
 use super::{File, OpenOptions};
-use crate::driver::Op;
 use crate::fd::SharedFd;
 use crate::net::TcpStream;
+use crate::op::Op;
 use crate::op::Splice;
 
 /// The pipe between the two splices: its capacity is the most one round

@@ -39,8 +39,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::buf::{AlignedBuf, BufResult, FixedBuf, IoBuf, IoBufMut};
-use crate::driver::Op;
 use crate::fd::{Fd, SharedFd};
+use crate::op::Op;
 use crate::op::{Fsync, Offset, PathOp, ReadFixed, Resize, Statx, StatxOf, WriteFixed};
 
 pub use copy::copy;

@@ -4,8 +4,8 @@ use std::io;
 use std::path::Path;
 
 use super::{c_path, File};
-use crate::driver::Op;
 use crate::fd::SharedFd;
+use crate::op::Op;
 use crate::op::OpenAt;
 
 /// How to open a file: access (read, write, append), creation (create,

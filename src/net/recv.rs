@@ -9,8 +9,8 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 
 use crate::buf::{BufRing, RingBuf};
-use crate::driver::MultiOp;
 use crate::fd::SharedFd;
+use crate::op::MultiOp;
 use crate::op::RecvMulti;
 
 /// The data a connection receives, as buffers picked from a [`BufRing`]

@@ -14,12 +14,12 @@ use io_uring::cqueue;
 
 use super::RecvStream;
 use crate::buf::{BufResult, BufRing, IoBuf, IoBufMut, RingBuf};
-use crate::driver::{MultiOp, Op};
 use crate::fd::{write_all_with, SharedFd};
 use crate::op::{
     readv, writev, Accept, AcceptMulti, Connect, Offset, Recv, RecvBuf, Send, SendAllRecv,
     SendAllRecvBuf, SendZc, Shutdown as ShutdownOp, MAX_RW_COUNT,
 };
+use crate::op::{MultiOp, Op};
 use crate::runtime::context;
 use crate::sys::socket::{self, SockAddr};
 use crate::time::timeout;

@@ -6,8 +6,8 @@ use std::os::fd::AsRawFd;
 
 use super::tcp::each_addr;
 use crate::buf::{BufResult, IoBuf, IoBufMut};
-use crate::driver::Op;
 use crate::fd::SharedFd;
+use crate::op::Op;
 use crate::op::{Recv, RecvFrom, Send, SendTo};
 use crate::sys::socket::{self, SockAddr};
 

@@ -15,8 +15,8 @@ use std::path::Path;
 
 use super::RecvStream;
 use crate::buf::{BufResult, BufRing, IoBuf, IoBufMut};
-use crate::driver::Op;
 use crate::fd::{write_all_with, SharedFd};
+use crate::op::Op;
 use crate::op::{Accept, Connect, Recv, RecvFrom, Send, SendTo, Shutdown as ShutdownOp};
 use crate::sys::socket::{self, SockAddr};
 

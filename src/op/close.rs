@@ -5,8 +5,9 @@ use std::io;
 
 use io_uring::{opcode, squeue};
 
+use super::Operation;
+use crate::driver::Completion;
 use crate::driver::{with_target, Target};
-use crate::driver::{Completion, Operation};
 use crate::runtime::defer_close;
 
 /// Closes a descriptor (or direct descriptor) the caller has given up.

@@ -11,8 +11,9 @@ use std::os::fd::{FromRawFd, OwnedFd};
 
 use io_uring::{opcode, squeue, types};
 
+use super::Operation;
+use crate::driver::Completion;
 use crate::driver::{with_target, Target};
-use crate::driver::{Completion, Operation};
 use crate::fd::SharedFd;
 use crate::runtime::defer_close;
 

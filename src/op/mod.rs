@@ -4,25 +4,34 @@
 //! most `0x7ffff000` bytes (Linux's `MAX_RW_COUNT`): a longer buffer gets
 //! a short count, which `write_all` and `read_exact_at` loop over as usual.
 //!
+//! `single.rs` and `multi.rs` hold the futures every operation is awaited
+//! through (`Op`, `MultiOp`): the only code that binds an operation to
+//! the core that polls it, and the drop path that hands a dropped
+//! operation's state back to its own core.
+//!
 //! The operations themselves are reached through the types that use them
 //! ([`Fd`](crate::fd::Fd), sockets in [`net`](crate::net), files in
 //! [`fs`](crate::fs)); [`nop`] is public for measuring the runtime itself.
 
 mod close;
 mod fs;
+mod multi;
 mod net;
 mod nop;
 mod read_write;
+mod single;
 mod vectored;
 
 pub(crate) use close::Close;
 pub(crate) use fs::{Fsync, OpenAt, PathOp, Resize, Splice, Statx, StatxOf};
+pub(crate) use multi::{MultiOp, MultishotOperation};
 pub(crate) use net::{
     Accept, AcceptMulti, Connect, Recv, RecvBuf, RecvFrom, RecvMulti, Send, SendAllRecv,
     SendAllRecvBuf, SendTo, SendZc, Shutdown,
 };
 pub use nop::{nop, Nop};
 pub(crate) use read_write::{Read, ReadFixed, Write, WriteFixed};
+pub(crate) use single::{Op, Operation};
 pub(crate) use vectored::{readv, writev};
 
 use std::io;

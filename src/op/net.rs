@@ -8,9 +8,10 @@ use std::rc::Rc;
 
 use io_uring::{cqueue, opcode, squeue, types};
 
+use super::{MultishotOperation, Operation};
 use crate::buf::{BufResult, IoBuf, IoBufMut, RingBuf, RingInner};
+use crate::driver::Completion;
 use crate::driver::{with_target, Target};
-use crate::driver::{Completion, MultishotOperation, Operation};
 use crate::fd::SharedFd;
 use crate::runtime::defer_close;
 use crate::sys::socket::SockAddr;

@@ -9,7 +9,8 @@ use std::task::{Context, Poll};
 
 use io_uring::{opcode, squeue};
 
-use crate::driver::{Completion, Op, Operation};
+use super::{Op, Operation};
+use crate::driver::Completion;
 
 /// Submits a no-op to the ring and waits for its completion.
 ///

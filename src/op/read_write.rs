@@ -3,9 +3,10 @@
 
 use io_uring::{opcode, squeue};
 
+use super::Operation;
 use crate::buf::{BufResult, FixedBuf, IoBuf, IoBufMut};
 use crate::driver::with_target;
-use crate::driver::{Completion, Operation};
+use crate::driver::Completion;
 use crate::fd::SharedFd;
 
 use super::{filled, sqe_len, Offset};

@@ -15,11 +15,10 @@ use std::sync::Arc;
 use std::task::Waker;
 
 use super::config::Config;
-use crate::driver::Target;
-use crate::driver::{Driver, Stats};
+use crate::driver::{Driver, Stats, Target, Wake};
 use crate::executor::remote::Remote;
 use crate::executor::run_queue::RunQueue;
-use crate::executor::task::{Task, WakeBy};
+use crate::executor::task::{self, Task};
 use crate::executor::task_list::TaskList;
 use crate::time::wheel::Wheel;
 
@@ -59,10 +58,18 @@ impl Core {
         }
     }
 
-    /// `waker`, to store as the waiter of an operation on this core.
+    /// `waker`, to store as the waiter of an operation on this core: with
+    /// its task's key as the token when it wakes one of this core's tasks.
     #[inline]
-    pub(crate) fn wake_by<'a>(&'a self, waker: &'a Waker) -> WakeBy<'a> {
-        WakeBy { waker, core: self }
+    pub(crate) fn wake_by<'a>(&'a self, waker: &'a Waker) -> Wake<'a> {
+        let token = self.task_key(waker).and_then(|key| u32::try_from(key).ok());
+        Wake { waker, token }
+    }
+
+    /// The key of the task `waker` wakes, when it is one of this core's.
+    #[inline]
+    pub(crate) fn task_key(&self, waker: &Waker) -> Option<usize> {
+        task::task_key_on(waker, self)
     }
 }
 

@@ -370,8 +370,9 @@ impl Runtime {
                 break;
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            driver.enter(Wait::For(Some(left)), &core.run_queue);
-            driver.take_ready(&core.run_queue, &mut scratch.wakers, &mut scratch.graveyard);
+            let mut ready = |token| core.run_queue.push(token as usize);
+            driver.enter(Wait::For(Some(left)), &mut ready);
+            driver.take_ready(&mut ready, &mut scratch.wakers, &mut scratch.graveyard);
             drop(driver);
             // The tasks are gone; their wakers have nothing to wake.
             core.run_queue.clear();
@@ -470,8 +471,9 @@ fn tick(core: &Core, scratch: &mut Scratch) {
     {
         let mut driver = core.driver.borrow_mut();
         core.run_queue.compact();
-        driver.enter(wait, &core.run_queue);
-        driver.take_ready(&core.run_queue, &mut scratch.wakers, &mut scratch.graveyard);
+        let mut ready = |token| core.run_queue.push(token as usize);
+        driver.enter(wait, &mut ready);
+        driver.take_ready(&mut ready, &mut scratch.wakers, &mut scratch.graveyard);
     }
     core.run_queue.append(&core.yielded);
     for waker in scratch.wakers.drain(..) {

@@ -224,20 +224,58 @@ impl Queues {
     }
 
     /// Builds an SQE in place with `build` and queues it (unpublished until
-    /// [`publish`](Self::publish)).
+    /// [`publish`](Self::publish)); when the SQ has no room, hands `build`
+    /// back, not called.
     ///
     /// # Safety
     ///
-    /// The SQ has room ([`sq_is_full`](Self::sq_is_full) said no), and the
+    /// The SQE's pointers stay valid until its final CQE.
+    #[inline]
+    pub(crate) unsafe fn try_push_with<F: FnOnce() -> squeue::Entry>(
+        &mut self,
+        build: F,
+    ) -> Result<(), F> {
+        if !self.sq_has_room(1) {
+            return Err(build);
+        }
+        // SAFETY: there is room for one.
+        unsafe { self.write(build()) };
+        Ok(())
+    }
+
+    /// Queues copies of two SQEs back to back (a linked pair), or neither
+    /// when the SQ lacks room for both; returns whether they went in.
+    ///
+    /// # Safety
+    ///
+    /// As for [`try_push_with`](Self::try_push_with), for both.
+    #[inline]
+    pub(crate) unsafe fn try_push_pair(&mut self, pair: &(squeue::Entry, squeue::Entry)) -> bool {
+        if !self.sq_has_room(2) {
+            return false;
+        }
+        // SAFETY: there is room for both.
+        unsafe {
+            self.write(pair.0.clone());
+            self.write(pair.1.clone());
+        }
+        true
+    }
+
+    /// Writes `sqe` at the local tail.
+    ///
+    /// # Safety
+    ///
+    /// The SQ has room ([`sq_has_room`](Self::sq_has_room) said so), and the
     /// SQE's pointers stay valid until its final CQE.
     #[inline]
-    pub(crate) unsafe fn push_with(&mut self, build: impl FnOnce() -> squeue::Entry) {
+    unsafe fn write(&mut self, sqe: squeue::Entry) {
         debug_assert!(self.sq_local_tail.wrapping_sub(self.sq_cached_head) < self.sq_entries);
         let index = (self.sq_local_tail & self.sq_mask) as usize;
         // SAFETY: `index` is inside the SQE array, and the slot is free: the
         // kernel has consumed every entry before `sq_cached_head`, and the
         // caller checked there is room.
-        unsafe { self.sqes.add(index).write(build()) };
+        unsafe { self.sqes.add(index).write(sqe) };
         self.sq_local_tail = self.sq_local_tail.wrapping_add(1);
     }
 

@@ -15,8 +15,8 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use io_uring::squeue;
 
-use super::slot::StreamSlot;
-use super::{Abandoned, Completion, Lifecycle, SlotId};
+use super::single::{abandon, FOREIGN_POLL};
+use crate::driver::{Abandoned, Completion, Lifecycle, SlotId, SlotTicket, StreamSlot};
 use crate::runtime::context;
 
 /// One kind of multishot operation.
@@ -60,6 +60,8 @@ pub(crate) struct MultiOp<T: MultishotOperation> {
     owner: u64,
     /// The final CQE was taken: the stream has ended.
     finished: bool,
+    /// Its place among the waiters for a free slot, while it waits.
+    ticket: SlotTicket,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -71,6 +73,7 @@ impl<T: MultishotOperation> MultiOp<T> {
             slot: None,
             owner: 0,
             finished: false,
+            ticket: SlotTicket::default(),
             _not_send: PhantomData,
         }
     }
@@ -107,7 +110,7 @@ impl<T: MultishotOperation> Stream for MultiOp<T> {
             let mut driver = core.driver.borrow_mut();
             let Some(id) = this.slot else {
                 this.owner = core.id();
-                if driver.wait_for_slot(cx.waker()) {
+                if driver.wait_for_slot(waker, &mut this.ticket) {
                     return Poll::Pending;
                 }
                 let lifecycle = Lifecycle::Streaming(Box::new(StreamSlot {
@@ -120,7 +123,7 @@ impl<T: MultishotOperation> Stream for MultiOp<T> {
                 this.slot = Some(unsafe { driver.push(state.build(), lifecycle) });
                 return Poll::Pending;
             };
-            assert_eq!(this.owner, core.id(), "{}", super::FOREIGN_POLL);
+            assert_eq!(this.owner, core.id(), "{FOREIGN_POLL}");
             driver.poll_stream(id, waker)
         });
         let completion = match std::task::ready!(next) {
@@ -140,7 +143,7 @@ impl<T: MultishotOperation> Drop for MultiOp<T> {
         let (Some(id), Some(state)) = (self.slot, self.state.take()) else {
             return;
         };
-        super::abandon(self.owner, id, Box::new(Orphan(state)), false);
+        abandon(self.owner, id, Box::new(Orphan(state)), false);
     }
 }
 

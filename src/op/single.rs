@@ -13,8 +13,8 @@ use std::task::{Context, Poll};
 
 use io_uring::squeue;
 
-use super::{Abandoned, Completion, SlotId};
-use crate::runtime::context;
+use crate::driver::{Abandoned, Completion, SlotId, SlotTicket};
+use crate::runtime::context::{self, Gone};
 
 /// One kind of io_uring operation: how to build its SQE and how to turn its
 /// completion into a result.
@@ -87,6 +87,8 @@ pub(crate) struct Op<T: Operation> {
     owner: u64,
     /// Submissions again after a transient failure (see [`retry`]).
     retries: u8,
+    /// Its place among the waiters for a free slot, while it waits.
+    ticket: SlotTicket,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -98,6 +100,7 @@ impl<T: Operation> Op<T> {
             slot: None,
             owner: 0,
             retries: 0,
+            ticket: SlotTicket::default(),
             _not_send: PhantomData,
         }
     }
@@ -135,7 +138,7 @@ impl<T: Operation> Future for Op<T> {
             loop {
                 let Some(id) = this.slot else {
                     this.owner = core.id();
-                    if driver.wait_for_slot(cx.waker()) {
+                    if driver.wait_for_slot(waker, &mut this.ticket) {
                         return Poll::Pending;
                     }
                     let state = this.state.as_mut().expect("Op polled after completion");
@@ -153,7 +156,7 @@ impl<T: Operation> Future for Op<T> {
                     this.slot = Some(id);
                     return Poll::Pending;
                 };
-                assert_eq!(this.owner, core.id(), "{}", super::FOREIGN_POLL);
+                assert_eq!(this.owner, core.id(), "{FOREIGN_POLL}");
                 let completion = std::task::ready!(driver.poll_completion(id, waker));
                 let head_failure = if T::LINKED {
                     driver.take_head_failure(id)
@@ -184,6 +187,28 @@ impl<T: Operation> Drop for Op<T> {
         let (Some(id), Some(state)) = (self.slot, self.state.take()) else {
             return;
         };
-        super::abandon(self.owner, id, Box::new(state), T::LINKED);
+        abandon(self.owner, id, Box::new(state), T::LINKED);
+    }
+}
+
+/// The panic message of an operation polled on a runtime other than the
+/// one it was submitted on (its slot lives in the other ring).
+pub(super) const FOREIGN_POLL: &str =
+    "an operation was polled on a runtime other than the one it started on";
+
+/// Hands the state of a future dropped in flight to its slot on its own
+/// core, `owner`, wherever the future is dropped: on that core, inside
+/// another runtime of the thread or outside any (the state then waits in
+/// the slot for the owner's next tick or shutdown). When the owner has shut
+/// down, its kernel work is over and the state is freed, unless that
+/// shutdown leaked its in-flight states; then this one leaks too.
+pub(super) fn abandon(owner: u64, id: SlotId, state: Box<dyn Abandoned>, linked: bool) {
+    let mut state = Some(state);
+    let gone = context::with_owner(owner, |core| {
+        let state = state.take().expect("taken once");
+        core.driver.borrow_mut().abandon(id, state, linked);
+    });
+    if let (Err(Gone::Leaked), Some(state)) = (gone, state) {
+        std::mem::forget(state);
     }
 }

@@ -1,0 +1,64 @@
+//! Reaping: CQEs are copied out of the ring in one batch and each is
+//! routed to its slot, the doorbell, or the cancellation it answers.
+//!
+//! No user code runs here: a completed slot's token goes to the caller's
+//! `ready`, other wakers and the states of dropped futures are collected
+//! and handed out by `take_ready` once the driver is released.
+
+use super::slot::{SlotId, CANCEL_TAG, DOORBELL_TAG};
+use super::{Completion, Driver};
+
+impl Driver {
+    /// Delivers every CQE in the ring (and, under fault injection, the
+    /// held-back ones now due); returns how many the ring held.
+    pub(super) fn reap(&mut self, ready: &mut impl FnMut(u32)) -> usize {
+        if self.queues.cq_overflow() {
+            self.stats.cq_overflows += 1;
+        }
+        let cq = self.queues.cq();
+        // SAFETY: the queues live as long as the driver, and dispatching
+        // does not reap.
+        let reaped = unsafe {
+            cq.reap(|user_data, result, flags| {
+                let completion = Completion { result, flags };
+                #[cfg(feature = "fault-injection")]
+                if let Some(injector) = &mut self.injector {
+                    let ours = user_data == CANCEL_TAG || user_data == DOORBELL_TAG;
+                    if !ours && injector.hold_reaped(user_data, completion) {
+                        return;
+                    }
+                }
+                self.dispatch(user_data, completion, ready)
+            })
+        };
+        #[cfg(feature = "fault-injection")]
+        if let Some(injector) = &mut self.injector {
+            let mut due = Vec::new();
+            injector.due(&mut due);
+            for (user_data, completion) in due {
+                self.dispatch(user_data, completion, ready);
+            }
+        }
+        reaped
+    }
+
+    /// Routes one CQE.
+    #[inline]
+    fn dispatch(&mut self, user_data: u64, completion: Completion, ready: &mut impl FnMut(u32)) {
+        match user_data {
+            CANCEL_TAG => return,
+            DOORBELL_TAG => return self.doorbell.rang(),
+            _ => {}
+        }
+        let mut id = SlotId::from_user_data(user_data);
+        if id.is_cancel() {
+            return self.cancel_done(id.cancelled(), completion.result);
+        }
+        if id.is_head() {
+            // A linked pair's head failed; its CQE is the pair's last.
+            id = id.slot();
+            self.head_failed(id, completion);
+        }
+        self.complete(id, completion, ready);
+    }
+}
