@@ -414,4 +414,39 @@ mod tests {
         );
         shut_down(driver);
     }
+
+    /// A slot polled a thousand times by the same waker holds one clone of
+    /// it, not a thousand.
+    #[test]
+    fn a_slot_polled_again_keeps_one_waiter() {
+        struct Nothing;
+        impl std::task::Wake for Nothing {
+            fn wake(self: std::sync::Arc<Self>) {}
+        }
+        let doorbell = EventFd::new().unwrap();
+        let mut driver = driver(8, &doorbell);
+        let owner = std::sync::Arc::new(Nothing);
+        let waker = Waker::from(owner.clone());
+        let wake = Wake {
+            waker: &waker,
+            token: None,
+        };
+        // SAFETY: a nop refers to no memory.
+        let id = unsafe { driver.push_submitted(nop, wake) };
+        for _ in 0..1000 {
+            assert_eq!(driver.poll_completion(id, wake), Poll::Pending);
+        }
+        // `owner`, `waker` and the one waiter the slot stores.
+        assert_eq!(std::sync::Arc::strong_count(&owner), 3);
+        let (mut wakers, mut graveyard) = (Vec::new(), Vec::new());
+        while wakers.is_empty() {
+            driver.enter(Wait::For(Some(Duration::from_secs(1))), &mut |_| {});
+            driver.take_ready(&mut |_| {}, &mut wakers, &mut graveyard);
+        }
+        assert_eq!(wakers.len(), 1);
+        drop(wakers);
+        assert!(driver.poll_completion(id, wake).is_ready());
+        assert_eq!(std::sync::Arc::strong_count(&owner), 2);
+        shut_down(driver);
+    }
 }
