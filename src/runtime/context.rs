@@ -20,7 +20,7 @@ use crate::executor::remote::Remote;
 use crate::executor::run_queue::RunQueue;
 use crate::executor::task::{self, Task};
 use crate::executor::task_list::TaskList;
-use crate::time::wheel::Wheel;
+use crate::runtime::wheel::Wheel;
 
 /// One core: everything its thread owns.
 pub(crate) struct Core {

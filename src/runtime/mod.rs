@@ -17,6 +17,7 @@
 mod config;
 pub(crate) mod context;
 mod launcher;
+pub(crate) mod wheel;
 
 use std::future::Future;
 use std::io;
@@ -37,8 +38,8 @@ use crate::driver::{Abandoned, Driver, DriverConfig, Stats, Wait};
 use crate::executor;
 use crate::executor::remote::Remote;
 use crate::executor::task::{self, Task};
+use crate::runtime::wheel::Wheel;
 use crate::sys::eventfd::EventFd;
-use crate::time::wheel::Wheel;
 
 /// Runs `future` to completion on a new one-core runtime on this thread.
 ///

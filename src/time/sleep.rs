@@ -5,8 +5,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use super::wheel::{TimerKey, TICK};
 use crate::runtime::context;
+use crate::runtime::wheel::{TimerKey, TICK};
 
 /// Waits until `duration` has elapsed.
 ///

@@ -7,8 +7,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use super::wheel::TimerKey;
 use crate::runtime::context;
+use crate::runtime::wheel::TimerKey;
 
 /// Runs `future` for at most `duration`.
 ///
