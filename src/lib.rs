@@ -26,6 +26,24 @@
 //! slot, an `ASYNC_CANCEL` is queued, and the buffer is freed when the final
 //! completion arrives.
 //!
+//! # What is where
+//!
+//! - The runtime: [`start`], [`Runtime`] and its [`Builder`] (ring size,
+//!   SQPOLL, slot and task limits, the shutdown deadline, batch waits, and
+//!   [`Builder::run_on_cores`] for one runtime per core), [`stats`].
+//! - Tasks: [`spawn`] for `!Send` futures on the current core,
+//!   [`JoinHandle`] (a [`JoinError`] on panic or abort), [`yield_now`].
+//! - [`time`]: `sleep`, `timeout`, `interval` on the core's timer wheel.
+//! - [`net`]: TCP, UDP and Unix sockets; linked send-then-receive turns,
+//!   multishot accepts and receives, receives into buffer rings, zero-copy
+//!   sends, direct (registered) descriptors.
+//! - [`fs`]: files and directories, `O_DIRECT`, registered buffers,
+//!   `splice` to sockets.
+//! - [`fd`]: any descriptor (pipes, eventfds) with its I/O on the ring.
+//! - [`buf`]: the owned-buffer traits, buffer rings, registered buffer
+//!   pools, aligned buffers.
+//! - [`op`]: the operations themselves; [`op::nop`] measures the runtime.
+//!
 //! # Example
 //!
 //! ```
