@@ -41,8 +41,8 @@
 //! | Call | Where | `EINTR` | Every other errno |
 //! |------|-------|---------|-------------------|
 //! | `socket`, `socketpair`, `bind`, `listen`, `connect` (a datagram socket's peer: no wait), `getsockname`, `getpeername`, `setsockopt`, `getsockopt` | [`socket`] | cannot happen | returned |
-//! | `eventfd`, `pipe2`, `fcntl(F_GETPIPE_SZ)`, `mmap`, `sched_getaffinity`, `sched_setaffinity` | [`eventfd`], [`file`](mod@file), [`mapping`], [`affinity`] | cannot happen | returned |
-//! | `fcntl(F_SETPIPE_SZ)`, `sysinfo` | [`file`](mod@file), [`memory`] | cannot happen | ignored: the pipe keeps its size, the memory check is skipped |
+//! | `eventfd`, `pipe2`, `mmap`, `sched_getaffinity`, `sched_setaffinity` | [`eventfd`], [`file`](mod@file), [`mapping`], [`affinity`] | cannot happen | returned |
+//! | `fcntl(F_SETPIPE_SZ)`, `fcntl(F_GETPIPE_SZ)`, `sysinfo` | [`file`](mod@file), [`memory`] | cannot happen | ignored: the pipe keeps its size (taken as 4 KiB when unknown), the check against the machine's memory is skipped |
 //! | `write` to an eventfd | [`eventfd`] | cannot happen (non-blocking) | `EAGAIN` (the counter is full, so a wake is already pending) ignored; anything else is a bug in us (debug assertion) |
 //! | `close` | [`file`](mod@file) | never retried: Linux frees the descriptor before it reports `EINTR`, and a retry could close one another thread was just given | ignored: nothing is left to undo |
 //! | `munmap` | [`mapping`] | cannot happen | a bug in us (debug assertion) |
