@@ -68,6 +68,10 @@ fn dropped_timeout_frees_buffer_once_and_its_timer() {
     });
 }
 
+/// A read whose CQE is already reaped when its future is dropped: the slot
+/// holds the result, so the drop releases the slot and hands the buffer to
+/// be freed without sending an `ASYNC_CANCEL` (nothing is left in the
+/// kernel to cancel).
 #[test]
 fn completed_but_untaken_result_is_freed_when_dropped() {
     let _serial = common::serial();
@@ -79,12 +83,24 @@ fn completed_but_untaken_result_is_freed_when_dropped() {
         assert!(poll_once(&mut read).await.is_pending());
         // Let the read complete without polling its future again.
         corering::time::sleep(Duration::from_millis(5)).await;
+        let before = corering::stats();
+        assert_eq!(
+            (before.in_flight, before.cancel_requests),
+            (1, 0),
+            "the read is reaped but its result untaken"
+        );
         drop(read);
         settle(|| drops.get() > 0, 1000).await;
         assert_eq!(drops.get(), 1);
         let at_drop = stats_at_drop.get().unwrap();
         assert_eq!((at_drop.completed, at_drop.cancelled), (1, 1));
-        assert_eq!(corering::stats().slots_in_use, 0);
+        assert_eq!(at_drop.cancel_requests, 0, "no cancel was queued");
+        let after = corering::stats();
+        assert_eq!(after.cancel_requests, 0, "no cancel was sent: {after:?}");
+        assert_eq!(
+            (after.submitted, after.in_flight, after.slots_in_use),
+            (before.submitted, 0, 0)
+        );
     });
 }
 

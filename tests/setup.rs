@@ -1,8 +1,8 @@
 //! Ring setup failures give the documented error, never a panic.
 //!
-//! The seccomp test re-runs this test binary as a child process that
-//! installs a filter refusing `io_uring_setup` before building a runtime, so
-//! the filter never touches the test harness itself.
+//! Each seccomp test re-runs this test binary as a child process that runs
+//! only that test, which installs a filter refusing one io_uring call before
+//! building a runtime, so the filter never touches the test harness itself.
 
 use std::process::Command;
 
@@ -62,82 +62,139 @@ fn refuse(syscall: libc::c_long) {
     }
 }
 
-/// Runs this test binary again as a child that runs only `test`, with
-/// `mode` in its environment, and checks that it passed.
-fn run_child(test: &str, mode: &str) {
+/// The line a child prints once every check passed, followed by the test's
+/// name and the error the runtime gave.
+const CHILD_CHECKED: &str = "CHILD-CHECKED";
+
+/// A raw io_uring call, and its errno (0 for success): `io_uring_setup` of
+/// a one-entry ring, which succeeds unless refused; `io_uring_enter` and
+/// `io_uring_register` on descriptor -1, which the kernel itself refuses
+/// (`EBADF`, `EINVAL`) without reading any argument, a filter with `EPERM`.
+fn raw_call_errno(syscall: libc::c_long) -> i32 {
+    let result = if syscall == libc::SYS_io_uring_setup {
+        let mut params = [0u64; 15]; // struct io_uring_params, 120 bytes
+                                     // SAFETY: `params` is a zeroed `io_uring_params` the kernel fills.
+        let fd = unsafe { libc::syscall(syscall, 1u32, params.as_mut_ptr()) };
+        if fd >= 0 {
+            // SAFETY: the ring descriptor was just created, and is ours.
+            unsafe { libc::close(fd as i32) };
+        }
+        fd
+    } else {
+        // SAFETY: descriptor -1 and null pointers: the kernel refuses the
+        // call before it reads any argument.
+        unsafe { libc::syscall(syscall, -1, 0, 0, 0, 0, 0) }
+    };
+    if result >= 0 {
+        0
+    } else {
+        std::io::Error::last_os_error().raw_os_error().unwrap()
+    }
+}
+
+/// Runs `check` in a child process: this test binary again, running only
+/// `test`, which installs a filter refusing `syscall` and then calls
+/// `check`, which returns the runtime's error. In the parent, asserts that
+/// the child exited successfully after running that one test to its end.
+///
+/// The child proves the filter is what refuses the call: the raw call gets
+/// through before the filter is installed and `EPERM` after, so a kernel
+/// that refuses io_uring on its own, or a filter that is not installed,
+/// fails the test instead of passing it.
+fn in_child(test: &str, syscall: libc::c_long, check: fn() -> std::io::Error) {
+    if let Some(child) = std::env::var_os(CHILD_ENV) {
+        assert_eq!(child.to_str(), Some(test), "a child runs its own test only");
+        let unfiltered = raw_call_errno(syscall);
+        if syscall == libc::SYS_io_uring_setup {
+            assert_eq!(unfiltered, 0, "io_uring_setup works before the filter");
+        } else {
+            assert_ne!(unfiltered, libc::EPERM, "the kernel's own answer");
+        }
+        refuse(syscall);
+        assert_eq!(raw_call_errno(syscall), libc::EPERM, "the filter refuses");
+        let error = check();
+        println!("{CHILD_CHECKED} {test}: {error}");
+        return;
+    }
     let output = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, mode)
+        .env(CHILD_ENV, test)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "child {mode} failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "child {test} failed: {stdout}\n{stderr}"
     );
     assert!(
-        stdout.contains("CHILD-CHECKED"),
-        "child {mode} did not run: {stdout}"
+        stdout.contains("running 1 test") && stdout.contains("test result: ok. 1 passed"),
+        "child {test} did not run its test: {stdout}"
     );
+    let checked = stdout
+        .lines()
+        .find_map(|line| Some(line.split_once(&format!("{CHILD_CHECKED} {test}: "))?.1))
+        .unwrap_or_else(|| panic!("child {test} did not finish its checks: {stdout}"));
+    assert!(checked.contains("seccomp"), "{checked}");
 }
 
 #[test]
 fn seccomp_blocked_io_uring_gives_the_documented_error() {
-    if std::env::var_os(CHILD_ENV).is_some() {
-        return; // the child runs `seccomp_child` only
-    }
-    run_child("seccomp_child", "setup");
+    in_child(
+        "seccomp_blocked_io_uring_gives_the_documented_error",
+        libc::SYS_io_uring_setup,
+        || {
+            let error = corering::Runtime::new().expect_err("io_uring_setup is refused");
+            assert_eq!(error.kind(), std::io::ErrorKind::PermissionDenied);
+            let message = error.to_string();
+            assert!(message.contains("io_uring_setup"), "{message}");
+            assert!(message.contains("seccomp"), "{message}");
+            assert!(message.contains("kernel.io_uring_disabled"), "{message}");
+            assert!(message.contains("os error 1"), "{message}");
+            // The same error through the builder.
+            let again = corering::Runtime::builder().entries(8).build().unwrap_err();
+            assert_eq!(again.kind(), std::io::ErrorKind::PermissionDenied);
+            assert_eq!(again.to_string(), message);
+            error
+        },
+    );
 }
 
 /// A filter that lets `io_uring_setup` through but refuses `io_uring_enter`
 /// or `io_uring_register` is found while the runtime is built, with an
 /// error that names the refused call, instead of a panic at the first tick.
-#[test]
-fn seccomp_refusing_enter_or_register_fails_the_build_with_the_call_named() {
-    if std::env::var_os(CHILD_ENV).is_some() {
-        return;
-    }
-    run_child("seccomp_child", "enter");
-    run_child("seccomp_child", "register");
+fn refused_call_is_named(call: &str) -> std::io::Error {
+    let error = corering::Runtime::new().expect_err("the ring cannot be used");
+    assert_eq!(error.kind(), std::io::ErrorKind::PermissionDenied);
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("io_uring_{call} failed")),
+        "{message}"
+    );
+    assert!(message.contains("seccomp"), "{message}");
+    assert!(message.contains("os error 1"), "{message}");
+    // And `start` panics with that message, not another.
+    let panic = std::panic::catch_unwind(|| corering::start(async {})).unwrap_err();
+    let panic = panic.downcast_ref::<String>().unwrap();
+    assert!(panic.contains(&message), "{panic}");
+    error
 }
 
 #[test]
-fn seccomp_child() {
-    let Some(mode) = std::env::var_os(CHILD_ENV) else {
-        return; // only meaningful inside the child process
-    };
-    match mode.to_str().unwrap() {
-        "setup" => {
-            refuse(libc::SYS_io_uring_setup);
-            let error = corering::Runtime::new().expect_err("io_uring_setup is refused");
-            assert_eq!(error.kind(), std::io::ErrorKind::PermissionDenied);
-            let message = error.to_string();
-            assert!(message.contains("seccomp"), "{message}");
-            assert!(message.contains("kernel.io_uring_disabled"), "{message}");
-            assert!(message.contains("os error 1"), "{message}");
-            // The same error through the builder.
-            let error = corering::Runtime::builder().entries(8).build().unwrap_err();
-            assert_eq!(error.kind(), std::io::ErrorKind::PermissionDenied);
-        }
-        call @ ("enter" | "register") => {
-            let syscall = if call == "enter" {
-                libc::SYS_io_uring_enter
-            } else {
-                libc::SYS_io_uring_register
-            };
-            refuse(syscall);
-            let error = corering::Runtime::new().expect_err("the ring cannot be used");
-            assert_eq!(error.kind(), std::io::ErrorKind::PermissionDenied);
-            let message = error.to_string();
-            assert!(message.contains(&format!("io_uring_{call}")), "{message}");
-            assert!(message.contains("seccomp"), "{message}");
-            // And `start` panics with that message, not another.
-            let panic = std::panic::catch_unwind(|| corering::start(async {})).unwrap_err();
-            let panic = panic.downcast_ref::<String>().unwrap();
-            assert!(panic.contains(&format!("io_uring_{call}")), "{panic}");
-        }
-        other => panic!("unknown child mode {other}"),
-    }
-    println!("CHILD-CHECKED");
+fn seccomp_refusing_enter_fails_the_build_with_the_call_named() {
+    in_child(
+        "seccomp_refusing_enter_fails_the_build_with_the_call_named",
+        libc::SYS_io_uring_enter,
+        || refused_call_is_named("enter"),
+    );
+}
+
+#[test]
+fn seccomp_refusing_register_fails_the_build_with_the_call_named() {
+    in_child(
+        "seccomp_refusing_register_fails_the_build_with_the_call_named",
+        libc::SYS_io_uring_register,
+        || refused_call_is_named("register"),
+    );
 }

@@ -19,7 +19,7 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
-use std::mem::size_of;
+use std::mem::{size_of, ManuallyDrop};
 use std::ops::Deref;
 use std::ptr::NonNull;
 use std::rc::Rc;
@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::task::Waker;
 
 use crate::runtime::context::{self, Gone};
+use crate::sys::mapping::Mapping;
 
 /// One ring entry (`struct io_uring_buf`, kernel ABI).
 #[repr(C)]
@@ -62,8 +63,11 @@ pub struct BufRing {
 }
 
 pub(crate) struct Inner {
+    /// The entries, at the start of `mapping`.
     ring: NonNull<RingEntry>,
-    ring_bytes: usize,
+    /// Where the entries live; unmapped only once the kernel is done with
+    /// them (see `Drop`), leaked otherwise.
+    mapping: ManuallyDrop<Mapping>,
     buffers: NonNull<u8>,
     buf_len: usize,
     entries: u16,
@@ -115,28 +119,14 @@ impl BufRing {
         let total = usize::from(entries)
             .checked_mul(buf_len)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "buffer ring too large"))?;
-        let ring_bytes = usize::from(entries) * size_of::<RingEntry>();
-        // SAFETY: a fresh private anonymous mapping; the kernel wants the
-        // ring page-aligned, which mmap guarantees.
-        let ring = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                ring_bytes,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
-                -1,
-                0,
-            )
-        };
-        if ring == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let ring = NonNull::new(ring.cast::<RingEntry>()).expect("mmap does not return null");
+        // Page-aligned, as the kernel wants the ring.
+        let mapping = Mapping::anonymous(usize::from(entries) * size_of::<RingEntry>())?;
+        let ring = mapping.base().cast::<RingEntry>();
         let buffers: Box<[u8]> = vec![0u8; total].into_boxed_slice();
         let buffers = NonNull::new(Box::into_raw(buffers).cast::<u8>()).expect("a box is not null");
         let mut inner = Inner {
             ring,
-            ring_bytes,
+            mapping: ManuallyDrop::new(mapping),
             buffers,
             buf_len,
             entries,
@@ -331,9 +321,10 @@ impl Drop for Inner {
             Err(Gone::Leaked) => return,
         }
         // SAFETY: the group is unregistered (or its ring closed), so the
-        // kernel no longer touches either allocation; both came from here.
+        // kernel no longer touches either allocation; both came from here,
+        // and neither is used again.
         unsafe {
-            libc::munmap(self.ring.as_ptr().cast(), self.ring_bytes);
+            ManuallyDrop::drop(&mut self.mapping);
             let total = usize::from(self.entries) * self.buf_len;
             drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
                 self.buffers.as_ptr(),

@@ -3,7 +3,7 @@
 //! ([`copy`]).
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use super::{File, OpenOptions};
@@ -24,18 +24,8 @@ impl Pipe {
     /// A new pipe, grown to 1 MiB where the system allows (fewer rounds
     /// for large transfers).
     fn new() -> io::Result<Pipe> {
-        let mut fds = [0; 2];
-        // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: pipe2 just created both descriptors for us alone.
-        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        // SAFETY: fcntl on a descriptor we own; failures leave the size.
-        let capacity = unsafe {
-            libc::fcntl(fds[1], libc::F_SETPIPE_SZ, 1 << 20);
-            libc::fcntl(fds[1], libc::F_GETPIPE_SZ)
-        };
+        let (read, write) = crate::sys::file::pipe()?;
+        let capacity = crate::sys::file::grow_pipe(write.as_fd(), 1 << 20).unwrap_or(0);
         Ok(Pipe {
             read: SharedFd::new(read),
             write: SharedFd::new(write),

@@ -141,7 +141,7 @@ impl Metadata {
 
     /// The device the file lives on, as `st_dev` encodes it.
     pub fn dev(&self) -> u64 {
-        libc::makedev(self.statx.stx_dev_major, self.statx.stx_dev_minor)
+        crate::sys::file::device_number(self.statx.stx_dev_major, self.statx.stx_dev_minor)
     }
 
     /// The number of hard links.

@@ -1,6 +1,10 @@
 //! One file per operation family. Each operation is a small struct that owns
-//! what the kernel touches, builds its SQE and maps its CQE (every errno is
-//! passed through as an `io::Error`; none panics). One operation moves at
+//! what the kernel touches, builds its SQE and maps its CQE (every errno that
+//! reaches it is passed through as an `io::Error`; none panics). An `EINTR`
+//! or `EAGAIN` that did nothing reaches a one-shot operation's mapping only
+//! after `Op` has submitted the same SQE again 64 times in a row
+//! (`single.rs`); the verdict on every errno of every call is tabled in
+//! `sys/mod.rs`. One operation moves at
 //! most `0x7ffff000` bytes (Linux's `MAX_RW_COUNT`): a longer buffer gets
 //! a short count, which `write_all` and `read_exact_at` loop over as usual.
 //!

@@ -233,6 +233,6 @@ pub(crate) fn defer_close(target: Target, owner: u64) {
     if let (Err(_), Target::Fd(fd)) = (queued, target) {
         // SAFETY: the caller owned `fd` and gives it up; nothing uses it
         // after.
-        unsafe { libc::close(fd) };
+        unsafe { crate::sys::file::close(fd) };
     }
 }

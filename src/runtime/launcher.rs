@@ -13,6 +13,7 @@ use std::io;
 use std::sync::mpsc;
 
 use super::Builder;
+use crate::sys::affinity::{allowed_cpus, pin_to};
 
 /// Names one core of a [`Builder::run_on_cores`] launch: `0..cores`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -104,35 +105,4 @@ where
                 .collect()),
         }
     })
-}
-
-/// The CPUs this process may run on, in order.
-fn allowed_cpus() -> io::Result<Vec<usize>> {
-    // SAFETY: `set` is a plain bit set the kernel fills; its size is passed.
-    let set = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        set
-    };
-    let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
-        // SAFETY: `cpu` is below CPU_SETSIZE, the set's size.
-        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
-        .collect();
-    Ok(cpus)
-}
-
-/// Pins the calling thread to `cpu`.
-fn pin_to(cpu: usize) -> io::Result<()> {
-    // SAFETY: `set` is a plain bit set, `cpu` is below CPU_SETSIZE (it came
-    // from `allowed_cpus`), and its size is passed.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }

@@ -16,11 +16,8 @@ pub(crate) struct EventFd {
 impl EventFd {
     /// Creates an eventfd with a zero counter.
     pub(crate) fn new() -> io::Result<EventFd> {
-        // SAFETY: eventfd takes no pointers; a negative result is an error.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // SAFETY: eventfd takes no pointers.
+        let fd = syscall!(eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK))?;
         // SAFETY: `fd` was just returned by eventfd and is owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(EventFd { fd })
@@ -33,17 +30,15 @@ impl EventFd {
     pub(crate) fn notify(&self) {
         let one: u64 = 1;
         // SAFETY: the pointer and length describe `one`, which outlives the call.
-        let written = unsafe {
-            libc::write(
-                self.fd.as_raw_fd(),
-                (&one as *const u64).cast(),
-                std::mem::size_of::<u64>(),
-            )
-        };
+        let written = syscall!(write(
+            self.fd.as_raw_fd(),
+            (&one as *const u64).cast(),
+            std::mem::size_of::<u64>(),
+        ));
         debug_assert!(
-            written == 8 || io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN),
-            "eventfd write failed: {}",
-            io::Error::last_os_error()
+            matches!(&written, Ok(8))
+                || matches!(&written, Err(error) if error.raw_os_error() == Some(libc::EAGAIN)),
+            "eventfd write failed: {written:?}"
         );
     }
 }

@@ -15,10 +15,11 @@
 
 use std::io;
 use std::os::fd::AsRawFd;
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use io_uring::{cqueue, squeue, IoUring};
+
+use super::mapping::Mapping;
 
 /// `struct io_sqring_offsets` (kernel ABI).
 #[repr(C)]
@@ -74,51 +75,6 @@ const IORING_SETUP_NO_SQARRAY: u32 = 1 << 16;
 const IORING_SQ_NEED_WAKEUP: u32 = 1;
 const IORING_SQ_CQ_OVERFLOW: u32 = 2;
 
-/// One `mmap` of ring memory, unmapped on drop.
-struct Mapping {
-    base: NonNull<u8>,
-    len: usize,
-}
-
-impl Mapping {
-    fn new(fd: i32, offset: libc::off_t, len: usize) -> io::Result<Mapping> {
-        // SAFETY: a fresh shared mapping of the ring's memory; nothing else
-        // is placed at the address the kernel picks.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
-                fd,
-                offset,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Mapping {
-            base: NonNull::new(base.cast()).expect("mmap does not return null on success"),
-            len,
-        })
-    }
-
-    /// The address `offset` bytes in, as a `T`.
-    fn at<T>(&self, offset: u32) -> *mut T {
-        debug_assert!((offset as usize) < self.len);
-        // SAFETY: the offsets come from the kernel and lie inside the mapping.
-        unsafe { self.base.as_ptr().add(offset as usize).cast() }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: the mapping was made by `Mapping::new` and nothing refers
-        // to it any more (its owner, `Queues`, is being dropped).
-        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
-    }
-}
-
 /// The submission and completion queues of one ring.
 pub(crate) struct Queues {
     sq_head: *const AtomicU32,
@@ -161,13 +117,13 @@ impl Queues {
             + params.cq_entries as usize * std::mem::size_of::<cqueue::Entry>();
         let mut maps = Vec::with_capacity(3);
         if params.features & IORING_FEAT_SINGLE_MMAP != 0 {
-            maps.push(Mapping::new(fd, IORING_OFF_SQ_RING, sq_len.max(cq_len))?);
+            maps.push(Mapping::ring(fd, IORING_OFF_SQ_RING, sq_len.max(cq_len))?);
         } else {
-            maps.push(Mapping::new(fd, IORING_OFF_SQ_RING, sq_len)?);
-            maps.push(Mapping::new(fd, IORING_OFF_CQ_RING, cq_len)?);
+            maps.push(Mapping::ring(fd, IORING_OFF_SQ_RING, sq_len)?);
+            maps.push(Mapping::ring(fd, IORING_OFF_CQ_RING, cq_len)?);
         }
         let sqe_len = params.sq_entries as usize * std::mem::size_of::<squeue::Entry>();
-        let sqes = Mapping::new(fd, IORING_OFF_SQES, sqe_len)?;
+        let sqes = Mapping::ring(fd, IORING_OFF_SQES, sqe_len)?;
         let (sq, cq) = (&maps[0], maps.last().expect("one or two ring mappings"));
         let (sq_off, cq_off) = (params.sq_off, params.cq_off);
         // SAFETY: the offsets come from the kernel and point at the fields
@@ -196,7 +152,7 @@ impl Queues {
             mask: cq_mask,
             cqes: cq.at(cq_off.cqes),
         };
-        let sqe_base = sqes.base.as_ptr().cast();
+        let sqe_base = sqes.base().as_ptr().cast();
         maps.push(sqes);
         Ok(Queues {
             sq_head,

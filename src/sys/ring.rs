@@ -3,9 +3,9 @@
 //!
 //! Flags are tried from the most capable set down, dropping what the kernel
 //! refuses with `EINVAL`: `DEFER_TASKRUN` (completion work runs only when this
-//! thread enters the ring, so it never interrupts user code) needs
-//! `SINGLE_ISSUER`; both need Linux 6.1. `COOP_TASKRUN` (5.19) and
-//! `SUBMIT_ALL` (5.18) are independent. SQPOLL, when asked for, excludes
+//! thread enters the ring, so it never interrupts user code; Linux 6.1)
+//! needs `SINGLE_ISSUER` (6.0). `COOP_TASKRUN` (5.19) and `SUBMIT_ALL`
+//! (5.18) are independent. SQPOLL, when asked for, excludes
 //! `DEFER_TASKRUN`.
 
 use std::io;
@@ -248,12 +248,75 @@ mod tests {
         assert!(error.to_string().contains("CONFIG_IO_URING"));
     }
 
+    /// The running kernel's version, `(major, minor)`, from `uname(2)`.
+    fn kernel_version() -> (u32, u32) {
+        // SAFETY: an all-zero `utsname` is a valid value for the kernel to
+        // overwrite.
+        let mut names: libc::utsname = unsafe { std::mem::zeroed() };
+        // SAFETY: `names` is a writable `utsname` for the call to fill.
+        syscall!(uname(&mut names)).unwrap();
+        let release: Vec<u8> = names
+            .release
+            .iter()
+            .take_while(|&&byte| byte != 0)
+            .map(|&byte| byte as u8)
+            .collect();
+        parse_version(std::str::from_utf8(&release).unwrap())
+    }
+
+    /// `(major, minor)` of a kernel release such as `6.1.0-18-amd64`.
+    fn parse_version(release: &str) -> (u32, u32) {
+        let mut numbers = release.split(|c: char| !c.is_ascii_digit());
+        let mut next = || numbers.next().and_then(|n| n.parse().ok());
+        let major = next().unwrap_or_else(|| panic!("kernel release {release:?}"));
+        (major, next().unwrap_or(0))
+    }
+
+    /// The flags `create` gets without SQPOLL on a mainline kernel of
+    /// `version`, when each flag arrived: `SUBMIT_ALL` in 5.18,
+    /// `COOP_TASKRUN` in 5.19, `SINGLE_ISSUER` in 6.0, `DEFER_TASKRUN` in
+    /// 6.1. (A distribution kernel with flags backported gets more.)
+    fn expected_flags(version: (u32, u32)) -> RingFlags {
+        RingFlags {
+            submit_all: version >= (5, 18),
+            coop_taskrun: version >= (5, 19),
+            single_issuer: version >= (6, 0),
+            defer_taskrun: version >= (6, 1),
+            sqpoll: false,
+        }
+    }
+
+    #[test]
+    fn kernel_versions_parse() {
+        assert_eq!(parse_version("6.18.44-fc-v1098"), (6, 18));
+        assert_eq!(parse_version("6.1.0-18-amd64"), (6, 1));
+        assert_eq!(parse_version("5.15.0"), (5, 15));
+        assert_eq!(parse_version("6.0"), (6, 0));
+        assert_eq!(parse_version("6"), (6, 0));
+        let all = expected_flags((6, 1));
+        assert!(all.single_issuer && all.defer_taskrun && all.coop_taskrun && all.submit_all);
+        // Each expected set is one the fallback tries, so `create` can get it.
+        for version in [(5, 11), (5, 18), (5, 19), (6, 0), (6, 1), (6, 12)] {
+            let expected = expected_flags(version);
+            assert!(
+                candidate_flags(false).contains(&expected),
+                "{version:?}: {expected:?} is never tried"
+            );
+        }
+    }
+
     #[test]
     fn best_flags_on_this_kernel() {
         let (ring, flags) = create(8, None).unwrap();
         assert_eq!(ring.params().sq_entries(), 8);
         assert_eq!(ring.params().cq_entries(), 16);
-        // The development and CI kernels are 6.1 or newer.
-        assert!(flags.defer_taskrun && flags.single_issuer && flags.submit_all);
+        let version = kernel_version();
+        assert_eq!(
+            flags,
+            expected_flags(version),
+            "the flags Linux {}.{} accepts",
+            version.0,
+            version.1
+        );
     }
 }

@@ -210,15 +210,6 @@ impl SockAddr {
     }
 }
 
-/// Turns a libc return value into a result.
-fn check(result: libc::c_int) -> io::Result<libc::c_int> {
-    if result < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(result)
-    }
-}
-
 /// A new close-on-exec stream or datagram socket for `addr`'s family.
 pub(crate) fn socket(addr: &SocketAddr, ty: libc::c_int) -> io::Result<OwnedFd> {
     let domain = match addr {
@@ -226,7 +217,7 @@ pub(crate) fn socket(addr: &SocketAddr, ty: libc::c_int) -> io::Result<OwnedFd> 
         SocketAddr::V6(_) => libc::AF_INET6,
     };
     // SAFETY: socket takes no pointers.
-    let fd = check(unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, 0) })?;
+    let fd = syscall!(socket(domain, ty | libc::SOCK_CLOEXEC, 0))?;
     // SAFETY: `fd` was just returned by socket and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -234,7 +225,7 @@ pub(crate) fn socket(addr: &SocketAddr, ty: libc::c_int) -> io::Result<OwnedFd> 
 /// A new close-on-exec Unix socket of type `ty`.
 pub(crate) fn unix_socket(ty: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: socket takes no pointers.
-    let fd = check(unsafe { libc::socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0) })?;
+    let fd = syscall!(socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0))?;
     // SAFETY: `fd` was just returned by socket and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -243,9 +234,12 @@ pub(crate) fn unix_socket(ty: libc::c_int) -> io::Result<OwnedFd> {
 pub(crate) fn unix_pair(ty: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for the two descriptors the kernel writes.
-    check(unsafe {
-        libc::socketpair(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
-    })?;
+    syscall!(socketpair(
+        libc::AF_UNIX,
+        ty | libc::SOCK_CLOEXEC,
+        0,
+        fds.as_mut_ptr()
+    ))?;
     // SAFETY: both were just returned by socketpair and are owned by nobody else.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
@@ -253,26 +247,26 @@ pub(crate) fn unix_pair(ty: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
 /// Binds `fd` to a kernel-form address.
 pub(crate) fn bind_raw(fd: RawFd, addr: &SockAddr) -> io::Result<()> {
     // SAFETY: the pointer and length describe `addr`, alive for the call.
-    check(unsafe { libc::bind(fd, addr.as_ptr(), addr.len()) }).map(drop)
+    syscall!(bind(fd, addr.as_ptr(), addr.len())).map(drop)
 }
 
 /// Starts listening on a bound socket.
 pub(crate) fn listen_on(fd: RawFd, backlog: i32) -> io::Result<()> {
     // SAFETY: listen takes no pointers.
-    check(unsafe { libc::listen(fd, backlog) }).map(drop)
+    syscall!(listen(fd, backlog)).map(drop)
 }
 
 /// Connects a datagram socket (no waiting: it only sets the peer).
 pub(crate) fn connect_now(fd: RawFd, addr: &SockAddr) -> io::Result<()> {
     // SAFETY: the pointer and length describe `addr`, alive for the call.
-    check(unsafe { libc::connect(fd, addr.as_ptr(), addr.len()) }).map(drop)
+    syscall!(connect(fd, addr.as_ptr(), addr.len())).map(drop)
 }
 
 /// The kernel-form local address of `fd`.
 pub(crate) fn local_raw(fd: RawFd) -> io::Result<SockAddr> {
     let mut addr = SockAddr::empty();
     // SAFETY: the pointers describe `addr`'s storage and length.
-    check(unsafe { libc::getsockname(fd, addr.as_mut_ptr(), addr.len_mut()) })?;
+    syscall!(getsockname(fd, addr.as_mut_ptr(), addr.len_mut()))?;
     Ok(addr)
 }
 
@@ -280,7 +274,7 @@ pub(crate) fn local_raw(fd: RawFd) -> io::Result<SockAddr> {
 pub(crate) fn peer_raw(fd: RawFd) -> io::Result<SockAddr> {
     let mut addr = SockAddr::empty();
     // SAFETY: the pointers describe `addr`'s storage and length.
-    check(unsafe { libc::getpeername(fd, addr.as_mut_ptr(), addr.len_mut()) })?;
+    syscall!(getpeername(fd, addr.as_mut_ptr(), addr.len_mut()))?;
     Ok(addr)
 }
 
@@ -292,15 +286,13 @@ pub(crate) fn set_option(
     value: libc::c_int,
 ) -> io::Result<()> {
     // SAFETY: the pointer and length describe `value`, alive for the call.
-    check(unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    })
+    syscall!(setsockopt(
+        fd,
+        level,
+        name,
+        (&value as *const libc::c_int).cast(),
+        size_of::<libc::c_int>() as libc::socklen_t,
+    ))
     .map(drop)
 }
 
@@ -314,15 +306,13 @@ pub(crate) fn option(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Re
     let mut value: libc::c_int = 0;
     let mut len = size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: the pointers describe `value` and `len`, alive for the call.
-    check(unsafe {
-        libc::getsockopt(
-            fd,
-            level,
-            name,
-            (&mut value as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    })?;
+    syscall!(getsockopt(
+        fd,
+        level,
+        name,
+        (&mut value as *mut libc::c_int).cast(),
+        &mut len,
+    ))?;
     Ok(value)
 }
 
