@@ -9,7 +9,7 @@ pub(crate) fn allowed_cpus() -> io::Result<Vec<usize>> {
     // SAFETY: an all-zero `cpu_set_t` is an empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: `set` is a plain bit set the kernel fills; its size is passed.
-    syscall!(sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set))?;
+    unsafe { syscall!(sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set)) }?;
     let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
         // SAFETY: `cpu` is below CPU_SETSIZE, the set's size.
         .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
@@ -26,6 +26,6 @@ pub(crate) fn pin_to(cpu: usize) -> io::Result<()> {
     // SAFETY: `cpu` is below CPU_SETSIZE, the set's size (asserted above).
     unsafe { libc::CPU_SET(cpu, &mut set) };
     // SAFETY: `set` is a plain bit set the kernel reads; its size is passed.
-    syscall!(sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set))?;
+    unsafe { syscall!(sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set)) }?;
     Ok(())
 }

@@ -17,7 +17,7 @@ impl EventFd {
     /// Creates an eventfd with a zero counter.
     pub(crate) fn new() -> io::Result<EventFd> {
         // SAFETY: eventfd takes no pointers.
-        let fd = syscall!(eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK))?;
+        let fd = unsafe { syscall!(eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK)) }?;
         // SAFETY: `fd` was just returned by eventfd and is owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(EventFd { fd })
@@ -30,11 +30,13 @@ impl EventFd {
     pub(crate) fn notify(&self) {
         let one: u64 = 1;
         // SAFETY: the pointer and length describe `one`, which outlives the call.
-        let written = syscall!(write(
-            self.fd.as_raw_fd(),
-            (&one as *const u64).cast(),
-            std::mem::size_of::<u64>(),
-        ));
+        let written = unsafe {
+            syscall!(write(
+                self.fd.as_raw_fd(),
+                (&one as *const u64).cast(),
+                std::mem::size_of::<u64>(),
+            ))
+        };
         debug_assert!(
             matches!(&written, Ok(8))
                 || matches!(&written, Err(error) if error.raw_os_error() == Some(libc::EAGAIN)),

@@ -15,14 +15,14 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 /// The caller owns `fd`, and nothing uses it after.
 pub(crate) unsafe fn close(fd: RawFd) {
     // SAFETY: the caller owns `fd` and gives it up (this function's contract).
-    let _ = syscall!(close(fd));
+    let _ = unsafe { syscall!(close(fd)) };
 }
 
 /// A new close-on-exec pipe: (read end, write end).
 pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-    syscall!(pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC))?;
+    unsafe { syscall!(pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC)) }?;
     // SAFETY: pipe2 just created both descriptors for us alone.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
@@ -33,9 +33,9 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 pub(crate) fn grow_pipe(pipe: BorrowedFd<'_>, capacity: libc::c_int) -> io::Result<libc::c_int> {
     let fd = pipe.as_raw_fd();
     // SAFETY: fcntl on a descriptor the caller holds; no pointer is passed.
-    let _ = syscall!(fcntl(fd, libc::F_SETPIPE_SZ, capacity));
+    let _ = unsafe { syscall!(fcntl(fd, libc::F_SETPIPE_SZ, capacity)) };
     // SAFETY: as above.
-    syscall!(fcntl(fd, libc::F_GETPIPE_SZ))
+    unsafe { syscall!(fcntl(fd, libc::F_GETPIPE_SZ)) }
 }
 
 /// The device number `st_dev` encodes for `major` and `minor`

@@ -35,14 +35,16 @@ impl Mapping {
         let protection = libc::PROT_READ | libc::PROT_WRITE;
         // SAFETY: a fresh mapping at an address the kernel picks, so nothing
         // else is placed there; no pointer is passed in.
-        let base = syscall!(mmap(
-            std::ptr::null_mut(),
-            len,
-            protection,
-            flags,
-            fd,
-            offset
-        ))?;
+        let base = unsafe {
+            syscall!(mmap(
+                std::ptr::null_mut(),
+                len,
+                protection,
+                flags,
+                fd,
+                offset
+            ))
+        }?;
         Ok(Mapping {
             base: NonNull::new(base.cast()).expect("mmap does not return null on success"),
             len,
@@ -67,7 +69,7 @@ impl Drop for Mapping {
         // SAFETY: the mapping was made by `Mapping::new` and nothing refers
         // to it any more: its owner is being dropped, and the kernel is done
         // with it (the owner's contract).
-        let unmapped = syscall!(munmap(self.base.as_ptr().cast(), self.len));
+        let unmapped = unsafe { syscall!(munmap(self.base.as_ptr().cast(), self.len)) };
         debug_assert!(unmapped.is_ok(), "munmap: {unmapped:?}");
     }
 }

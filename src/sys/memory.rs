@@ -12,7 +12,7 @@ pub(crate) fn total() -> Option<u64> {
     // overwrite.
     let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
     // SAFETY: `info` is a writable `sysinfo` for the call to fill.
-    syscall!(sysinfo(&mut info)).ok()?;
+    unsafe { syscall!(sysinfo(&mut info)) }.ok()?;
     let unit = u64::from(info.mem_unit.max(1));
     // The sizes are `c_ulong`s, 32 bits on 32-bit targets.
     #[allow(clippy::useless_conversion)]

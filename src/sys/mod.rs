@@ -22,11 +22,10 @@
 //!
 //! # One doorway: `syscall!`
 //!
-//! Every libc call is made through `syscall!`, as in mio: the macro holds
-//! the one `unsafe` block that makes the call and is the one place where a
-//! failure (`-1`, or `MAP_FAILED` from `mmap`) becomes
-//! [`io::Error::last_os_error`]. Each caller is one line under a
-//! `// SAFETY:` comment that says why its arguments are valid for the call.
+//! Every libc call is made through `syscall!`, as in mio: the one place
+//! where a failure (`-1`, or `MAP_FAILED` from `mmap`) becomes
+//! [`io::Error::last_os_error`]. Each call is an `unsafe { syscall!(..) }`
+//! under a `// SAFETY:` comment that says why its arguments are valid.
 //! Calls through the `io-uring` crate (`io_uring_setup`, `_enter`,
 //! `_register`) already return `io::Result`.
 //!
@@ -62,17 +61,14 @@ use std::io;
 /// failure into the last OS error: `syscall!(pipe2(fds.as_mut_ptr(), flags))`
 /// is an `io::Result` of what `pipe2` returned.
 ///
-/// Every call is an unsafe call: each invocation carries a `// SAFETY:`
-/// comment above it that says why the arguments are valid (pointers to live
-/// memory of the right size, descriptors the caller owns).
+/// The call is unsafe and the macro does not hide it: every invocation
+/// sits in an `unsafe` block of its caller's, under a `// SAFETY:` comment
+/// that says why the arguments are valid (pointers to live memory of the
+/// right size, descriptors the caller owns), which clippy enforces.
 macro_rules! syscall {
-    ($fn:ident ( $($arg:expr),* $(,)? )) => {{
-        // SAFETY: the invocation's own `// SAFETY:` comment says why the
-        // arguments are valid for this call (see the macro's docs).
-        #[allow(unused_unsafe)]
-        let result = unsafe { libc::$fn($($arg),*) };
-        $crate::sys::check(result)
-    }};
+    ($fn:ident ( $($arg:expr),* $(,)? )) => {
+        $crate::sys::check(libc::$fn($($arg),*))
+    };
 }
 
 pub(crate) mod affinity;

@@ -254,7 +254,7 @@ mod tests {
         // overwrite.
         let mut names: libc::utsname = unsafe { std::mem::zeroed() };
         // SAFETY: `names` is a writable `utsname` for the call to fill.
-        syscall!(uname(&mut names)).unwrap();
+        unsafe { syscall!(uname(&mut names)) }.unwrap();
         let release: Vec<u8> = names
             .release
             .iter()

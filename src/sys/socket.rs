@@ -217,7 +217,7 @@ pub(crate) fn socket(addr: &SocketAddr, ty: libc::c_int) -> io::Result<OwnedFd> 
         SocketAddr::V6(_) => libc::AF_INET6,
     };
     // SAFETY: socket takes no pointers.
-    let fd = syscall!(socket(domain, ty | libc::SOCK_CLOEXEC, 0))?;
+    let fd = unsafe { syscall!(socket(domain, ty | libc::SOCK_CLOEXEC, 0)) }?;
     // SAFETY: `fd` was just returned by socket and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -225,7 +225,7 @@ pub(crate) fn socket(addr: &SocketAddr, ty: libc::c_int) -> io::Result<OwnedFd> 
 /// A new close-on-exec Unix socket of type `ty`.
 pub(crate) fn unix_socket(ty: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: socket takes no pointers.
-    let fd = syscall!(socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0))?;
+    let fd = unsafe { syscall!(socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0)) }?;
     // SAFETY: `fd` was just returned by socket and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -234,12 +234,14 @@ pub(crate) fn unix_socket(ty: libc::c_int) -> io::Result<OwnedFd> {
 pub(crate) fn unix_pair(ty: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for the two descriptors the kernel writes.
-    syscall!(socketpair(
-        libc::AF_UNIX,
-        ty | libc::SOCK_CLOEXEC,
-        0,
-        fds.as_mut_ptr()
-    ))?;
+    unsafe {
+        syscall!(socketpair(
+            libc::AF_UNIX,
+            ty | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr()
+        ))
+    }?;
     // SAFETY: both were just returned by socketpair and are owned by nobody else.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
@@ -247,26 +249,26 @@ pub(crate) fn unix_pair(ty: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
 /// Binds `fd` to a kernel-form address.
 pub(crate) fn bind_raw(fd: RawFd, addr: &SockAddr) -> io::Result<()> {
     // SAFETY: the pointer and length describe `addr`, alive for the call.
-    syscall!(bind(fd, addr.as_ptr(), addr.len())).map(drop)
+    unsafe { syscall!(bind(fd, addr.as_ptr(), addr.len())) }.map(drop)
 }
 
 /// Starts listening on a bound socket.
 pub(crate) fn listen_on(fd: RawFd, backlog: i32) -> io::Result<()> {
     // SAFETY: listen takes no pointers.
-    syscall!(listen(fd, backlog)).map(drop)
+    unsafe { syscall!(listen(fd, backlog)) }.map(drop)
 }
 
 /// Connects a datagram socket (no waiting: it only sets the peer).
 pub(crate) fn connect_now(fd: RawFd, addr: &SockAddr) -> io::Result<()> {
     // SAFETY: the pointer and length describe `addr`, alive for the call.
-    syscall!(connect(fd, addr.as_ptr(), addr.len())).map(drop)
+    unsafe { syscall!(connect(fd, addr.as_ptr(), addr.len())) }.map(drop)
 }
 
 /// The kernel-form local address of `fd`.
 pub(crate) fn local_raw(fd: RawFd) -> io::Result<SockAddr> {
     let mut addr = SockAddr::empty();
     // SAFETY: the pointers describe `addr`'s storage and length.
-    syscall!(getsockname(fd, addr.as_mut_ptr(), addr.len_mut()))?;
+    unsafe { syscall!(getsockname(fd, addr.as_mut_ptr(), addr.len_mut())) }?;
     Ok(addr)
 }
 
@@ -274,7 +276,7 @@ pub(crate) fn local_raw(fd: RawFd) -> io::Result<SockAddr> {
 pub(crate) fn peer_raw(fd: RawFd) -> io::Result<SockAddr> {
     let mut addr = SockAddr::empty();
     // SAFETY: the pointers describe `addr`'s storage and length.
-    syscall!(getpeername(fd, addr.as_mut_ptr(), addr.len_mut()))?;
+    unsafe { syscall!(getpeername(fd, addr.as_mut_ptr(), addr.len_mut())) }?;
     Ok(addr)
 }
 
@@ -286,13 +288,15 @@ pub(crate) fn set_option(
     value: libc::c_int,
 ) -> io::Result<()> {
     // SAFETY: the pointer and length describe `value`, alive for the call.
-    syscall!(setsockopt(
-        fd,
-        level,
-        name,
-        (&value as *const libc::c_int).cast(),
-        size_of::<libc::c_int>() as libc::socklen_t,
-    ))
+    unsafe {
+        syscall!(setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        ))
+    }
     .map(drop)
 }
 
@@ -306,13 +310,15 @@ pub(crate) fn option(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Re
     let mut value: libc::c_int = 0;
     let mut len = size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: the pointers describe `value` and `len`, alive for the call.
-    syscall!(getsockopt(
-        fd,
-        level,
-        name,
-        (&mut value as *mut libc::c_int).cast(),
-        &mut len,
-    ))?;
+    unsafe {
+        syscall!(getsockopt(
+            fd,
+            level,
+            name,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        ))
+    }?;
     Ok(value)
 }
 
