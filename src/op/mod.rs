@@ -15,7 +15,7 @@
 //!
 //! The operations themselves are reached through the types that use them
 //! ([`Fd`](crate::fd::Fd), sockets in [`net`](crate::net), files in
-//! [`fs`](crate::fs)); [`nop`] is public for measuring the runtime itself.
+//! [`fs`](crate::fs)); [`nop()`] is public for measuring the runtime itself.
 
 mod close;
 mod fs;

@@ -68,7 +68,7 @@ impl Interval {
 /// The first instant after `now` on the grid of `period`s from
 /// `scheduled` (the tick just delivered), skipping the missed ones. A
 /// period too long for the clock to count saturates at "never", as a
-/// [`sleep`](super::sleep) does.
+/// [`sleep`](super::sleep()) does.
 fn next_tick(scheduled: Instant, period: Duration, now: Instant) -> Instant {
     let after = |periods: u32| {
         period
