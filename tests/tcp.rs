@@ -150,7 +150,7 @@ fn reset_peer_gives_connection_reset_on_read_and_on_a_linked_turn() {
         let addr = listener.local_addr().unwrap();
         let client = TcpStream::connect(addr).await.unwrap();
         let (server, _) = listener.accept().await.unwrap();
-        reset_on_close(client.as_raw_fd());
+        reset_on_close(client.as_fd().unwrap().as_raw_fd());
         client.close().await.unwrap();
         let (read, _) = server.read(Vec::with_capacity(64)).await;
         assert_eq!(read.unwrap_err().kind(), ErrorKind::ConnectionReset);
@@ -659,8 +659,6 @@ fn zero_copy_send_delivers_every_byte_and_returns_the_buffer() {
 
 #[test]
 fn direct_accepts_fill_the_table_then_fall_back() {
-    use std::os::fd::AsRawFd;
-
     let _serial = common::serial();
     let fds_before = open_fds();
     let runtime = corering::Runtime::builder().direct_fds(2).build().unwrap();
@@ -676,7 +674,7 @@ fn direct_accepts_fill_the_table_then_fall_back() {
         }
         // Two fit the table: no file descriptor, ring-only operations.
         for server in &servers[..2] {
-            assert_eq!(server.as_raw_fd(), -1);
+            assert!(server.as_fd().is_none());
             assert_eq!(
                 server.set_nodelay(false).unwrap_err().kind(),
                 ErrorKind::Unsupported
@@ -684,7 +682,7 @@ fn direct_accepts_fill_the_table_then_fall_back() {
         }
         // The third falls back to a plain descriptor, with the listener's
         // TCP_NODELAY inherited.
-        assert!(servers[2].as_raw_fd() >= 0);
+        assert!(servers[2].as_fd().is_some());
         assert!(servers[2].nodelay().unwrap());
         // Every one echoes through the ring.
         for (client, server) in clients.iter().zip(&servers) {
@@ -699,7 +697,7 @@ fn direct_accepts_fill_the_table_then_fall_back() {
         servers.remove(0).close().await.unwrap();
         clients.push(TcpStream::connect(addr).await.unwrap());
         let (again, _) = listener.accept_direct().await.unwrap();
-        assert_eq!(again.as_raw_fd(), -1);
+        assert!(again.as_fd().is_none());
         drop(again);
     });
     drop(runtime);
@@ -708,8 +706,6 @@ fn direct_accepts_fill_the_table_then_fall_back() {
 
 #[test]
 fn a_dropped_direct_accept_frees_its_table_entry() {
-    use std::os::fd::AsRawFd;
-
     let _serial = common::serial();
     let runtime = corering::Runtime::builder().direct_fds(1).build().unwrap();
     runtime.block_on(async {
@@ -723,7 +719,7 @@ fn a_dropped_direct_accept_frees_its_table_entry() {
         // The entry is free again: the next accept is direct.
         let _client = TcpStream::connect(addr).await.unwrap();
         let (server, _) = listener.accept_direct().await.unwrap();
-        assert_eq!(server.as_raw_fd(), -1);
+        assert!(server.as_fd().is_none());
     });
 }
 
@@ -732,8 +728,6 @@ fn a_dropped_direct_accept_frees_its_table_entry() {
 /// are still direct.
 #[test]
 fn a_dropped_direct_close_frees_its_table_entry() {
-    use std::os::fd::AsRawFd;
-
     let _serial = common::serial();
     let runtime = corering::Runtime::builder().direct_fds(2).build().unwrap();
     runtime.block_on(async {
@@ -743,7 +737,7 @@ fn a_dropped_direct_close_frees_its_table_entry() {
         for round in 0..6 {
             clients.push(TcpStream::connect(addr).await.unwrap());
             let (server, _) = listener.accept_direct().await.unwrap();
-            assert_eq!(server.as_raw_fd(), -1, "round {round}: direct");
+            assert!(server.as_fd().is_none(), "round {round}: direct");
             let mut closing = Box::pin(server.close());
             assert!(poll_once(&mut closing).await.is_pending());
             drop(closing);
