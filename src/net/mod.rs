@@ -12,10 +12,13 @@
 //! adds only how it connects and its address type.
 //!
 //! Every type converts from its std counterpart and from an `OwnedFd`,
-//! keeping the descriptor as it is (io_uring needs no `O_NONBLOCK`). A type
-//! that always has a file descriptor implements `AsFd`; a [`TcpStream`]
-//! may live in the ring's table of direct descriptors instead, so its
-//! [`as_fd`](TcpStream::as_fd) gives an `Option`.
+//! keeping the descriptor as it is: io_uring needs no `O_NONBLOCK`, and
+//! waits for a socket to be ready whether the flag is set or not (kernels
+//! before 5.13 may give `WouldBlock` to a vectored call on a non-blocking
+//! socket). A type that always has a file descriptor implements `AsFd`
+//! and `AsRawFd`; a [`TcpStream`] may live in the ring's table of direct
+//! descriptors instead, so its [`as_fd`](TcpStream::as_fd) gives an
+//! `Option`.
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};

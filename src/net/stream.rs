@@ -246,8 +246,11 @@ macro_rules! stream_methods {
             ///
             /// # Errors
             ///
-            /// As [`write`](Self::write); `EOPNOTSUPP` or `EINVAL` on
-            /// kernels without zero-copy send (before 6.0).
+            /// As [`write`](Self::write); `Unsupported` (`EOPNOTSUPP`)
+            /// where the kernel has no zero-copy send for the socket: Unix
+            /// sockets (Linux sends only TCP and UDP without copying), and
+            /// kernels before 6.0 (or `EINVAL` there). Nothing is sent
+            /// then, and the buffer is handed back.
             pub async fn send_zc<B: $crate::buf::IoBuf>(
                 &self,
                 buf: B,
