@@ -7,10 +7,12 @@
 //! [`stream_methods!`] macro gives each public stream type the same
 //! documented methods, each a one-line call into its `Stream`, so the two
 //! types differ only in how they connect and in their address types.
-//! The simple calls (`read`, `write`, `shutdown`) return the operation's
-//! future itself: a public `read` awaits one `Op<Recv>`, as before the
-//! core existed.
+//! The calls that only build an operation (`read`, `write`, `write_all`,
+//! `readv`, `writev`, `shutdown`) return its future itself, so a public
+//! `read` is one `async fn` around one `Op<Recv>`: no layer, no
+//! allocation, no dynamic call added by the core.
 
+use std::future::Future;
 use std::io;
 use std::net::Shutdown;
 use std::pin::Pin;
@@ -50,16 +52,25 @@ impl Stream {
         Op::new(Send::new(self.fd.clone(), buf))
     }
 
-    pub(crate) async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
-        write_all_with(buf, |rest, _| Send::new(self.fd.clone(), rest)).await
+    pub(crate) fn write_all<B: IoBuf>(
+        &self,
+        buf: B,
+    ) -> impl Future<Output = BufResult<(), B>> + '_ {
+        write_all_with(buf, |rest, _| Send::new(self.fd.clone(), rest))
     }
 
-    pub(crate) async fn readv<B: IoBufMut>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
-        readv("readv", self.fd.clone(), bufs, Offset::CURRENT).await
+    pub(crate) fn readv<B: IoBufMut>(
+        &self,
+        bufs: Vec<B>,
+    ) -> impl Future<Output = BufResult<usize, Vec<B>>> {
+        readv("readv", self.fd.clone(), bufs, Offset::CURRENT)
     }
 
-    pub(crate) async fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
-        writev("writev", self.fd.clone(), bufs, Offset::CURRENT).await
+    pub(crate) fn writev<B: IoBuf>(
+        &self,
+        bufs: Vec<B>,
+    ) -> impl Future<Output = BufResult<usize, Vec<B>>> {
+        writev("writev", self.fd.clone(), bufs, Offset::CURRENT)
     }
 
     /// A zero-copy send: the result CQE, then the notification that the
