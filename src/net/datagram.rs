@@ -9,7 +9,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
-use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::buf::{IoBuf, IoBufMut};
 use crate::fd::SharedFd;
 use crate::op::{Op, Recv, RecvFrom, Send, SendTo};
 use crate::sys::socket::{self, SockAddr};
@@ -58,8 +58,8 @@ impl Datagram {
         Op::new(SendTo::new(self.fd.clone(), buf, addr))
     }
 
-    pub(crate) async fn recv_from<B: IoBufMut>(&self, buf: B) -> BufResult<(usize, SockAddr), B> {
-        Op::new(RecvFrom::new(self.fd.clone(), buf)).await
+    pub(crate) fn recv_from<B: IoBufMut>(&self, buf: B) -> Op<RecvFrom<B>> {
+        Op::new(RecvFrom::new(self.fd.clone(), buf))
     }
 
     pub(crate) fn local_addr(&self) -> io::Result<SockAddr> {
@@ -86,9 +86,8 @@ macro_rules! datagram_methods {
             ///
             /// # Errors
             ///
-            /// As `send(2)`: `NotConnected` (`EDESTADDRREQ`) without a
-            /// peer, `ConnectionRefused` once the peer's port was found
-            /// closed.
+            /// As `send(2)`: `EDESTADDRREQ` without a peer; for UDP,
+            /// `ConnectionRefused` once the peer reported its port closed.
             pub async fn send<B: $crate::buf::IoBuf>(
                 &self,
                 buf: B,
