@@ -14,7 +14,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
-use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
@@ -78,12 +78,27 @@ impl SharedFd {
             .expect("descriptor used after close")
     }
 
-    /// The file descriptor, or -1 for a direct descriptor (which has none).
-    pub(crate) fn raw(&self) -> RawFd {
+    /// The file descriptor, `None` for a direct descriptor (which has
+    /// none).
+    pub(crate) fn as_fd(&self) -> Option<BorrowedFd<'_>> {
         match self.inner.target.get() {
-            Some(Target::Fd(fd)) => fd,
-            _ => -1,
+            // SAFETY: the descriptor stays open while this handle lives:
+            // only `close` takes it, and `close` consumes a handle and waits
+            // for every other one (this one included) to be dropped first.
+            Some(Target::Fd(fd)) => Some(unsafe { BorrowedFd::borrow_raw(fd) }),
+            _ => None,
         }
+    }
+
+    /// The file descriptor of a handle that never holds a direct one (made
+    /// by [`SharedFd::new`]).
+    ///
+    /// # Panics
+    ///
+    /// For a direct descriptor: a bug in the caller, which promised none.
+    pub(crate) fn plain_fd(&self) -> BorrowedFd<'_> {
+        self.as_fd()
+            .expect("only a TcpStream accepted directly holds a direct descriptor")
     }
 
     /// The file descriptor, for system calls outside the ring.
@@ -298,6 +313,7 @@ impl Fd {
     pub async fn close(self) -> io::Result<()> {
         self.shared.close().await
     }
+
     pub(crate) fn shared(&self) -> &SharedFd {
         &self.shared
     }
@@ -347,14 +363,57 @@ impl From<OwnedFd> for Fd {
     }
 }
 
+// An `Fd` is made only from an `OwnedFd` (never from a direct descriptor),
+// so it always has a file descriptor to lend.
+impl AsFd for Fd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.shared.plain_fd()
+    }
+}
+
 impl AsRawFd for Fd {
     fn as_raw_fd(&self) -> RawFd {
-        self.shared.raw()
+        self.as_fd().as_raw_fd()
     }
 }
 
 impl fmt::Debug for Fd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Fd").field(&self.shared.raw()).finish()
+        f.debug_tuple("Fd").field(&self.shared).finish()
     }
+}
+
+impl fmt::Debug for SharedFd {
+    /// The file descriptor, `Direct(index)` for an entry of the ring's
+    /// table, or `Closed` once `close` has taken it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.inner.target.get() {
+            Some(Target::Fd(fd)) => fmt::Debug::fmt(&fd, f),
+            Some(Target::Fixed(index)) => f.debug_tuple("Direct").field(&index).finish(),
+            None => f.write_str("Closed"),
+        }
+    }
+}
+
+/// A connected stream socket: [`TcpStream`](crate::net::TcpStream) or
+/// [`UnixStream`](crate::net::UnixStream), what
+/// [`File::splice_to`](crate::fs::File::splice_to) sends to.
+///
+/// Sealed: the types that implement it hand their shared descriptor
+/// (plain or direct) to the operations of other modules.
+pub trait StreamSocket: sealed::Sealed {}
+
+pub(crate) mod sealed {
+    use super::SharedFd;
+
+    /// What [`StreamSocket`](super::StreamSocket) needs, out of reach of
+    /// other crates: they cannot name it, so cannot implement it, and what
+    /// it lends them is opaque.
+    pub trait Sealed {
+        /// The handle operations on the socket share.
+        fn shared_fd(&self) -> Lent<'_>;
+    }
+
+    /// A borrowed [`SharedFd`], opaque outside this crate.
+    pub struct Lent<'a>(pub(crate) &'a SharedFd);
 }

@@ -11,7 +11,7 @@ use corering::time::timeout;
 #[test]
 fn dropped_read_frees_buffer_once_after_its_completion() {
     let _serial = common::serial();
-    let fds_before = open_fds();
+    let fds_before = common::steady_fds();
     corering::start(async {
         let fds_inside = open_fds();
         let (reader, writer) = pipe();
@@ -107,7 +107,7 @@ fn completed_but_untaken_result_is_freed_when_dropped() {
 #[test]
 fn runtime_dropped_with_1000_operations_in_flight_drains_them() {
     let _serial = common::serial();
-    let fds_before = open_fds();
+    let fds_before = common::steady_fds();
     let runtime = corering::Runtime::new().unwrap();
     let (drops, writer) = runtime.block_on(async {
         let (reader, writer) = pipe();
@@ -196,7 +196,7 @@ fn operation_moved_out_of_its_runtime_is_cancelled_at_shutdown_and_freed_after_i
 #[test]
 fn operation_dropped_inside_another_runtime_returns_to_its_own() {
     let _serial = common::serial();
-    let fds_before = open_fds();
+    let fds_before = common::steady_fds();
     let first = corering::Runtime::new().unwrap();
     let second = corering::Runtime::new().unwrap();
     let (reader, writer) = pipe();
@@ -228,7 +228,7 @@ fn operation_dropped_inside_another_runtime_returns_to_its_own() {
 #[test]
 fn operation_dropped_outside_any_runtime_closes_its_descriptor() {
     let _serial = common::serial();
-    let fds_before = open_fds();
+    let fds_before = common::steady_fds();
     for runtime_first in [false, true] {
         let runtime = corering::Runtime::new().unwrap();
         let (reader, writer) = pipe();

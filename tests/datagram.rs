@@ -1,5 +1,6 @@
 //! Datagram sockets: UDP and Unix datagram round trips, connected and not.
 
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::SocketAddr as UnixAddr;
 
@@ -58,16 +59,14 @@ fn unix_datagram_round_trips_by_path_and_abstract_name() {
         }
         let server = UnixDatagram::bind(&server_path).unwrap();
         let client = UnixDatagram::bind(&client_path).unwrap();
-        let server_addr = UnixAddr::from_pathname(&server_path).unwrap();
         client
-            .send_to_addr(b"request".as_slice(), &server_addr)
+            .send_to(b"request".as_slice(), &server_path)
             .await
             .0
             .unwrap();
         let (received, buf) = server.recv_from(Vec::with_capacity(64)).await;
         let (len, from) = received.unwrap();
         assert_eq!(&buf[..len], b"request");
-        let from = from.expect("the client is bound");
         assert_eq!(from.as_pathname(), Some(client_path.as_path()));
         server
             .send_to_addr(b"reply".as_slice(), &from)
@@ -90,9 +89,9 @@ fn unix_datagram_round_trips_by_path_and_abstract_name() {
         let (received, buf) = named.recv_from(Vec::with_capacity(8)).await;
         let (len, from) = received.unwrap();
         assert_eq!(len, 4);
-        assert!(from.is_none(), "an unbound sender has no address");
+        assert!(from.is_unnamed(), "an unbound sender has no address");
         assert_eq!(buf, b"anon");
-        let local = named.local_addr().unwrap().unwrap();
+        let local = named.local_addr().unwrap();
         assert_eq!(local.as_abstract_name(), Some(name.as_bytes()));
 
         let (left, right) = UnixDatagram::pair().unwrap();
@@ -131,5 +130,74 @@ fn datagram_receives_into_buffers_longer_than_i32_max() {
         buf.clear();
         let (received, buf) = d.recv(buf).await;
         assert_eq!((received.unwrap(), &buf[..]), (4, &b"ping"[..]));
+    });
+}
+
+/// Each conversion from std and from `OwnedFd`, used for a round trip, and
+/// tokio's naming for Unix datagrams: `send_to` and `connect` take a path.
+#[test]
+fn std_datagram_sockets_and_owned_fds_convert_and_work_through_the_ring() {
+    corering::start(async {
+        // From<std::net::UdpSocket> and From<OwnedFd>.
+        let a = UdpSocket::from(std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
+        let b = UdpSocket::from(OwnedFd::from(
+            std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
+        ));
+        let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        assert_eq!(a.as_fd().as_raw_fd(), a.as_raw_fd());
+        a.send_to(b"to b".as_slice(), b_addr).await.0.unwrap();
+        let (received, buf) = b.recv_from(Vec::with_capacity(16)).await;
+        assert_eq!(received.unwrap(), (4, a_addr));
+        assert_eq!(buf, b"to b");
+        b.connect(a_addr).unwrap();
+        b.send(b"to a".as_slice()).await.0.unwrap();
+        let (received, buf) = a.recv_from(Vec::with_capacity(16)).await;
+        assert_eq!((received.unwrap(), &buf[..]), ((4, b_addr), &b"to a"[..]));
+        assert_eq!(b.peer_addr().unwrap(), a_addr);
+
+        // From<std UnixDatagram> and From<OwnedFd>; send_to and connect by
+        // path.
+        let dir = std::env::temp_dir().join(format!("corering-dgram-from-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (left_path, right_path) = (dir.join("left.sock"), dir.join("right.sock"));
+        let left = UnixDatagram::from(std::os::unix::net::UnixDatagram::bind(&left_path).unwrap());
+        let right = UnixDatagram::from(OwnedFd::from(
+            std::os::unix::net::UnixDatagram::bind(&right_path).unwrap(),
+        ));
+        left.send_to(b"by path".as_slice(), &right_path)
+            .await
+            .0
+            .unwrap();
+        let (received, buf) = right.recv_from(Vec::with_capacity(16)).await;
+        let (len, from) = received.unwrap();
+        assert_eq!((len, &buf[..]), (7, &b"by path"[..]));
+        assert_eq!(from.as_pathname(), Some(left_path.as_path()));
+        right.connect(&left_path).unwrap();
+        assert_eq!(
+            right.peer_addr().unwrap().as_pathname(),
+            Some(left_path.as_path())
+        );
+        right.send(b"connected".as_slice()).await.0.unwrap();
+        let (read, buf) = left.recv(Vec::with_capacity(16)).await;
+        assert_eq!((read.unwrap(), &buf[..]), (9, &b"connected"[..]));
+        // The _addr forms take a SocketAddr: the one recv_from reported.
+        let reply_to = UnixAddr::from_pathname(&right_path).unwrap();
+        left.connect_addr(&reply_to).unwrap();
+        left.send_to_addr(b"addr".as_slice(), &reply_to)
+            .await
+            .0
+            .unwrap();
+        let (read, buf) = right.recv(Vec::with_capacity(16)).await;
+        assert_eq!((read.unwrap(), &buf[..]), (4, &b"addr"[..]));
+        // An unnamed address cannot be sent to; the buffer comes back.
+        let unnamed = UnixDatagram::unbound().unwrap().local_addr().unwrap();
+        assert!(unnamed.is_unnamed());
+        let (sent, buf) = left.send_to_addr(b"nowhere".as_slice(), &unnamed).await;
+        assert_eq!(sent.unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+        assert_eq!(buf, b"nowhere");
+        left.close().await.unwrap();
+        right.close().await.unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     });
 }

@@ -230,3 +230,85 @@ fn positioned_calls_refuse_offsets_past_the_largest_and_sequential_ones_keep_the
     assert_eq!(std::fs::read(&path).unwrap(), b"AB234CD789");
     std::fs::remove_file(path).unwrap();
 }
+
+/// More buffers than one call takes (`IOV_MAX`, 1,024): `InvalidInput`
+/// before anything is submitted, every buffer handed back in order as it
+/// was; at 1,024 the call goes through.
+#[test]
+fn vectored_calls_past_iov_max_hand_every_buffer_back_untouched() {
+    let _serial = common::serial();
+    corering::start(async {
+        let (reader, writer) = pipe();
+        let submitted = corering::stats().submitted;
+        let out: Vec<Vec<u8>> = (0..1025u32)
+            .map(|i| vec![(i % 251) as u8; 1 + i as usize % 4])
+            .collect();
+        let expected_out = out.clone();
+        let (written, out) = writer.writev(out).await;
+        let error = written.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidInput);
+        assert!(
+            error.to_string().starts_with("writev: 1025 buffers"),
+            "{error}"
+        );
+        assert_eq!(out, expected_out);
+        let (written, out) = writer.writev_at(out, 0).await;
+        assert_eq!(written.unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(out, expected_out);
+
+        let into: Vec<Vec<u8>> = (0..2000u32)
+            .map(|i| {
+                let mut buf = Vec::with_capacity(4);
+                buf.extend_from_slice(&i.to_le_bytes()[..2]);
+                buf
+            })
+            .collect();
+        let expected_into = into.clone();
+        let (read, into) = reader.readv(into).await;
+        let error = read.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidInput);
+        assert!(
+            error.to_string().starts_with("readv: 2000 buffers"),
+            "{error}"
+        );
+        assert_eq!(into, expected_into);
+        assert!(into.iter().all(|buf| buf.capacity() == 4));
+        let (read, into) = reader.readv_at(into, 0).await;
+        assert_eq!(read.unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(into, expected_into);
+        assert_eq!(corering::stats().submitted, submitted, "nothing submitted");
+
+        let (written, _) = writer.writev(vec![b"ab".as_slice(); 1024]).await;
+        assert_eq!(written.unwrap(), 2048);
+        let (read, bufs) = reader
+            .readv((0..1024).map(|_| Vec::with_capacity(2)).collect())
+            .await;
+        assert_eq!(read.unwrap(), 2048);
+        assert!(bufs.iter().all(|buf| buf == b"ab"));
+    });
+}
+
+/// `Fd` lends the descriptor it was made from (`AsFd`, `AsRawFd`), for as
+/// long as it lives.
+#[test]
+fn fd_lends_its_descriptor() {
+    use std::os::fd::{AsFd, AsRawFd};
+
+    let _serial = common::serial();
+    corering::start(async {
+        let (reader, writer) = std::io::pipe().unwrap();
+        let raw = writer.as_raw_fd();
+        let writer = Fd::from(OwnedFd::from(writer));
+        assert_eq!(writer.as_fd().as_raw_fd(), raw);
+        assert_eq!(writer.as_raw_fd(), raw);
+        assert_eq!(format!("{writer:?}"), format!("Fd({raw})"));
+        // A system call outside the ring through the borrowed descriptor.
+        let mut std_writer = std::fs::File::from(writer.as_fd().try_clone_to_owned().unwrap());
+        std::io::Write::write_all(&mut std_writer, b"lent").unwrap();
+        drop(std_writer);
+        drop(writer);
+        let reader = Fd::from(OwnedFd::from(reader));
+        let (read, buf) = reader.read(Vec::with_capacity(8)).await;
+        assert_eq!((read.unwrap(), &buf[..]), (4, &b"lent"[..]));
+    });
+}

@@ -339,21 +339,6 @@ fn settle_fds(count: usize) -> usize {
     common::open_fds()
 }
 
-/// This process's descriptor count once it has not changed for 200 ms
-/// (at most 10 s).
-fn steady_fds() -> usize {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let (mut count, mut since) = (common::open_fds(), Instant::now());
-    while since.elapsed() < Duration::from_millis(200) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-        let now = common::open_fds();
-        if now != count {
-            (count, since) = (now, Instant::now());
-        }
-    }
-    count
-}
-
 #[test]
 fn clients_that_stop_reading_are_dropped_and_every_descriptor_released() {
     let _serial = common::serial();
@@ -367,7 +352,7 @@ fn clients_that_stop_reading_are_dropped_and_every_descriptor_released() {
     assert_eq!(server.status(&[], "/docs/notes.txt"), "200");
     // The server closes curl's connection on its own time after curl has
     // gone: the baseline is the count once it has held still.
-    let baseline = steady_fds();
+    let baseline = common::steady_fds();
 
     const CLIENTS: usize = 20;
     let mut clients: Vec<TcpStream> = (0..CLIENTS)

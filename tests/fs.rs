@@ -724,6 +724,64 @@ fn splice_sends_a_file_on_a_socket_and_copy_copies_it() {
     );
 }
 
+/// `splice_to` takes any stream socket: a Unix stream, and a TCP
+/// connection in the ring's table of direct descriptors (spliced to by
+/// its table entry).
+#[test]
+fn splice_sends_a_file_on_a_unix_stream_and_on_a_direct_connection() {
+    let _serial = common::serial();
+    let dir = TempDir::new("splice-any");
+    let source = dir.join("source");
+    let len: u64 = (1 << 20) + 5;
+    std::fs::write(&source, (0..len).map(pattern).collect::<Vec<u8>>()).unwrap();
+    let runtime = corering::Runtime::builder().direct_fds(1).build().unwrap();
+    runtime.block_on(async {
+        let file = File::open(&source).await.unwrap();
+        let (unix_out, unix_in) = corering::net::UnixStream::pair().unwrap();
+        let listener = corering::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp_in = corering::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (tcp_out, _) = listener.accept_direct().await.unwrap();
+        assert!(tcp_out.as_fd().is_none(), "a direct connection");
+        let unix_reader = corering::spawn(async move {
+            let mut received = Vec::new();
+            loop {
+                let (read, buf) = unix_in.read(Vec::with_capacity(64 << 10)).await;
+                if read.unwrap() == 0 {
+                    return received;
+                }
+                received.extend_from_slice(&buf);
+            }
+        });
+        let tcp_reader = corering::spawn(async move {
+            let mut received = Vec::new();
+            loop {
+                let (read, buf) = tcp_in.read(Vec::with_capacity(64 << 10)).await;
+                if read.unwrap() == 0 {
+                    return received;
+                }
+                received.extend_from_slice(&buf);
+            }
+        });
+        assert_eq!(file.splice_to(&unix_out, 0, len).await.unwrap(), len);
+        assert_eq!(file.splice_to(&tcp_out, 7, len).await.unwrap(), len - 7);
+        unix_out.close().await.unwrap();
+        tcp_out.close().await.unwrap();
+        let expected: Vec<u8> = (0..len).map(pattern).collect();
+        assert!(
+            unix_reader.await.unwrap() == expected,
+            "the Unix stream got the file"
+        );
+        assert!(
+            tcp_reader.await.unwrap() == expected[7..],
+            "the direct connection got the file from 7"
+        );
+        file.close().await.unwrap();
+        assert_eq!(corering::stats().slots_in_use, 0);
+    });
+}
+
 #[test]
 fn open_beneath_keeps_paths_inside_the_directory() {
     let _serial = common::serial();

@@ -6,7 +6,7 @@ mod common;
 
 use std::io::ErrorKind;
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -150,7 +150,7 @@ fn reset_peer_gives_connection_reset_on_read_and_on_a_linked_turn() {
         let addr = listener.local_addr().unwrap();
         let client = TcpStream::connect(addr).await.unwrap();
         let (server, _) = listener.accept().await.unwrap();
-        reset_on_close(client.as_raw_fd());
+        reset_on_close(client.as_fd().unwrap().as_raw_fd());
         client.close().await.unwrap();
         let (read, _) = server.read(Vec::with_capacity(64)).await;
         assert_eq!(read.unwrap_err().kind(), ErrorKind::ConnectionReset);
@@ -659,8 +659,6 @@ fn zero_copy_send_delivers_every_byte_and_returns_the_buffer() {
 
 #[test]
 fn direct_accepts_fill_the_table_then_fall_back() {
-    use std::os::fd::AsRawFd;
-
     let _serial = common::serial();
     let fds_before = open_fds();
     let runtime = corering::Runtime::builder().direct_fds(2).build().unwrap();
@@ -676,7 +674,7 @@ fn direct_accepts_fill_the_table_then_fall_back() {
         }
         // Two fit the table: no file descriptor, ring-only operations.
         for server in &servers[..2] {
-            assert_eq!(server.as_raw_fd(), -1);
+            assert!(server.as_fd().is_none());
             assert_eq!(
                 server.set_nodelay(false).unwrap_err().kind(),
                 ErrorKind::Unsupported
@@ -684,7 +682,7 @@ fn direct_accepts_fill_the_table_then_fall_back() {
         }
         // The third falls back to a plain descriptor, with the listener's
         // TCP_NODELAY inherited.
-        assert!(servers[2].as_raw_fd() >= 0);
+        assert!(servers[2].as_fd().is_some());
         assert!(servers[2].nodelay().unwrap());
         // Every one echoes through the ring.
         for (client, server) in clients.iter().zip(&servers) {
@@ -699,7 +697,7 @@ fn direct_accepts_fill_the_table_then_fall_back() {
         servers.remove(0).close().await.unwrap();
         clients.push(TcpStream::connect(addr).await.unwrap());
         let (again, _) = listener.accept_direct().await.unwrap();
-        assert_eq!(again.as_raw_fd(), -1);
+        assert!(again.as_fd().is_none());
         drop(again);
     });
     drop(runtime);
@@ -708,8 +706,6 @@ fn direct_accepts_fill_the_table_then_fall_back() {
 
 #[test]
 fn a_dropped_direct_accept_frees_its_table_entry() {
-    use std::os::fd::AsRawFd;
-
     let _serial = common::serial();
     let runtime = corering::Runtime::builder().direct_fds(1).build().unwrap();
     runtime.block_on(async {
@@ -723,7 +719,7 @@ fn a_dropped_direct_accept_frees_its_table_entry() {
         // The entry is free again: the next accept is direct.
         let _client = TcpStream::connect(addr).await.unwrap();
         let (server, _) = listener.accept_direct().await.unwrap();
-        assert_eq!(server.as_raw_fd(), -1);
+        assert!(server.as_fd().is_none());
     });
 }
 
@@ -732,8 +728,6 @@ fn a_dropped_direct_accept_frees_its_table_entry() {
 /// are still direct.
 #[test]
 fn a_dropped_direct_close_frees_its_table_entry() {
-    use std::os::fd::AsRawFd;
-
     let _serial = common::serial();
     let runtime = corering::Runtime::builder().direct_fds(2).build().unwrap();
     runtime.block_on(async {
@@ -743,7 +737,7 @@ fn a_dropped_direct_close_frees_its_table_entry() {
         for round in 0..6 {
             clients.push(TcpStream::connect(addr).await.unwrap());
             let (server, _) = listener.accept_direct().await.unwrap();
-            assert_eq!(server.as_raw_fd(), -1, "round {round}: direct");
+            assert!(server.as_fd().is_none(), "round {round}: direct");
             let mut closing = Box::pin(server.close());
             assert!(poll_once(&mut closing).await.is_pending());
             drop(closing);
@@ -804,6 +798,7 @@ fn linked_turn_dropped_before_its_submission_is_still_cancelled() {
 
 #[test]
 fn vectored_sends_and_receives_with_more_buffers_than_one_call_takes_are_invalid() {
+    let _serial = common::serial();
     corering::start(async {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap())
@@ -841,6 +836,7 @@ fn vectored_sends_and_receives_with_more_buffers_than_one_call_takes_are_invalid
 
 #[test]
 fn sends_and_receives_longer_than_i32_max_move_what_one_call_can() {
+    let _serial = common::serial();
     corering::start(async {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap())
@@ -868,4 +864,72 @@ fn sends_and_receives_longer_than_i32_max_move_what_one_call_can() {
         let (read, buf) = server.read(buf).await;
         assert_eq!((read.unwrap(), &buf[..]), (3, &b"abc"[..]));
     });
+}
+
+/// Each conversion from std and from `OwnedFd`, used for a round trip; a
+/// std socket set non-blocking works the same (io_uring waits for data
+/// whatever `O_NONBLOCK` says, and the flag is left as it was).
+#[test]
+fn std_tcp_sockets_and_owned_fds_convert_and_work_through_the_ring() {
+    let _serial = common::serial();
+    let fds_before = open_fds();
+    corering::start(async {
+        // From<std::net::TcpListener>: accepts through the ring.
+        let listener = TcpListener::from(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+        let addr = listener.local_addr().unwrap();
+        assert_eq!(listener.as_fd().as_raw_fd(), listener.as_raw_fd());
+        // From<std::net::TcpStream>: a std client, its blocking connect
+        // completed by the kernel's backlog before any accept.
+        let std_client = std::net::TcpStream::connect(addr).unwrap();
+        let client_addr = std_client.local_addr().unwrap();
+        let client = TcpStream::from(std_client);
+        let (server, peer) = listener.accept().await.unwrap();
+        assert_eq!(peer, client_addr);
+        assert_eq!(client.local_addr().unwrap(), client_addr);
+        client.write_all(b"from std".as_slice()).await.0.unwrap();
+        let (read, buf) = server.read(Vec::with_capacity(16)).await;
+        assert_eq!((read.unwrap(), &buf[..]), (8, &b"from std"[..]));
+        server.write_all(b"and back".as_slice()).await.0.unwrap();
+        let (read, buf) = client.read(Vec::with_capacity(16)).await;
+        assert_eq!((read.unwrap(), &buf[..]), (8, &b"and back"[..]));
+
+        // A non-blocking std stream: a read that finds nothing waits for
+        // the data instead of failing with EAGAIN.
+        let std_client = std::net::TcpStream::connect(addr).unwrap();
+        std_client.set_nonblocking(true).unwrap();
+        let client = Rc::new(TcpStream::from(std_client));
+        let (server, _) = listener.accept().await.unwrap();
+        let reader = {
+            let client = client.clone();
+            corering::spawn(async move { client.read(Vec::with_capacity(16)).await })
+        };
+        corering::time::sleep(Duration::from_millis(20)).await;
+        server.write_all(b"later".as_slice()).await.0.unwrap();
+        let (read, buf) = reader.await.unwrap();
+        assert_eq!((read.unwrap(), &buf[..]), (5, &b"later"[..]));
+        let raw = client.as_fd().unwrap().as_raw_fd();
+        // SAFETY: F_GETFL on a descriptor the client keeps open.
+        let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
+        assert_ne!(flags & libc::O_NONBLOCK, 0, "the flag is left as it was");
+
+        // From<OwnedFd> for both.
+        let listener = TcpListener::from(OwnedFd::from(
+            std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+        ));
+        let addr = listener.local_addr().unwrap();
+        let client = TcpStream::from(OwnedFd::from(std::net::TcpStream::connect(addr).unwrap()));
+        let (server, _) = listener.accept().await.unwrap();
+        let echo = corering::spawn(async move {
+            let (_, request) = server.read(Vec::with_capacity(8)).await;
+            server.write_all(request).await.0.unwrap();
+        });
+        let (received, _, reply) = client
+            .write_all_then_read(b"owned".to_vec(), Vec::with_capacity(8))
+            .await;
+        assert_eq!((received.unwrap(), &reply[..]), (5, &b"owned"[..]));
+        echo.await.unwrap();
+        client.close().await.unwrap();
+        listener.close().await.unwrap();
+    });
+    assert_eq!(open_fds(), fds_before);
 }

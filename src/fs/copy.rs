@@ -7,8 +7,7 @@ use std::os::fd::AsFd;
 use std::path::Path;
 
 use super::{File, OpenOptions};
-use crate::fd::SharedFd;
-use crate::net::TcpStream;
+use crate::fd::{SharedFd, StreamSocket};
 use crate::op::Op;
 use crate::op::Splice;
 
@@ -84,16 +83,22 @@ async fn splice_all(
 
 impl File {
     /// Sends up to `len` bytes of this file, from `offset`, on `stream`
-    /// without copying them through user space: `splice` from the file
-    /// into a pipe, then from the pipe into the socket. Returns the bytes
-    /// sent, fewer than `len` only when the file ends first.
+    /// (any [`StreamSocket`]: a TCP connection, direct or not, or a Unix
+    /// stream) without copying them through user space: `splice` from the
+    /// file into a pipe, then from the pipe into the socket. Returns the
+    /// bytes sent, fewer than `len` only when the file ends first.
     ///
     /// # Errors
     ///
     /// The first error of a splice: of the file's read, or the socket's
     /// (`BrokenPipe`, `ConnectionReset`).
-    pub async fn splice_to(&self, stream: &TcpStream, offset: u64, len: u64) -> io::Result<u64> {
-        splice_all(self.shared(), offset, stream.shared(), None, len).await
+    pub async fn splice_to(
+        &self,
+        stream: &impl StreamSocket,
+        offset: u64,
+        len: u64,
+    ) -> io::Result<u64> {
+        splice_all(self.shared(), offset, stream.shared_fd().0, None, len).await
     }
 }
 

@@ -5,27 +5,27 @@
 //! Sockets are owned by the core that created them, like every descriptor
 //! here: their methods take `&self`, so two tasks of that core can read and
 //! write one stream at once through an `Rc`.
+//!
+//! The stream types ([`TcpStream`], [`UnixStream`]) share one core,
+//! `stream.rs`, and the datagram types ([`UdpSocket`], [`UnixDatagram`])
+//! another, `datagram.rs`: the operations are written once, and each type
+//! adds only how it connects and its address type.
+//!
+//! Every type converts from its std counterpart and from an `OwnedFd`,
+//! keeping the descriptor as it is: io_uring needs no `O_NONBLOCK`, and
+//! waits for a socket to be ready whether the flag is set or not (kernels
+//! before 5.13 may give `WouldBlock` to a vectored call on a non-blocking
+//! socket). A type that always has a file descriptor implements `AsFd`
+//! and `AsRawFd`; a [`TcpStream`] may live in the ring's table of direct
+//! descriptors instead, so its [`as_fd`](TcpStream::as_fd) gives an
+//! `Option`.
 
-/// `AsRawFd` and a `Debug` showing the descriptor, for socket types that
-/// hold their `SharedFd` in `fd`.
-macro_rules! raw_fd_and_debug {
-    ($($name:ident),*) => {$(
-        impl std::os::fd::AsRawFd for $name {
-            fn as_raw_fd(&self) -> std::os::fd::RawFd {
-                self.fd.raw()
-            }
-        }
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
 
-        impl std::fmt::Debug for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.debug_struct(stringify!($name)).field("fd", &self.fd.raw()).finish()
-            }
-        }
-    )*};
-}
-use raw_fd_and_debug;
-
+mod datagram;
 mod recv;
+mod stream;
 mod tcp;
 mod udp;
 mod unix;
@@ -34,3 +34,28 @@ pub use recv::RecvStream;
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixListener, UnixStream};
+
+/// Connections the kernel queues for `accept` before refusing more.
+const BACKLOG: i32 = 4096;
+
+/// Runs `f` on each address `addr` resolves to until one succeeds.
+fn each_addr<A: ToSocketAddrs, T>(
+    addr: A,
+    mut f: impl FnMut(SocketAddr) -> io::Result<T>,
+) -> io::Result<T> {
+    let mut last_error = None;
+    for addr in addr.to_socket_addrs()? {
+        match f(addr) {
+            Ok(value) => return Ok(value),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(no_address))
+}
+
+fn no_address() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "the address resolved to no socket address",
+    )
+}

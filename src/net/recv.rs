@@ -109,7 +109,7 @@ impl Stream for RecvStream {
 impl fmt::Debug for RecvStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RecvStream")
-            .field("fd", &self.fd.raw())
+            .field("fd", &self.fd)
             .field("ring", &self.ring)
             .field("starved", &self.starved)
             .field("ended", &self.ended)

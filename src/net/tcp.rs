@@ -3,29 +3,19 @@
 
 use std::fmt;
 use std::io;
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_core::Stream;
-use io_uring::cqueue;
-
-use super::RecvStream;
-use crate::buf::{BufResult, BufRing, IoBuf, IoBufMut, RingBuf};
-use crate::fd::{write_all_with, SharedFd};
-use crate::op::{
-    readv, writev, Accept, AcceptMulti, Connect, Offset, Recv, RecvBuf, Send, SendAllRecv,
-    SendAllRecvBuf, SendZc, Shutdown as ShutdownOp, MAX_RW_COUNT,
-};
-use crate::op::{MultiOp, Op};
+use super::stream::Stream;
+use super::{each_addr, no_address, BACKLOG};
+use crate::fd::SharedFd;
+use crate::op::{Accept, AcceptMulti, Connect, MultiOp, Op};
 use crate::runtime::context;
 use crate::sys::socket::{self, SockAddr};
 use crate::time::timeout;
-
-/// Connections the kernel queues for `accept` before refusing more.
-const BACKLOG: i32 = 4096;
 
 /// A TCP socket listening for connections.
 ///
@@ -49,7 +39,6 @@ const BACKLOG: i32 = 4096;
 /// ```
 pub struct TcpListener {
     fd: SharedFd,
-    local: SocketAddr,
 }
 
 impl TcpListener {
@@ -78,11 +67,7 @@ impl TcpListener {
     fn bind_with<A: ToSocketAddrs>(addr: A, reuse_port: bool) -> io::Result<TcpListener> {
         each_addr(addr, |addr| {
             let fd = socket::listen(addr, reuse_port, BACKLOG)?;
-            let local = socket::local_addr(fd.as_raw_fd())?;
-            Ok(TcpListener {
-                fd: SharedFd::new(fd),
-                local,
-            })
+            Ok(TcpListener::from(fd))
         })
     }
 
@@ -94,7 +79,7 @@ impl TcpListener {
     /// after which the listener keeps working.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (fd, peer) = Op::new(Accept::new(self.fd.clone())).await?;
-        Ok((TcpStream { fd }, peer.socket_addr()?))
+        Ok((TcpStream::from_shared(fd), peer.socket_addr()?))
     }
 
     /// [`accept`](Self::accept) into the ring's table of direct
@@ -106,7 +91,7 @@ impl TcpListener {
     ///
     /// A direct connection works through the ring only: `set_nodelay`,
     /// `nodelay`, `peer_addr` and `local_addr` give `Unsupported`, and
-    /// `as_raw_fd` gives -1. Options set on the listener before accepting
+    /// [`as_fd`](TcpStream::as_fd) gives `None`. Options set on the listener before accepting
     /// (such as [`TcpListener::set_nodelay`]) are inherited.
     ///
     /// # Errors
@@ -119,13 +104,13 @@ impl TcpListener {
             return self.accept().await;
         }
         let (fd, peer) = Op::new(Accept::direct(self.fd.clone())).await?;
-        Ok((TcpStream { fd }, peer.socket_addr()?))
+        Ok((TcpStream::from_shared(fd), peer.socket_addr()?))
     }
 
     /// Sets `TCP_NODELAY` on the listener; Linux copies it to every
     /// connection accepted afterwards (direct ones included).
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        socket::set_nodelay(self.fd.raw_fd()?, nodelay)
+        socket::set_nodelay(self.as_fd().as_raw_fd(), nodelay)
     }
 
     /// The connections as they arrive, from one multishot accept: a single
@@ -171,7 +156,7 @@ impl TcpListener {
 
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.local)
+        socket::local_addr(self.as_fd().as_raw_fd())
     }
 
     /// Closes the listener through the ring once no accept is in flight.
@@ -189,18 +174,20 @@ pub struct Incoming<'a> {
 }
 
 impl Incoming<'_> {
-    /// The next connection accepted: [`Stream::poll_next`] as a future, so
-    /// no stream extension crate is needed. Never `None`: the accept
+    /// The next connection accepted:
+    /// [`Stream::poll_next`](futures_core::Stream::poll_next) as a future,
+    /// so no stream extension crate is needed. Never `None`: the accept
     /// re-arms itself.
     ///
     /// Cancel-safe: a connection accepted while no call waits is kept for
     /// the next.
     pub async fn next(&mut self) -> Option<io::Result<TcpStream>> {
+        use futures_core::Stream as _;
         std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
     }
 }
 
-impl Stream for Incoming<'_> {
+impl futures_core::Stream for Incoming<'_> {
     type Item = io::Result<TcpStream>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -228,18 +215,41 @@ impl fmt::Debug for Incoming<'_> {
     }
 }
 
+impl AsFd for TcpListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // A listener never is a direct descriptor.
+        self.fd.plain_fd()
+    }
+}
+
 impl AsRawFd for TcpListener {
     fn as_raw_fd(&self) -> RawFd {
-        self.fd.raw()
+        self.as_fd().as_raw_fd()
+    }
+}
+
+/// Takes a listening TCP socket as it is: io_uring needs no `O_NONBLOCK`,
+/// so the descriptor's flags (blocking or not) are left alone.
+impl From<std::net::TcpListener> for TcpListener {
+    fn from(listener: std::net::TcpListener) -> TcpListener {
+        TcpListener::from(OwnedFd::from(listener))
+    }
+}
+
+/// Takes a listening stream socket as it is (flags left alone, as for
+/// `From<std::net::TcpListener>`). Nothing checks the descriptor's kind;
+/// an accept on one that does not listen fails with the kernel's error.
+impl From<OwnedFd> for TcpListener {
+    fn from(fd: OwnedFd) -> TcpListener {
+        TcpListener {
+            fd: SharedFd::new(fd),
+        }
     }
 }
 
 impl fmt::Debug for TcpListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TcpListener")
-            .field("fd", &self.fd.raw())
-            .field("local", &self.local)
-            .finish()
+        f.debug_struct("TcpListener").field("fd", &self.fd).finish()
     }
 }
 
@@ -248,20 +258,23 @@ impl fmt::Debug for TcpListener {
 /// Methods take `&self`, so one task can read while another writes: share
 /// the stream through an `Rc`. Dropping it closes the socket through the ring
 /// once every operation on it has completed.
+///
+/// A connection from [`TcpListener::accept_direct`] may have no file
+/// descriptor (see [`as_fd`](Self::as_fd)), so `TcpStream` implements
+/// neither `AsFd` nor `AsRawFd`.
 pub struct TcpStream {
-    fd: SharedFd,
+    stream: Stream,
 }
 
 impl TcpStream {
     fn from_owned(fd: OwnedFd) -> TcpStream {
-        TcpStream {
-            fd: SharedFd::new(fd),
-        }
+        TcpStream::from_shared(SharedFd::new(fd))
     }
 
-    /// The handle operations share, for splices from files.
-    pub(crate) fn shared(&self) -> &SharedFd {
-        &self.fd
+    fn from_shared(fd: SharedFd) -> TcpStream {
+        TcpStream {
+            stream: Stream::new(fd),
+        }
     }
 
     /// Connects to `addr`, trying each address it resolves to in turn.
@@ -286,7 +299,8 @@ impl TcpStream {
 
     async fn connect_addr(addr: SocketAddr) -> io::Result<TcpStream> {
         let stream = TcpStream::from_owned(socket::socket(&addr, libc::SOCK_STREAM)?);
-        Op::new(Connect::new(stream.fd.clone(), SockAddr::from_std(addr))).await?;
+        let connect = Connect::new(stream.stream.shared().clone(), SockAddr::from_std(addr));
+        Op::new(connect).await?;
         Ok(stream)
     }
 
@@ -303,281 +317,78 @@ impl TcpStream {
         timeout(limit, TcpStream::connect(addr)).await?
     }
 
-    /// Receives into `buf`, filling it from its start up to its capacity.
-    /// `Ok(0)` means the peer closed its side.
-    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        Op::new(Recv::new(self.fd.clone(), buf)).await
+    /// The file descriptor, `None` for a connection accepted into the
+    /// ring's table of direct descriptors
+    /// ([`accept_direct`](TcpListener::accept_direct)), which has none.
+    pub fn as_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.stream.shared().as_fd()
     }
 
-    /// Receives into buffers picked from `ring` as data arrives, as a
-    /// stream that ends when the peer closes (see [`RecvStream`]). While no
-    /// data is waiting, the connection holds no buffer.
-    pub fn recv_multi(&self, ring: &BufRing) -> RecvStream {
-        RecvStream::new(self.fd.clone(), ring)
-    }
-
-    /// Receives once into a buffer picked from `ring` when the data
-    /// arrives, so a connection waiting for data holds no buffer. `Ok(None)`
-    /// means the peer closed its side.
-    ///
-    /// When the ring has no buffer to give (`ENOBUFS`), waits for one to
-    /// come back and receives again; the data waits in the socket
-    /// meanwhile. Dropping the future in flight loses no buffer.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use corering::buf::BufRing;
-    /// use corering::net::{TcpListener, TcpStream};
-    ///
-    /// corering::start(async {
-    ///     let ring = BufRing::new(4, 1024).unwrap();
-    ///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    ///     let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
-    ///     let (server, _) = listener.accept().await.unwrap();
-    ///     client.write_all(b"ping".as_slice()).await.0.unwrap();
-    ///     let buf = server.recv_buf(&ring).await.unwrap().unwrap();
-    ///     assert_eq!(&buf[..], b"ping");
-    ///     drop(buf); // back to the ring
-    ///     drop(client);
-    ///     assert!(server.recv_buf(&ring).await.unwrap().is_none());
-    ///     assert_eq!(ring.available(), 4);
-    /// });
-    /// ```
-    pub async fn recv_buf(&self, ring: &BufRing) -> io::Result<Option<RingBuf>> {
-        loop {
-            let since = ring.inner().returned();
-            match Op::new(RecvBuf::new(self.fd.clone(), ring.inner().clone())).await {
-                Err(error) if error.raw_os_error() == Some(libc::ENOBUFS) => {
-                    ring.inner().starved(since).await;
-                }
-                received => return received,
-            }
-        }
-    }
-
-    /// Sends all of `out`, then [`recv_buf`](Self::recv_buf): a turn of a
-    /// request-response protocol in one submission with one wake, like
-    /// [`write_all_then_read`](Self::write_all_then_read), but holding no
-    /// receive buffer while the peer is silent. Gives `out` back.
-    ///
-    /// # Errors
-    ///
-    /// The send's error (and no receive) when it failed; otherwise the
-    /// receive's.
-    pub async fn write_all_then_recv_buf<O: IoBuf>(
-        &self,
-        out: O,
-        ring: &BufRing,
-    ) -> (io::Result<Option<RingBuf>>, O) {
-        let out = if out.bytes_init() == 0 {
-            out
-        } else if self.can_link(&out) {
-            let pair = SendAllRecvBuf::new(self.fd.clone(), out, ring.inner().clone());
-            let since = ring.inner().returned();
-            match Op::new(pair).await {
-                (Err(send_failed), out) => return (Err(send_failed), out),
-                // Sent, but the ring was empty: receive once a buffer is
-                // back.
-                (Ok(Err(error)), out) if error.raw_os_error() == Some(libc::ENOBUFS) => {
-                    ring.inner().starved(since).await;
-                    out
-                }
-                (Ok(received), out) => return (received, out),
-            }
-        } else {
-            let (written, out) = self.write_all(out).await;
-            if let Err(error) = written {
-                return (Err(error), out);
-            }
-            out
-        };
-        (self.recv_buf(ring).await, out)
-    }
-
-    /// Whether `out` can head a linked send-then-receive: one send moves
-    /// at most `MAX_RW_COUNT` bytes, and the kernel must skip a successful
-    /// send's CQE.
-    fn can_link(&self, out: &impl IoBuf) -> bool {
-        out.bytes_init() <= MAX_RW_COUNT
-            && context::with_core(|core| core.driver.borrow().can_link())
-    }
-
-    /// Sends the initialized bytes of `buf`; may send fewer (see
-    /// [`write_all`](Self::write_all)). A closed peer gives `BrokenPipe`,
-    /// never `SIGPIPE`.
-    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        Op::new(Send::new(self.fd.clone(), buf)).await
-    }
-
-    /// Sends the initialized bytes of `buf` without copying them into the
-    /// kernel (`IORING_OP_SEND_ZC`); may send fewer. The buffer comes back
-    /// once the network stack no longer reads it, which pays off for large
-    /// buffers; small ones are cheaper to copy with [`write`](Self::write).
-    ///
-    /// # Errors
-    ///
-    /// As [`write`](Self::write); `EOPNOTSUPP` or `EINVAL` on kernels
-    /// without zero-copy send (before 6.0).
-    pub async fn send_zc<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        let mut op = MultiOp::new(SendZc::new(self.fd.clone(), buf));
-        let mut sent = None;
-        while let Some(completion) =
-            std::future::poll_fn(|cx| Pin::new(&mut op).poll_next(cx)).await
-        {
-            if !cqueue::notif(completion.flags) {
-                sent = Some(completion.into_result().map(|sent| sent as usize));
-            }
-        }
-        let buf = op.into_finished().expect("the stream ended").into_buf();
-        let sent =
-            sent.unwrap_or_else(|| Err(io::Error::other("zero-copy send ended without a result")));
-        (sent, buf)
-    }
-
-    /// Sends every initialized byte of `buf`, retrying short sends.
-    ///
-    /// # Errors
-    ///
-    /// The first error of a send (`BrokenPipe`, `ConnectionReset`, ...), or
-    /// `WriteZero`. The buffer is handed back either way.
-    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
-        write_all_with(buf, |rest, _| Send::new(self.fd.clone(), rest)).await
-    }
-
-    /// Sends every initialized byte of `out`, then receives into `into`
-    /// (as [`read`](Self::read)): a request-response turn in one
-    /// submission. The two are linked in the ring, so the receive starts
-    /// once the send is done, and the task wakes once, when the receive
-    /// completes, instead of once per operation. Returns the bytes received.
-    ///
-    /// On kernels without `IOSQE_CQE_SKIP_SUCCESS` (before 5.17) it is
-    /// [`write_all`](Self::write_all) then `read`.
-    ///
-    /// # Errors
-    ///
-    /// The send's error (`BrokenPipe`, `ConnectionReset`, ..., or
-    /// `WriteZero` when it stopped short), in which case nothing was
-    /// received; otherwise the receive's. Both buffers are handed back
-    /// either way.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use corering::net::{TcpListener, TcpStream};
-    ///
-    /// corering::start(async {
-    ///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    ///     let addr = listener.local_addr().unwrap();
-    ///     let server = corering::spawn(async move {
-    ///         let (stream, _) = listener.accept().await.unwrap();
-    ///         let (_, request) = stream.read(vec![0u8; 4]).await;
-    ///         stream.write_all(request).await.0.unwrap();
-    ///     });
-    ///     let client = TcpStream::connect(addr).await.unwrap();
-    ///     let (received, _, reply) = client
-    ///         .write_all_then_read(b"ping".to_vec(), Vec::with_capacity(16))
-    ///         .await;
-    ///     assert_eq!(received.unwrap(), 4);
-    ///     assert_eq!(reply, b"ping");
-    ///     server.await;
-    /// });
-    /// ```
-    pub async fn write_all_then_read<O: IoBuf, I: IoBufMut>(
-        &self,
-        out: O,
-        into: I,
-    ) -> (io::Result<usize>, O, I) {
-        if out.bytes_init() > 0 {
-            if self.can_link(&out) {
-                return Op::new(SendAllRecv::new(self.fd.clone(), out, into)).await;
-            }
-            let (written, returned) = self.write_all(out).await;
-            if let Err(error) = written {
-                return (Err(error), returned, into);
-            }
-            let (received, into) = self.read(into).await;
-            return (received, returned, into);
-        }
-        let (received, into) = self.read(into).await;
-        (received, out, into)
-    }
-
-    /// Receives into `bufs` in order (`readv`).
-    ///
-    /// # Errors
-    ///
-    /// As `readv(2)`; `InvalidInput`, with nothing submitted, for more than
-    /// 1,024 buffers (`IOV_MAX`). The buffers are handed back either way.
-    pub async fn readv<B: IoBufMut>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
-        readv("readv", self.fd.clone(), bufs, Offset::CURRENT).await
-    }
-
-    /// Sends the initialized bytes of `bufs` in order (`writev`); may send
-    /// fewer.
-    ///
-    /// # Errors
-    ///
-    /// As `writev(2)`; `InvalidInput`, with nothing submitted, for more
-    /// than 1,024 buffers (`IOV_MAX`). The buffers are handed back either
-    /// way.
-    pub async fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
-        writev("writev", self.fd.clone(), bufs, Offset::CURRENT).await
-    }
-
-    /// Shuts down the read side, the write side or both.
-    pub async fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        Op::new(ShutdownOp::new(self.fd.clone(), how)).await
+    /// The file descriptor, for the immediate calls (options, names).
+    fn raw_fd(&self) -> io::Result<RawFd> {
+        self.stream.shared().raw_fd()
     }
 
     /// Sets `TCP_NODELAY`: small writes go out at once instead of waiting
     /// to be merged (Nagle's algorithm).
+    ///
+    /// # Errors
+    ///
+    /// As `setsockopt(2)`; `Unsupported` for a direct connection.
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        socket::set_nodelay(self.fd.raw_fd()?, nodelay)
+        socket::set_nodelay(self.raw_fd()?, nodelay)
     }
 
     /// Whether `TCP_NODELAY` is set.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockopt(2)`; `Unsupported` for a direct connection.
     pub fn nodelay(&self) -> io::Result<bool> {
-        Ok(socket::option(self.fd.raw_fd()?, libc::IPPROTO_TCP, libc::TCP_NODELAY)? != 0)
+        Ok(socket::option(self.raw_fd()?, libc::IPPROTO_TCP, libc::TCP_NODELAY)? != 0)
     }
 
     /// The peer's address.
+    ///
+    /// # Errors
+    ///
+    /// As `getpeername(2)`; `Unsupported` for a direct connection.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        socket::peer_addr(self.fd.raw_fd()?)
+        socket::peer_addr(self.raw_fd()?)
     }
 
     /// The local address of the connection.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockname(2)`; `Unsupported` for a direct connection.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        socket::local_addr(self.fd.raw_fd()?)
-    }
-
-    /// Closes the socket through the ring once no operation is in flight on
-    /// it, and reports the result.
-    pub async fn close(self) -> io::Result<()> {
-        self.fd.close().await
+        socket::local_addr(self.raw_fd()?)
     }
 }
 
-super::raw_fd_and_debug!(TcpStream);
+super::stream::stream_methods!(
+    TcpStream,
+    "# use corering::net::{TcpListener, TcpStream};
+# let listener = TcpListener::bind(\"127.0.0.1:0\").unwrap();
+# let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+# let (server, _) = listener.accept().await.unwrap();
+"
+);
 
-/// Runs `f` on each address `addr` resolves to until one succeeds.
-pub(super) fn each_addr<A: ToSocketAddrs, T>(
-    addr: A,
-    mut f: impl FnMut(SocketAddr) -> io::Result<T>,
-) -> io::Result<T> {
-    let mut last_error = None;
-    for addr in addr.to_socket_addrs()? {
-        match f(addr) {
-            Ok(value) => return Ok(value),
-            Err(error) => last_error = Some(error),
-        }
+/// Takes a connected TCP socket as it is: io_uring needs no `O_NONBLOCK`,
+/// so the descriptor's flags (blocking or not) are left alone.
+impl From<std::net::TcpStream> for TcpStream {
+    fn from(stream: std::net::TcpStream) -> TcpStream {
+        TcpStream::from_owned(stream.into())
     }
-    Err(last_error.unwrap_or_else(no_address))
 }
 
-fn no_address() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidInput,
-        "the address resolved to no socket address",
-    )
+/// Takes a connected stream socket as it is (flags left alone, as for
+/// `From<std::net::TcpStream>`). Nothing checks the descriptor's kind; an
+/// operation it does not support fails with the kernel's error.
+impl From<OwnedFd> for TcpStream {
+    fn from(fd: OwnedFd) -> TcpStream {
+        TcpStream::from_owned(fd)
+    }
 }

@@ -2,13 +2,10 @@
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::AsRawFd;
 
-use super::tcp::each_addr;
+use super::datagram::{datagram_methods, Datagram};
+use super::each_addr;
 use crate::buf::{BufResult, IoBuf, IoBufMut};
-use crate::fd::SharedFd;
-use crate::op::Op;
-use crate::op::{Recv, RecvFrom, Send, SendTo};
 use crate::sys::socket::{self, SockAddr};
 
 /// A UDP socket.
@@ -29,7 +26,7 @@ use crate::sys::socket::{self, SockAddr};
 /// });
 /// ```
 pub struct UdpSocket {
-    fd: SharedFd,
+    datagram: Datagram,
 }
 
 impl UdpSocket {
@@ -41,11 +38,9 @@ impl UdpSocket {
     /// As `bind(2)`, or `InvalidInput` when `addr` resolves to nothing.
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
         each_addr(addr, |addr| {
-            let fd = socket::socket(&addr, libc::SOCK_DGRAM)?;
-            socket::bind_raw(fd.as_raw_fd(), &SockAddr::from_std(addr))?;
-            Ok(UdpSocket {
-                fd: SharedFd::new(fd),
-            })
+            let socket = UdpSocket::from(socket::socket(&addr, libc::SOCK_DGRAM)?);
+            socket.datagram.bind(&SockAddr::from_std(addr))?;
+            Ok(socket)
         })
     }
 
@@ -55,50 +50,43 @@ impl UdpSocket {
     ///
     /// # Errors
     ///
-    /// As `connect(2)`.
+    /// As `connect(2)`, or `InvalidInput` when `addr` resolves to nothing.
     pub fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
         each_addr(addr, |addr| {
-            socket::connect_now(self.fd.raw(), &SockAddr::from_std(addr))
+            self.datagram.connect(&SockAddr::from_std(addr))
         })
     }
 
     /// Sends the initialized bytes of `buf` as one datagram to `addr`.
     pub async fn send_to<B: IoBuf>(&self, buf: B, addr: SocketAddr) -> BufResult<usize, B> {
-        Op::new(SendTo::new(self.fd.clone(), buf, SockAddr::from_std(addr))).await
+        self.datagram.send_to(buf, SockAddr::from_std(addr)).await
     }
 
     /// Receives one datagram into `buf` (from its start up to its
     /// capacity; a longer datagram is truncated) with its sender.
     pub async fn recv_from<B: IoBufMut>(&self, buf: B) -> BufResult<(usize, SocketAddr), B> {
-        let (result, buf) = Op::new(RecvFrom::new(self.fd.clone(), buf)).await;
+        let (result, buf) = self.datagram.recv_from(buf).await;
         let result = result.and_then(|(len, from)| Ok((len, from.socket_addr()?)));
         (result, buf)
     }
 
-    /// Sends one datagram to the connected peer.
-    pub async fn send<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        Op::new(Send::new(self.fd.clone(), buf)).await
-    }
-
-    /// Receives one datagram from the connected peer.
-    pub async fn recv<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        Op::new(Recv::new(self.fd.clone(), buf)).await
-    }
-
     /// The address the socket is bound to.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        socket::local_addr(self.fd.raw())
+        self.datagram.local_addr()?.socket_addr()
     }
 
     /// The connected peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        socket::peer_addr(self.fd.raw())
-    }
-
-    /// Closes the socket through the ring once no operation is in flight.
-    pub async fn close(self) -> io::Result<()> {
-        self.fd.close().await
+        self.datagram.peer_addr()?.socket_addr()
     }
 }
 
-super::raw_fd_and_debug!(UdpSocket);
+datagram_methods!(UdpSocket);
+
+/// Takes a UDP socket as it is: io_uring needs no `O_NONBLOCK`, so the
+/// descriptor's flags (blocking or not) are left alone.
+impl From<std::net::UdpSocket> for UdpSocket {
+    fn from(socket: std::net::UdpSocket) -> UdpSocket {
+        UdpSocket::from(std::os::fd::OwnedFd::from(socket))
+    }
+}

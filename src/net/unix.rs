@@ -3,25 +3,23 @@
 //!
 //! Addresses are std's [`SocketAddr`]: build one with
 //! `SocketAddr::from_pathname` or, for an abstract name,
-//! `std::os::linux::net::SocketAddrExt::from_abstract_name`. A peer that
-//! never bound (a typical client) has no address: `None`.
+//! `std::os::linux::net::SocketAddrExt::from_abstract_name`. A socket that
+//! never bound (a typical client) has an unnamed address
+//! ([`SocketAddr::is_unnamed`]), as in std.
 
 use std::io;
-use std::net::Shutdown;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 
-use super::RecvStream;
-use crate::buf::{BufResult, BufRing, IoBuf, IoBufMut};
-use crate::fd::{write_all_with, SharedFd};
-use crate::op::Op;
-use crate::op::{Accept, Connect, Recv, RecvFrom, Send, SendTo, Shutdown as ShutdownOp};
+use super::datagram::{datagram_methods, Datagram};
+use super::stream::{stream_methods, Stream};
+use super::BACKLOG;
+use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::fd::SharedFd;
+use crate::op::{Accept, Connect, Op};
 use crate::sys::socket::{self, SockAddr};
-
-/// Connections the kernel queues for `accept` before refusing more.
-const BACKLOG: i32 = 4096;
 
 /// The kernel form of a std Unix socket address.
 fn sock_addr(addr: &SocketAddr) -> io::Result<SockAddr> {
@@ -37,8 +35,20 @@ fn sock_addr(addr: &SocketAddr) -> io::Result<SockAddr> {
     }
 }
 
-fn path_addr(path: &Path) -> io::Result<SocketAddr> {
-    SocketAddr::from_pathname(path)
+/// The std form of a kernel Unix socket address; unnamed for a socket
+/// that never bound.
+fn std_addr(addr: &SockAddr) -> io::Result<SocketAddr> {
+    match addr.unix_addr()? {
+        Some(addr) => Ok(addr),
+        None => Ok(unnamed()),
+    }
+}
+
+/// An unnamed address, as std gives for a socket that never bound. std
+/// has no constructor for one; an empty path is one (`sun_path` empty),
+/// which a unit test pins.
+fn unnamed() -> SocketAddr {
+    SocketAddr::from_pathname("").expect("an empty path fits sun_path")
 }
 
 /// A Unix socket listening for stream connections.
@@ -53,7 +63,8 @@ fn path_addr(path: &Path) -> io::Result<SocketAddr> {
 ///     let _ = std::fs::remove_file(&path);
 ///     let listener = UnixListener::bind(&path).unwrap();
 ///     let client = UnixStream::connect(&path).await.unwrap();
-///     let server = listener.accept().await.unwrap();
+///     let (server, peer) = listener.accept().await.unwrap();
+///     assert!(peer.is_unnamed(), "the client never bound");
 ///     client.write_all(b"hi".as_slice()).await.0.unwrap();
 ///     let (read, buf) = server.read(Vec::with_capacity(8)).await;
 ///     assert_eq!(&buf[..read.unwrap()], b"hi");
@@ -69,9 +80,10 @@ impl UnixListener {
     ///
     /// # Errors
     ///
-    /// As `bind(2)` (`AddrInUse` when the path exists) and `listen(2)`.
+    /// As `bind(2)` (`AddrInUse` when the path exists) and `listen(2)`;
+    /// `InvalidInput` for a path too long for `sun_path` or with a NUL.
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
-        UnixListener::bind_addr(&path_addr(path.as_ref())?)
+        UnixListener::bind_sock_addr(&SockAddr::unix_path(path.as_ref())?)
     }
 
     /// Binds to `addr` (a path or an abstract name) and listens.
@@ -80,27 +92,33 @@ impl UnixListener {
     ///
     /// As [`bind`](Self::bind).
     pub fn bind_addr(addr: &SocketAddr) -> io::Result<UnixListener> {
-        let fd = socket::unix_socket(libc::SOCK_STREAM)?;
-        socket::bind_raw(fd.as_raw_fd(), &sock_addr(addr)?)?;
-        socket::listen_on(fd.as_raw_fd(), BACKLOG)?;
-        Ok(UnixListener {
-            fd: SharedFd::new(fd),
-        })
+        UnixListener::bind_sock_addr(&sock_addr(addr)?)
     }
 
-    /// Waits for a connection.
+    fn bind_sock_addr(addr: &SockAddr) -> io::Result<UnixListener> {
+        let listener = UnixListener::from(socket::unix_socket(libc::SOCK_STREAM)?);
+        socket::bind_raw(listener.as_raw_fd(), addr)?;
+        socket::listen_on(listener.as_raw_fd(), BACKLOG)?;
+        Ok(listener)
+    }
+
+    /// Waits for a connection and returns it with the peer's address
+    /// (unnamed when the peer never bound, the usual case).
     ///
     /// # Errors
     ///
     /// As `accept4(2)`.
-    pub async fn accept(&self) -> io::Result<UnixStream> {
-        let (fd, _) = Op::new(Accept::new(self.fd.clone())).await?;
-        Ok(UnixStream { fd })
+    pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
+        let (fd, peer) = Op::new(Accept::new(self.fd.clone())).await?;
+        let stream = UnixStream {
+            stream: Stream::new(fd),
+        };
+        Ok((stream, std_addr(&peer)?))
     }
 
     /// The address the listener is bound to.
-    pub fn local_addr(&self) -> io::Result<Option<SocketAddr>> {
-        socket::local_raw(self.fd.raw())?.unix_addr()
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        std_addr(&socket::local_raw(self.as_raw_fd())?)
     }
 
     /// Closes the listener through the ring once no accept is in flight.
@@ -110,19 +128,52 @@ impl UnixListener {
     }
 }
 
-/// A Unix stream connection. Methods take `&self`, as for
-/// [`TcpStream`](super::TcpStream).
-pub struct UnixStream {
-    fd: SharedFd,
+impl AsFd for UnixListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.plain_fd()
+    }
 }
 
-impl UnixStream {
-    fn from_owned(fd: OwnedFd) -> UnixStream {
-        UnixStream {
+impl AsRawFd for UnixListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.as_fd().as_raw_fd()
+    }
+}
+
+/// Takes a listening Unix socket as it is: io_uring needs no
+/// `O_NONBLOCK`, so the descriptor's flags are left alone.
+impl From<std::os::unix::net::UnixListener> for UnixListener {
+    fn from(listener: std::os::unix::net::UnixListener) -> UnixListener {
+        UnixListener::from(OwnedFd::from(listener))
+    }
+}
+
+/// Takes a listening stream socket as it is (flags left alone). Nothing
+/// checks the descriptor's kind; an accept on one that does not listen
+/// fails with the kernel's error.
+impl From<OwnedFd> for UnixListener {
+    fn from(fd: OwnedFd) -> UnixListener {
+        UnixListener {
             fd: SharedFd::new(fd),
         }
     }
+}
 
+impl std::fmt::Debug for UnixListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnixListener")
+            .field("fd", &self.fd)
+            .finish()
+    }
+}
+
+/// A Unix stream connection. Methods take `&self`, as for
+/// [`TcpStream`](super::TcpStream), and it has the same stream methods.
+pub struct UnixStream {
+    stream: Stream,
+}
+
+impl UnixStream {
     /// Connects to the socket at `path`.
     ///
     /// # Errors
@@ -130,7 +181,7 @@ impl UnixStream {
     /// `NotFound` when nothing is at the path, `ConnectionRefused` when
     /// nothing listens there, as `connect(2)` otherwise.
     pub async fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
-        UnixStream::connect_addr(&path_addr(path.as_ref())?).await
+        UnixStream::connect_sock_addr(SockAddr::unix_path(path.as_ref())?).await
     }
 
     /// Connects to `addr` (a path or an abstract name).
@@ -139,9 +190,12 @@ impl UnixStream {
     ///
     /// As [`connect`](Self::connect).
     pub async fn connect_addr(addr: &SocketAddr) -> io::Result<UnixStream> {
-        let addr = sock_addr(addr)?;
-        let stream = UnixStream::from_owned(socket::unix_socket(libc::SOCK_STREAM)?);
-        Op::new(Connect::new(stream.fd.clone(), addr)).await?;
+        UnixStream::connect_sock_addr(sock_addr(addr)?).await
+    }
+
+    async fn connect_sock_addr(addr: SockAddr) -> io::Result<UnixStream> {
+        let stream = UnixStream::from(socket::unix_socket(libc::SOCK_STREAM)?);
+        Op::new(Connect::new(stream.stream.shared().clone(), addr)).await?;
         Ok(stream)
     }
 
@@ -152,55 +206,87 @@ impl UnixStream {
     /// As `socketpair(2)`.
     pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
         let (a, b) = socket::unix_pair(libc::SOCK_STREAM)?;
-        Ok((UnixStream::from_owned(a), UnixStream::from_owned(b)))
+        Ok((UnixStream::from(a), UnixStream::from(b)))
     }
 
-    /// Receives into `buf`; `Ok(0)` means the peer closed its side.
-    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        Op::new(Recv::new(self.fd.clone(), buf)).await
+    /// The peer's address, unnamed when it never bound.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        std_addr(&socket::peer_raw(self.as_raw_fd())?)
     }
 
-    /// Receives into buffers picked from `ring` as data arrives, as a
-    /// stream that ends when the peer closes (see [`RecvStream`]). While no
-    /// data is waiting, the connection holds no buffer.
-    pub fn recv_multi(&self, ring: &BufRing) -> RecvStream {
-        RecvStream::new(self.fd.clone(), ring)
+    /// This end's address, unnamed when it never bound.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        std_addr(&socket::local_raw(self.as_raw_fd())?)
     }
+}
 
-    /// Sends the initialized bytes of `buf`; may send fewer.
-    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        Op::new(Send::new(self.fd.clone(), buf)).await
+stream_methods!(
+    UnixStream,
+    "# use corering::net::UnixStream;
+# let (client, server) = UnixStream::pair().unwrap();
+"
+);
+
+// A Unix stream never is a direct descriptor (only `TcpListener` accepts
+// into the ring's table), so it always has a file descriptor.
+impl AsFd for UnixStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.stream.shared().plain_fd()
     }
+}
 
-    /// Sends every initialized byte of `buf`, retrying short sends.
-    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
-        write_all_with(buf, |rest, _| Send::new(self.fd.clone(), rest)).await
+impl AsRawFd for UnixStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.as_fd().as_raw_fd()
     }
+}
 
-    /// Shuts down the read side, the write side or both.
-    pub async fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        Op::new(ShutdownOp::new(self.fd.clone(), how)).await
+/// Takes a connected Unix stream socket as it is: io_uring needs no
+/// `O_NONBLOCK`, so the descriptor's flags are left alone.
+impl From<std::os::unix::net::UnixStream> for UnixStream {
+    fn from(stream: std::os::unix::net::UnixStream) -> UnixStream {
+        UnixStream::from(OwnedFd::from(stream))
     }
+}
 
-    /// The peer's address, `None` when it never bound.
-    pub fn peer_addr(&self) -> io::Result<Option<SocketAddr>> {
-        socket::peer_raw(self.fd.raw())?.unix_addr()
-    }
-
-    /// This end's address, `None` when it never bound.
-    pub fn local_addr(&self) -> io::Result<Option<SocketAddr>> {
-        socket::local_raw(self.fd.raw())?.unix_addr()
-    }
-
-    /// Closes the socket through the ring once no operation is in flight.
-    pub async fn close(self) -> io::Result<()> {
-        self.fd.close().await
+/// Takes a connected stream socket as it is (flags left alone). Nothing
+/// checks the descriptor's kind; an operation it does not support fails
+/// with the kernel's error.
+impl From<OwnedFd> for UnixStream {
+    fn from(fd: OwnedFd) -> UnixStream {
+        UnixStream {
+            stream: Stream::new(SharedFd::new(fd)),
+        }
     }
 }
 
 /// A Unix datagram socket.
+///
+/// Addresses are named as in tokio and std: [`send_to`](Self::send_to)
+/// and [`connect`](Self::connect) take a filesystem path; their `_addr`
+/// forms take a [`SocketAddr`] (an abstract name, or the sender
+/// [`recv_from`](Self::recv_from) reported).
+///
+/// # Examples
+///
+/// ```
+/// use corering::net::UnixDatagram;
+///
+/// corering::start(async {
+///     let path = std::env::temp_dir().join(format!("corering-doc-dgram-{}.sock", std::process::id()));
+///     let _ = std::fs::remove_file(&path);
+///     let server = UnixDatagram::bind(&path).unwrap();
+///     let client = UnixDatagram::unbound().unwrap();
+///     client.send_to(b"ping".as_slice(), &path).await.0.unwrap();
+///     let (received, buf) = server.recv_from(Vec::with_capacity(16)).await;
+///     let (len, from) = received.unwrap();
+///     assert_eq!(&buf[..len], b"ping");
+///     assert!(from.is_unnamed(), "the client never bound");
+///     std::fs::remove_file(&path).unwrap();
+/// });
+/// ```
 pub struct UnixDatagram {
-    fd: SharedFd,
+    datagram: Datagram,
 }
 
 impl UnixDatagram {
@@ -208,9 +294,10 @@ impl UnixDatagram {
     ///
     /// # Errors
     ///
-    /// As `bind(2)`.
+    /// As `bind(2)`; `InvalidInput` for a path too long for `sun_path` or
+    /// with a NUL.
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixDatagram> {
-        UnixDatagram::bind_addr(&path_addr(path.as_ref())?)
+        UnixDatagram::bind_sock_addr(&SockAddr::unix_path(path.as_ref())?)
     }
 
     /// A socket bound to `addr` (a path or an abstract name).
@@ -219,8 +306,12 @@ impl UnixDatagram {
     ///
     /// As `bind(2)`.
     pub fn bind_addr(addr: &SocketAddr) -> io::Result<UnixDatagram> {
+        UnixDatagram::bind_sock_addr(&sock_addr(addr)?)
+    }
+
+    fn bind_sock_addr(addr: &SockAddr) -> io::Result<UnixDatagram> {
         let socket = UnixDatagram::unbound()?;
-        socket::bind_raw(socket.fd.raw(), &sock_addr(addr)?)?;
+        socket.datagram.bind(addr)?;
         Ok(socket)
     }
 
@@ -231,9 +322,7 @@ impl UnixDatagram {
     ///
     /// As `socket(2)`.
     pub fn unbound() -> io::Result<UnixDatagram> {
-        Ok(UnixDatagram {
-            fd: SharedFd::new(socket::unix_socket(libc::SOCK_DGRAM)?),
-        })
+        Ok(UnixDatagram::from(socket::unix_socket(libc::SOCK_DGRAM)?))
     }
 
     /// Two sockets connected to each other.
@@ -243,66 +332,88 @@ impl UnixDatagram {
     /// As `socketpair(2)`.
     pub fn pair() -> io::Result<(UnixDatagram, UnixDatagram)> {
         let (a, b) = socket::unix_pair(libc::SOCK_DGRAM)?;
-        Ok((
-            UnixDatagram {
-                fd: SharedFd::new(a),
-            },
-            UnixDatagram {
-                fd: SharedFd::new(b),
-            },
-        ))
+        Ok((UnixDatagram::from(a), UnixDatagram::from(b)))
     }
 
     /// Sets the default peer for [`send`](Self::send) and
-    /// [`recv`](Self::recv). Immediate.
+    /// [`recv`](Self::recv) to the socket at `path`. Immediate.
     ///
     /// # Errors
     ///
     /// As `connect(2)`.
-    pub fn connect_addr(&self, addr: &SocketAddr) -> io::Result<()> {
-        socket::connect_now(self.fd.raw(), &sock_addr(addr)?)
+    pub fn connect<P: AsRef<Path>>(&self, path: P) -> io::Result<()> {
+        self.datagram.connect(&SockAddr::unix_path(path.as_ref())?)
     }
 
-    /// Sends one datagram to `addr`.
-    pub async fn send_to_addr<B: IoBuf>(&self, buf: B, addr: &SocketAddr) -> BufResult<usize, B> {
-        match sock_addr(addr) {
-            Ok(addr) => Op::new(SendTo::new(self.fd.clone(), buf, addr)).await,
+    /// [`connect`](Self::connect) to `addr` (a path or an abstract name).
+    ///
+    /// # Errors
+    ///
+    /// As `connect(2)`; `InvalidInput` for an unnamed address.
+    pub fn connect_addr(&self, addr: &SocketAddr) -> io::Result<()> {
+        self.datagram.connect(&sock_addr(addr)?)
+    }
+
+    /// Sends one datagram to the socket at `path`.
+    pub async fn send_to<B: IoBuf, P: AsRef<Path>>(&self, buf: B, path: P) -> BufResult<usize, B> {
+        match SockAddr::unix_path(path.as_ref()) {
+            Ok(addr) => self.datagram.send_to(buf, addr).await,
             Err(error) => (Err(error), buf),
         }
     }
 
-    /// Receives one datagram with its sender's address (`None` for an
-    /// unbound sender).
-    pub async fn recv_from<B: IoBufMut>(
-        &self,
-        buf: B,
-    ) -> BufResult<(usize, Option<SocketAddr>), B> {
-        let (result, buf) = Op::new(RecvFrom::new(self.fd.clone(), buf)).await;
+    /// Sends one datagram to `addr` (a path or an abstract name).
+    pub async fn send_to_addr<B: IoBuf>(&self, buf: B, addr: &SocketAddr) -> BufResult<usize, B> {
+        match sock_addr(addr) {
+            Ok(addr) => self.datagram.send_to(buf, addr).await,
+            Err(error) => (Err(error), buf),
+        }
+    }
+
+    /// Receives one datagram with its sender's address (unnamed for a
+    /// sender that never bound).
+    pub async fn recv_from<B: IoBufMut>(&self, buf: B) -> BufResult<(usize, SocketAddr), B> {
+        let (result, buf) = self.datagram.recv_from(buf).await;
         (
-            result.and_then(|(len, from)| Ok((len, from.unix_addr()?))),
+            result.and_then(|(len, from)| Ok((len, std_addr(&from)?))),
             buf,
         )
     }
 
-    /// Sends one datagram to the connected peer.
-    pub async fn send<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        Op::new(Send::new(self.fd.clone(), buf)).await
+    /// This socket's address, unnamed when unbound.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        std_addr(&self.datagram.local_addr()?)
     }
 
-    /// Receives one datagram from the connected peer.
-    pub async fn recv<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        Op::new(Recv::new(self.fd.clone(), buf)).await
-    }
-
-    /// This socket's address, `None` when unbound.
-    pub fn local_addr(&self) -> io::Result<Option<SocketAddr>> {
-        socket::local_raw(self.fd.raw())?.unix_addr()
-    }
-
-    /// Closes the socket through the ring once no operation is in flight.
-    pub async fn close(self) -> io::Result<()> {
-        self.fd.close().await
+    /// The connected peer's address, unnamed when it never bound.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        std_addr(&self.datagram.peer_addr()?)
     }
 }
 
-super::raw_fd_and_debug!(UnixListener, UnixStream, UnixDatagram);
+datagram_methods!(UnixDatagram);
+
+/// Takes a Unix datagram socket as it is: io_uring needs no
+/// `O_NONBLOCK`, so the descriptor's flags are left alone.
+impl From<std::os::unix::net::UnixDatagram> for UnixDatagram {
+    fn from(socket: std::os::unix::net::UnixDatagram) -> UnixDatagram {
+        UnixDatagram::from(OwnedFd::from(socket))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_path_is_the_unnamed_address() {
+        let unnamed = unnamed();
+        assert!(unnamed.is_unnamed());
+        assert_eq!(unnamed.as_pathname(), None);
+        assert_eq!(unnamed.as_abstract_name(), None);
+        // What the kernel reports for a peer that never bound: no name.
+        let mut never_bound = SockAddr::empty();
+        never_bound.set_len(0);
+        assert!(std_addr(&never_bound).unwrap().is_unnamed());
+    }
+}

@@ -7,7 +7,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use io_uring::{opcode, squeue, types};
 
@@ -66,7 +66,10 @@ unsafe impl Operation for OpenAt {
     type Output = io::Result<OwnedFd>;
 
     fn build(&mut self) -> squeue::Entry {
-        let dir = self.beneath.as_ref().map_or(libc::AT_FDCWD, SharedFd::raw);
+        let dir = self
+            .beneath
+            .as_ref()
+            .map_or(libc::AT_FDCWD, |dir| dir.plain_fd().as_raw_fd());
         opcode::OpenAt2::new(types::Fd(dir), self.path.as_ptr(), &*self.how).build()
     }
 
@@ -124,7 +127,11 @@ unsafe impl Operation for Statx {
 
     fn build(&mut self) -> squeue::Entry {
         let (dirfd, path, flags) = match &self.of {
-            StatxOf::Fd(fd) => (fd.raw(), self.empty.as_ptr(), libc::AT_EMPTY_PATH),
+            StatxOf::Fd(fd) => (
+                fd.plain_fd().as_raw_fd(),
+                self.empty.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            ),
             StatxOf::Path { path, follow } => {
                 let flags = if *follow {
                     0

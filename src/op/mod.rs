@@ -18,23 +18,24 @@
 //! [`fs`](crate::fs)); [`nop()`] is public for measuring the runtime itself.
 
 mod close;
+mod connection;
 mod fs;
+mod linked;
 mod multi;
-mod net;
 mod nop;
 mod read_write;
+mod send_recv;
 mod single;
 mod vectored;
 
 pub(crate) use close::Close;
+pub(crate) use connection::{Accept, AcceptMulti, Connect, Shutdown};
 pub(crate) use fs::{Fsync, OpenAt, PathOp, Resize, Splice, Statx, StatxOf};
+pub(crate) use linked::{SendAllRecv, SendAllRecvBuf};
 pub(crate) use multi::{MultiOp, MultishotOperation};
-pub(crate) use net::{
-    Accept, AcceptMulti, Connect, Recv, RecvBuf, RecvFrom, RecvMulti, Send, SendAllRecv,
-    SendAllRecvBuf, SendTo, SendZc, Shutdown,
-};
 pub use nop::{nop, Nop};
 pub(crate) use read_write::{Read, ReadFixed, Write, WriteFixed};
+pub(crate) use send_recv::{Recv, RecvBuf, RecvFrom, RecvMulti, Send, SendTo, SendZc};
 pub(crate) use single::{Op, Operation};
 pub(crate) use vectored::{readv, writev};
 

@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::ptr::NonNull;
 use std::rc::Rc;
 use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use corering::buf::{IoBuf, IoBufMut};
 use corering::fd::Fd;
@@ -22,6 +23,21 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
 /// Open descriptors of this process.
 pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// This process's descriptor count once it has not changed for 200 ms
+/// (at most 10 s).
+pub fn steady_fds() -> usize {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (mut count, mut since) = (open_fds(), Instant::now());
+    while since.elapsed() < Duration::from_millis(200) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        let now = open_fds();
+        if now != count {
+            (count, since) = (now, Instant::now());
+        }
+    }
+    count
 }
 
 /// A pipe as two ring-driven descriptors.

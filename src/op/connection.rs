@@ -1,0 +1,220 @@
+//! Connection operations: `IORING_OP_ACCEPT` (one connection, or
+//! multishot), `CONNECT` and `SHUTDOWN`. An accept owns what a late success
+//! creates: a future dropped before its CQE still closes the connection.
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+use io_uring::{opcode, squeue, types};
+
+use super::{MultishotOperation, Operation};
+use crate::driver::Completion;
+use crate::driver::{with_target, Target};
+use crate::fd::SharedFd;
+use crate::runtime::defer_close;
+use crate::sys::socket::SockAddr;
+
+/// Accepts one connection; the new descriptor is close-on-exec, or, for a
+/// direct accept, an entry the kernel allocates in the ring's table of
+/// direct descriptors.
+pub(crate) struct Accept {
+    fd: SharedFd,
+    /// Where the kernel writes the peer's address; boxed so it stays put.
+    addr: Box<SockAddr>,
+    direct: bool,
+    /// A direct accept holds a reserved table entry until it produces a
+    /// descriptor (which then owns the entry); dropped unused, it frees it.
+    reserved: bool,
+    /// The runtime whose table the entry is reserved in (0 when not direct).
+    owner: u64,
+}
+
+impl Accept {
+    pub(crate) fn new(fd: SharedFd) -> Accept {
+        Accept {
+            fd,
+            addr: Box::new(SockAddr::empty()),
+            direct: false,
+            reserved: false,
+            owner: 0,
+        }
+    }
+
+    /// Accepts into the ring's table of direct descriptors, into an entry
+    /// the caller reserved (`Driver::reserve_direct`).
+    pub(crate) fn direct(fd: SharedFd) -> Accept {
+        Accept {
+            fd,
+            addr: Box::new(SockAddr::empty()),
+            direct: true,
+            reserved: true,
+            owner: crate::runtime::context::with_core(|core| core.id()),
+        }
+    }
+
+    /// What a successful CQE's result names.
+    fn accepted(&self, result: i32) -> Target {
+        if self.direct {
+            Target::Fixed(result as u32)
+        } else {
+            Target::Fd(result)
+        }
+    }
+}
+
+// SAFETY: the SQE points into `addr`, a box whose heap memory stays put
+// while the operation moves; `Op` keeps `self` until the final CQE.
+unsafe impl Operation for Accept {
+    type Output = io::Result<(SharedFd, SockAddr)>;
+
+    fn build(&mut self) -> squeue::Entry {
+        let addr = &mut *self.addr;
+        let file_index = self.direct.then(types::DestinationSlot::auto_target);
+        // A direct descriptor is never inherited, and the kernel refuses
+        // SOCK_CLOEXEC with it.
+        let flags = if self.direct { 0 } else { libc::SOCK_CLOEXEC };
+        with_target!(self.fd.target(), |t| opcode::Accept::new(
+            t,
+            addr.as_mut_ptr(),
+            addr.len_mut()
+        )
+        .file_index(file_index)
+        .flags(flags)
+        .build())
+    }
+
+    fn complete(mut self, completion: Completion) -> io::Result<(SharedFd, SockAddr)> {
+        let result = completion.into_result()? as i32;
+        self.reserved = false; // the descriptor owns the entry now
+        let fd = match self.accepted(result) {
+            // SAFETY: the kernel just created `fd` for us and nobody else
+            // has it.
+            Target::Fd(fd) => SharedFd::new(unsafe { OwnedFd::from_raw_fd(fd) }),
+            Target::Fixed(index) => SharedFd::new_direct(index),
+        };
+        Ok((fd, *self.addr))
+    }
+
+    fn late_completion(&mut self, completion: Completion) {
+        // The future is gone: close what a late success accepted.
+        if completion.result >= 0 {
+            self.reserved = false; // the close frees the entry
+            defer_close(self.accepted(completion.result), self.owner);
+        }
+    }
+}
+
+impl Drop for Accept {
+    fn drop(&mut self) {
+        // Runs outside the driver (after `complete`, or when the slot's
+        // state is freed after its final CQE).
+        if self.reserved {
+            let _ = crate::runtime::context::with_owner(self.owner, |core| {
+                core.driver.borrow_mut().release_direct()
+            });
+        }
+    }
+}
+
+/// Accepts connections until cancelled (multishot accept): one SQE, one
+/// CQE per connection. The kernel may end it (an error, or a resource
+/// limit); the final CQE has no `IORING_CQE_F_MORE`.
+pub(crate) struct AcceptMulti {
+    fd: SharedFd,
+}
+
+impl AcceptMulti {
+    pub(crate) fn new(fd: SharedFd) -> AcceptMulti {
+        AcceptMulti { fd }
+    }
+}
+
+// SAFETY: the SQE refers to no memory (no peer address is asked for).
+unsafe impl MultishotOperation for AcceptMulti {
+    type Item = io::Result<OwnedFd>;
+
+    fn build(&mut self) -> squeue::Entry {
+        with_target!(self.fd.target(), |t| opcode::AcceptMulti::new(t)
+            .flags(libc::SOCK_CLOEXEC)
+            .build())
+    }
+
+    fn next(&mut self, completion: Completion) -> io::Result<OwnedFd> {
+        let fd = completion.into_result()? as RawFd;
+        // SAFETY: the kernel just created `fd` for us and nobody else has it.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    fn late_completion(&mut self, completion: Completion) {
+        // The stream is gone: close what was accepted meanwhile.
+        if completion.result >= 0 {
+            defer_close(Target::Fd(completion.result), 0);
+        }
+    }
+}
+
+/// Connects a socket to an address.
+pub(crate) struct Connect {
+    fd: SharedFd,
+    /// The address the SQE points at; boxed so it stays put.
+    addr: Box<SockAddr>,
+}
+
+impl Connect {
+    pub(crate) fn new(fd: SharedFd, addr: SockAddr) -> Connect {
+        Connect {
+            fd,
+            addr: Box::new(addr),
+        }
+    }
+}
+
+// SAFETY: the SQE points into `addr`, a box whose heap memory stays put
+// while the operation moves; `Op` keeps `self` until the final CQE.
+unsafe impl Operation for Connect {
+    type Output = io::Result<()>;
+
+    fn build(&mut self) -> squeue::Entry {
+        with_target!(self.fd.target(), |t| opcode::Connect::new(
+            t,
+            self.addr.as_ptr(),
+            self.addr.len(),
+        )
+        .build())
+    }
+
+    fn complete(self, completion: Completion) -> io::Result<()> {
+        completion.into_result().map(drop)
+    }
+}
+
+/// Shuts down one or both directions of a connection.
+pub(crate) struct Shutdown {
+    fd: SharedFd,
+    how: libc::c_int,
+}
+
+impl Shutdown {
+    pub(crate) fn new(fd: SharedFd, how: std::net::Shutdown) -> Shutdown {
+        let how = match how {
+            std::net::Shutdown::Read => libc::SHUT_RD,
+            std::net::Shutdown::Write => libc::SHUT_WR,
+            std::net::Shutdown::Both => libc::SHUT_RDWR,
+        };
+        Shutdown { fd, how }
+    }
+}
+
+// SAFETY: the SQE refers to no memory.
+unsafe impl Operation for Shutdown {
+    type Output = io::Result<()>;
+
+    fn build(&mut self) -> squeue::Entry {
+        with_target!(self.fd.target(), |t| opcode::Shutdown::new(t, self.how)
+            .build())
+    }
+
+    fn complete(self, completion: Completion) -> io::Result<()> {
+        completion.into_result().map(drop)
+    }
+}
