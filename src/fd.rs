@@ -1,155 +1,21 @@
 //! `Fd`: a file descriptor whose I/O goes through the ring.
 //!
 //! Every in-flight operation holds a clone of the descriptor's shared
-//! handle, and a dropped operation's state (with its clone) stays in its slot
-//! until the final CQE. So the descriptor is closed only once the last
-//! operation on it has completed, and the close itself goes through the ring
-//! (`IORING_OP_CLOSE`), never blocking the core.
+//! handle (`op/shared_fd.rs`), so the descriptor is closed only once the
+//! last operation on it has completed, and the close itself goes through
+//! the ring (`IORING_OP_CLOSE`), never blocking the core.
 //!
 //! Higher-level types (files, sockets) wrap an `Fd`. It is also usable on
 //! its own for pipes, eventfds and any descriptor the kernel can read or
 //! write.
 
-use std::cell::Cell;
 use std::fmt;
-use std::future::poll_fn;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
-use std::rc::Rc;
-use std::task::{Poll, Waker};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use crate::buf::{BufResult, IoBuf, IoBufMut, Slice};
-use crate::driver::Target;
-use crate::op::{readv, writev, Close, Offset, Read, Write};
-use crate::op::{Op, Operation};
-use crate::runtime::defer_close;
-
-/// The handle that operations share.
-#[derive(Clone)]
-pub(crate) struct SharedFd {
-    inner: Rc<Inner>,
-}
-
-struct Inner {
-    /// The descriptor; `None` once `close` has taken it.
-    target: Cell<Option<Target>>,
-    /// The runtime whose ring's table holds a direct descriptor (0 for a
-    /// plain one, which any ring or `close(2)` can close).
-    owner: u64,
-    /// The task waiting in `close` for the other handles to go.
-    closer: Cell<Option<Waker>>,
-}
-
-impl SharedFd {
-    pub(crate) fn new(fd: OwnedFd) -> SharedFd {
-        SharedFd::from_target(Target::Fd(fd.into_raw_fd()), 0)
-    }
-
-    /// Takes ownership of entry `index` of the ring's direct descriptor table.
-    ///
-    /// # Panics
-    ///
-    /// Outside a runtime (a direct descriptor belongs to the current one).
-    pub(crate) fn new_direct(index: u32) -> SharedFd {
-        let owner = crate::runtime::context::with_core(|core| core.id());
-        SharedFd::from_target(Target::Fixed(index), owner)
-    }
-
-    fn from_target(target: Target, owner: u64) -> SharedFd {
-        SharedFd {
-            inner: Rc::new(Inner {
-                target: Cell::new(Some(target)),
-                owner,
-                closer: Cell::new(None),
-            }),
-        }
-    }
-
-    /// What operations name.
-    ///
-    /// # Panics
-    ///
-    /// After `close` took the descriptor (no operation is built then: close
-    /// waits for every other handle).
-    pub(crate) fn target(&self) -> Target {
-        self.inner
-            .target
-            .get()
-            .expect("descriptor used after close")
-    }
-
-    /// The file descriptor, `None` for a direct descriptor (which has
-    /// none).
-    pub(crate) fn as_fd(&self) -> Option<BorrowedFd<'_>> {
-        match self.inner.target.get() {
-            // SAFETY: the descriptor stays open while this handle lives:
-            // only `close` takes it, and `close` consumes a handle and waits
-            // for every other one (this one included) to be dropped first.
-            Some(Target::Fd(fd)) => Some(unsafe { BorrowedFd::borrow_raw(fd) }),
-            _ => None,
-        }
-    }
-
-    /// The file descriptor of a handle that never holds a direct one (made
-    /// by [`SharedFd::new`]).
-    ///
-    /// # Panics
-    ///
-    /// For a direct descriptor: a bug in the caller, which promised none.
-    pub(crate) fn plain_fd(&self) -> BorrowedFd<'_> {
-        self.as_fd()
-            .expect("only a TcpStream accepted directly holds a direct descriptor")
-    }
-
-    /// The file descriptor, for system calls outside the ring.
-    ///
-    /// # Errors
-    ///
-    /// `Unsupported` for a direct descriptor.
-    pub(crate) fn raw_fd(&self) -> io::Result<RawFd> {
-        match self.inner.target.get() {
-            Some(Target::Fd(fd)) => Ok(fd),
-            _ => Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "a direct (registered) descriptor has no file descriptor for this call",
-            )),
-        }
-    }
-
-    /// Waits until this is the only handle, then closes through the ring.
-    pub(crate) async fn close(self) -> io::Result<()> {
-        poll_fn(|cx| {
-            if Rc::strong_count(&self.inner) == 1 {
-                Poll::Ready(())
-            } else {
-                self.inner.closer.set(Some(cx.waker().clone()));
-                Poll::Pending
-            }
-        })
-        .await;
-        let target = self.inner.target.take().expect("closed once");
-        Op::new(Close::new(target, self.inner.owner)).await
-    }
-}
-
-impl Drop for SharedFd {
-    fn drop(&mut self) {
-        // The handle left after this one may be a `close` waiting for it.
-        if Rc::strong_count(&self.inner) == 2 {
-            if let Some(waker) = self.inner.closer.take() {
-                waker.wake();
-            }
-        }
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        if let Some(target) = self.target.get() {
-            defer_close(target, self.owner);
-        }
-    }
-}
+use crate::op::{readv, writev, Offset, Read, Write};
+use crate::op::{Op, Operation, SharedFd};
 
 /// An owned file descriptor whose reads, writes and close go through the
 /// current core's ring.
@@ -380,18 +246,6 @@ impl AsRawFd for Fd {
 impl fmt::Debug for Fd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Fd").field(&self.shared).finish()
-    }
-}
-
-impl fmt::Debug for SharedFd {
-    /// The file descriptor, `Direct(index)` for an entry of the ring's
-    /// table, or `Closed` once `close` has taken it.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.inner.target.get() {
-            Some(Target::Fd(fd)) => fmt::Debug::fmt(&fd, f),
-            Some(Target::Fixed(index)) => f.debug_tuple("Direct").field(&index).finish(),
-            None => f.write_str("Closed"),
-        }
     }
 }
 

@@ -7,8 +7,9 @@ use std::os::fd::AsFd;
 use std::path::Path;
 
 use super::{File, OpenOptions};
-use crate::fd::{SharedFd, StreamSocket};
+use crate::fd::StreamSocket;
 use crate::op::Op;
+use crate::op::SharedFd;
 use crate::op::Splice;
 
 /// The pipe between the two splices: its capacity is the most one round

@@ -38,8 +38,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use crate::buf::{AlignedBuf, BufResult, FixedBuf, IoBuf, IoBufMut};
-use crate::fd::{Fd, SharedFd};
+use crate::fd::Fd;
 use crate::op::Op;
+use crate::op::SharedFd;
 use crate::op::{Fsync, Offset, ReadFixed, Resize, Statx, StatxOf, WriteFixed};
 
 pub use copy::copy;

@@ -4,9 +4,9 @@ use std::io;
 use std::path::Path;
 
 use super::{c_path, File};
-use crate::fd::SharedFd;
 use crate::op::Op;
 use crate::op::OpenAt;
+use crate::op::SharedFd;
 
 /// How to open a file: access (read, write, append), creation (create,
 /// create_new, truncate), the mode of a created file, and extra `open(2)`

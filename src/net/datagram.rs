@@ -10,7 +10,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use crate::buf::{IoBuf, IoBufMut};
-use crate::fd::SharedFd;
+use crate::op::SharedFd;
 use crate::op::{Op, Recv, RecvFrom, Send, SendTo};
 use crate::sys::socket::{self, SockAddr};
 

@@ -9,9 +9,9 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 
 use crate::buf::{BufRing, RingBuf};
-use crate::fd::SharedFd;
 use crate::op::MultiOp;
 use crate::op::RecvMulti;
+use crate::op::SharedFd;
 
 /// The data a connection receives, as buffers picked from a [`BufRing`]
 /// when it arrives; ends when the peer closes its side.

@@ -22,7 +22,8 @@ use io_uring::cqueue;
 
 use super::RecvStream;
 use crate::buf::{BufResult, BufRing, IoBuf, IoBufMut, RingBuf};
-use crate::fd::{write_all_with, SharedFd};
+use crate::fd::write_all_with;
+use crate::op::SharedFd;
 use crate::op::{
     readv, writev, MultiOp, Offset, Op, Recv, RecvBuf, Send, SendAllRecv, SendAllRecvBuf, SendZc,
     Shutdown as ShutdownOp, MAX_RW_COUNT,

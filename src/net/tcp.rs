@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::stream::Stream;
 use super::{each_addr, no_address, BACKLOG};
-use crate::fd::SharedFd;
+use crate::op::SharedFd;
 use crate::op::{Accept, AcceptMulti, Connect, MultiOp, Op};
 use crate::runtime::context;
 use crate::sys::socket::{self, SockAddr};

@@ -17,7 +17,7 @@ use super::datagram::{datagram_methods, Datagram};
 use super::stream::{stream_methods, Stream};
 use super::BACKLOG;
 use crate::buf::{BufResult, IoBuf, IoBufMut};
-use crate::fd::SharedFd;
+use crate::op::SharedFd;
 use crate::op::{Accept, Connect, Op};
 use crate::sys::socket::{self, SockAddr};
 

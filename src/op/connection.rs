@@ -7,10 +7,10 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use io_uring::{opcode, squeue, types};
 
+use super::SharedFd;
 use super::{MultishotOperation, Operation};
 use crate::driver::Completion;
 use crate::driver::{with_target, Target};
-use crate::fd::SharedFd;
 use crate::runtime::defer_close;
 use crate::sys::socket::SockAddr;
 

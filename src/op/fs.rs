@@ -12,9 +12,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use io_uring::{opcode, squeue, types};
 
 use super::Operation;
+use super::SharedFd;
 use crate::driver::Completion;
 use crate::driver::{with_target, Target};
-use crate::fd::SharedFd;
 use crate::runtime::defer_close;
 
 /// Opens (or creates) `path` (`openat2`): relative to the current

@@ -9,11 +9,11 @@ use std::rc::Rc;
 use io_uring::{opcode, squeue};
 
 use super::send_recv::RecvBuf;
+use super::SharedFd;
 use super::{filled, sqe_len, Operation, MAX_RW_COUNT};
 use crate::buf::{IoBuf, IoBufMut, RingBuf, RingInner};
 use crate::driver::with_target;
 use crate::driver::Completion;
-use crate::fd::SharedFd;
 
 /// Sends all of `out`, then receives into `into`, as a linked pair: the
 /// receive starts once the send is complete, and only its CQE wakes the

@@ -25,6 +25,7 @@ mod multi;
 mod nop;
 mod read_write;
 mod send_recv;
+mod shared_fd;
 mod single;
 mod vectored;
 
@@ -36,6 +37,7 @@ pub(crate) use multi::{MultiOp, MultishotOperation};
 pub use nop::{nop, Nop};
 pub(crate) use read_write::{Read, ReadFixed, Write, WriteFixed};
 pub(crate) use send_recv::{Recv, RecvBuf, RecvFrom, RecvMulti, Send, SendTo, SendZc};
+pub(crate) use shared_fd::SharedFd;
 pub(crate) use single::{Op, Operation};
 pub(crate) use vectored::{readv, writev};
 

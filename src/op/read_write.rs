@@ -4,10 +4,10 @@
 use io_uring::{opcode, squeue};
 
 use super::Operation;
+use super::SharedFd;
 use crate::buf::{BufResult, FixedBuf, IoBuf, IoBufMut};
 use crate::driver::with_target;
 use crate::driver::Completion;
-use crate::fd::SharedFd;
 
 use super::{filled, sqe_len, Offset};
 

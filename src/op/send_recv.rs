@@ -8,12 +8,12 @@ use std::rc::Rc;
 
 use io_uring::{cqueue, opcode, squeue};
 
+use super::SharedFd;
 use super::{clamp_len, filled, sqe_len};
 use super::{MultishotOperation, Operation};
 use crate::buf::{BufResult, IoBuf, IoBufMut, RingBuf, RingInner};
 use crate::driver::with_target;
 use crate::driver::Completion;
-use crate::fd::SharedFd;
 use crate::sys::socket::SockAddr;
 
 /// Receives into `buf` from its start up to its capacity.

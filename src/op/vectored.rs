@@ -8,11 +8,11 @@ use std::io;
 
 use io_uring::{opcode, squeue};
 
+use super::SharedFd;
 use super::{Op, Operation};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::driver::with_target;
 use crate::driver::Completion;
-use crate::fd::SharedFd;
 
 use super::Offset;
 
