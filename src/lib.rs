@@ -67,6 +67,7 @@ pub mod fs;
 pub mod net;
 pub mod op;
 mod runtime;
+pub mod sync;
 mod sys;
 pub mod time;
 
