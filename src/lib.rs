@@ -74,5 +74,5 @@ pub mod time;
 #[cfg(feature = "fault-injection")]
 pub use driver::faults::Faults;
 pub use driver::Stats;
-pub use executor::{spawn, yield_now, JoinError, JoinHandle};
-pub use runtime::{start, stats, Builder, CoreId, Runtime};
+pub use executor::{yield_now, JoinError, JoinHandle};
+pub use runtime::{spawn, start, stats, Builder, CoreId, Runtime};

@@ -14,6 +14,7 @@ use std::task::{Poll, Waker};
 
 use super::filled::Filled;
 use super::{IoBuf, IoBufMut};
+use crate::executor::RuntimeId;
 use crate::runtime::context::{self, Gone};
 
 /// The alignment of a pool's memory and of each buffer: a page, which also
@@ -65,9 +66,8 @@ struct Inner {
     waiters: RefCell<Vec<Waker>>,
     /// Times `get` found the pool empty.
     waited: Cell<u64>,
-    /// The core whose ring holds the registration.
-    /// The id of the runtime whose ring the buffers are registered with.
-    owner: u64,
+    /// The runtime whose ring the buffers are registered with.
+    owner: RuntimeId,
 }
 
 impl FixedBufPool {

@@ -26,6 +26,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::task::Waker;
 
+use crate::executor::RuntimeId;
 use crate::runtime::context::{self, Gone};
 use crate::sys::mapping::Mapping;
 
@@ -82,8 +83,8 @@ pub(crate) struct Inner {
     exhausted: Cell<u64>,
     /// Buffers given back to the kernel so far (see `starved`).
     returned: Cell<u64>,
-    /// The id of the runtime whose ring the group is registered with.
-    owner: u64,
+    /// The runtime whose ring the group is registered with.
+    owner: RuntimeId,
     /// The kernel accepted the registration (a failed one frees the memory
     /// without unregistering).
     registered: bool,

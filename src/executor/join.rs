@@ -1,16 +1,22 @@
 //! `JoinHandle` and `JoinError`: how a spawned task's output (or its panic,
 //! or its cancellation) reaches whoever awaits it.
+//!
+//! The output waits in the task allocation itself (see
+//! [`task`](super::task)); the handle holds the owner side's reference to
+//! the task (the `HANDLE` flag) and a pointer to the output's place.
 
 use std::any::Any;
-use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::marker::PhantomData;
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
-use super::task::Task;
+use super::state::{ABORTED, COMPLETE, HANDLE, OUTPUT};
+use super::task::{self, Header};
+use super::waker;
 
 /// Why a task produced no output.
 pub struct JoinError {
@@ -23,6 +29,18 @@ enum Repr {
 }
 
 impl JoinError {
+    pub(super) fn cancelled() -> JoinError {
+        JoinError {
+            repr: Repr::Cancelled,
+        }
+    }
+
+    pub(super) fn panicked(payload: Box<dyn Any + Send + 'static>) -> JoinError {
+        JoinError {
+            repr: Repr::Panic(payload),
+        }
+    }
+
     /// Whether the task was cancelled (aborted, or dropped at shutdown).
     pub fn is_cancelled(&self) -> bool {
         matches!(self.repr, Repr::Cancelled)
@@ -75,56 +93,65 @@ impl fmt::Debug for JoinError {
 
 impl std::error::Error for JoinError {}
 
-/// Where the output waits for the handle.
-struct JoinState<T> {
-    output: Option<Result<T, JoinError>>,
-    waker: Option<Waker>,
-    /// The output was taken by the handle.
-    taken: bool,
-}
-
-type Shared<T> = Rc<RefCell<JoinState<T>>>;
-
-fn finish<T>(state: &Shared<T>, output: Result<T, JoinError>) {
-    let mut state = state.borrow_mut();
-    debug_assert!(state.output.is_none() && !state.taken);
-    state.output = Some(output);
-    if let Some(waker) = state.waker.take() {
-        drop(state);
-        // The awaiting side's waker may be anyone's.
-        super::contain(|| waker.wake());
-    }
-}
-
-fn panicked(payload: Box<dyn Any + Send + 'static>) -> JoinError {
-    JoinError {
-        repr: Repr::Panic(payload),
-    }
-}
-
 /// An owned permission to await a spawned task's output.
 ///
 /// Awaiting it gives `Ok(output)`, or a [`JoinError`] if the task panicked
-/// or was cancelled. Dropping it detaches the task, which keeps running.
+/// or was cancelled. Dropping it detaches the task, which keeps running;
+/// an output it never took is dropped with it.
 pub struct JoinHandle<T> {
-    state: Shared<T>,
-    task: Task,
+    header: NonNull<Header>,
+    /// The output's place in the task allocation.
+    output: NonNull<Result<T, JoinError>>,
+    /// The handle may own an output (`T`), and stays on the thread of the
+    /// task's core, which alone touches the task's flags.
+    _owns: PhantomData<(T, Rc<()>)>,
 }
 
+// The handle never pins the output: it moves it out.
+impl<T> Unpin for JoinHandle<T> {}
+
 impl<T> JoinHandle<T> {
+    /// The handle of a new task.
+    ///
+    /// # Safety
+    ///
+    /// `header` starts a task allocation whose `HANDLE` flag this handle
+    /// stands for, made on this thread, and `output` is the place of its
+    /// output, of type `Result<T, JoinError>`.
+    pub(super) unsafe fn new(
+        header: NonNull<Header>,
+        output: NonNull<Result<T, JoinError>>,
+    ) -> JoinHandle<T> {
+        JoinHandle {
+            header,
+            output,
+            _owns: PhantomData,
+        }
+    }
+
+    fn task(&self) -> &Header {
+        // SAFETY: `HANDLE` is set while the handle exists, so the owner
+        // side's unit of the count keeps the allocation alive.
+        unsafe { self.header.as_ref() }
+    }
+
     /// Cancels the task: its future is dropped on its core's next turn
     /// (cancelling its in-flight operations), and awaiting the handle gives a
     /// cancelled [`JoinError`]. A task that already finished is unaffected.
     pub fn abort(&self) {
-        if !self.is_finished() {
-            self.task.abort();
+        let task = self.task();
+        if task.flags.has(COMPLETE) || task.flags.has(ABORTED) {
+            return;
         }
+        task.flags.insert(ABORTED);
+        // SAFETY: the handle's reference, and a task that is not complete,
+        // so its core is alive.
+        unsafe { waker::schedule(self.header) };
     }
 
     /// Whether the task has finished (with output, panic or cancellation).
     pub fn is_finished(&self) -> bool {
-        let state = self.state.borrow();
-        state.output.is_some() || state.taken
+        self.task().flags.has(COMPLETE)
     }
 }
 
@@ -132,17 +159,41 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.state.borrow_mut();
-        if let Some(output) = state.output.take() {
-            state.taken = true;
-            return Poll::Ready(output);
+        let task = self.task();
+        if task.flags.has(OUTPUT) {
+            task.flags.remove(OUTPUT);
+            // SAFETY: `OUTPUT` said the output member is live; clearing it
+            // first hands it to this read alone.
+            return Poll::Ready(unsafe { self.output.read() });
         }
-        assert!(!state.taken, "JoinHandle polled after completion");
-        match &state.waker {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            _ => state.waker = Some(cx.waker().clone()),
+        assert!(
+            !task.flags.has(COMPLETE),
+            "JoinHandle polled after completion"
+        );
+        if !task.join_waker_wakes(cx.waker()) {
+            // Cloned and the old one dropped outside the slot's borrow:
+            // both are user code.
+            drop(task.replace_join_waker(Some(cx.waker().clone())));
         }
         Poll::Pending
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        let task = self.task();
+        let output = task.flags.has(OUTPUT).then(|| {
+            task.flags.remove(OUTPUT);
+            // SAFETY: as in `poll`.
+            unsafe { self.output.read() }
+        });
+        let waiter = task.replace_join_waker(None);
+        // SAFETY: the handle's reference, given up here on the owner
+        // thread; `task` is not used after.
+        unsafe { task::release(self.header, HANDLE) };
+        // User code, once the task is settled.
+        drop(waiter);
+        drop(output);
     }
 }
 
@@ -151,95 +202,5 @@ impl<T> fmt::Debug for JoinHandle<T> {
         f.debug_struct("JoinHandle")
             .field("finished", &self.is_finished())
             .finish()
-    }
-}
-
-/// The future a task runs: the user's future, with its panics caught and its
-/// output (or cancellation, when dropped unfinished) sent to the handle.
-///
-/// The user's future is dropped inside the same containment as its polls,
-/// on completion as on abort or shutdown: a panic in its `Drop` is reported
-/// through the handle, like a panic in `poll`.
-pub(crate) struct Spawned<F: Future> {
-    /// `Some` until it completes or is dropped; pinned in place.
-    future: Option<F>,
-    state: Option<Shared<F::Output>>,
-}
-
-/// Wraps `future` for spawning; returns the wrapper and its handle's state.
-pub(crate) fn spawned<F: Future + 'static>(
-    future: F,
-) -> (Spawned<F>, impl FnOnce(Task) -> JoinHandle<F::Output>) {
-    let state = Rc::new(RefCell::new(JoinState {
-        output: None,
-        waker: None,
-        taken: false,
-    }));
-    let handle_state = state.clone();
-    let spawned = Spawned {
-        future: Some(future),
-        state: Some(state),
-    };
-    (spawned, move |task| JoinHandle {
-        state: handle_state,
-        task,
-    })
-}
-
-impl<F: Future> Spawned<F> {
-    /// Drops the user's future in place; `Err` with the payload when its
-    /// `Drop` panicked. A panic while dropping what the first panic left
-    /// is contained and counted, not reported twice.
-    fn drop_future(&mut self) -> Result<(), Box<dyn Any + Send + 'static>> {
-        // Assigning drops the old value in place, which keeps the pin
-        // promise.
-        catch_unwind(AssertUnwindSafe(|| self.future = None)).inspect_err(|_| {
-            super::contain(|| self.future = None);
-        })
-    }
-}
-
-impl<F: Future> Future for Spawned<F> {
-    type Output = ();
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        // SAFETY: `future` is structurally pinned: it is never moved out of
-        // `Spawned`, only dropped in place, and `Spawned` has no Unpin impl
-        // of its own. `state` is not pinned and only taken by value here.
-        let this = unsafe { self.get_unchecked_mut() };
-        let Some(future) = this.future.as_mut() else {
-            return Poll::Ready(());
-        };
-        // SAFETY: see above; the future is never moved.
-        let future = unsafe { Pin::new_unchecked(future) };
-        let output = match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
-            Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(output)) => this.drop_future().map(|()| output).map_err(panicked),
-            Err(payload) => {
-                // Dropped now, so its resources go with the panic; a second
-                // panic from its `Drop` is contained.
-                super::contain(|| this.future = None);
-                Err(panicked(payload))
-            }
-        };
-        let state = this.state.take().expect("Spawned polled after completion");
-        finish(&state, output);
-        Poll::Ready(())
-    }
-}
-
-impl<F: Future> Drop for Spawned<F> {
-    fn drop(&mut self) {
-        let dropped = self.drop_future();
-        if let Some(state) = self.state.take() {
-            let output = match dropped {
-                Ok(()) => Err(JoinError {
-                    repr: Repr::Cancelled,
-                }),
-                Err(payload) => Err(panicked(payload)),
-            };
-            finish(&state, output);
-        }
     }
 }

@@ -1,69 +1,238 @@
 //! The executor: tasks, their wakers, the run queue and `JoinHandle`.
 //!
-//! Tasks are `!Send` futures owned by the core that spawned them. Their
-//! wakers are `Send + Sync`: a wake on the owning thread pushes the task onto
-//! the local run queue; a wake from any other thread goes through the core's
-//! [`Remote`](remote::Remote) inbox and rings its doorbell so a parked core
-//! wakes up.
+//! Tasks are `!Send` futures owned by the core that spawned them. Each is
+//! one allocation ([`task`]): a header, then the future, whose bytes later
+//! hold its output for the [`JoinHandle`]. Its whole state is two words,
+//! specified in [`state`].
+//!
+//! The executor is self-contained: it reaches no thread-local core. A task
+//! is built with its core's [`Scheduler`](scheduler::Scheduler) and is
+//! scheduled through it alone, and the runtime above drives the
+//! [`Executor`] it owns: it spawns, hands over the keys the driver reports
+//! ready, and runs the ready tasks once per tick.
+//!
+//! Wakers are `Send + Sync`: a wake on the owning thread pushes the task's
+//! key onto the local run queue, with no atomic operation; a wake from any
+//! other thread goes through the core's [`Remote`] inbox and rings its
+//! doorbell so a parked core wakes up.
+//!
+//! ```text
+//!   runtime (Core, run loop, spawn)
+//!      │ owns
+//!   Executor ── TaskList (key → Task)
+//!      │ Arc
+//!   Scheduler ── Local (run queue, yielded; owner thread only)
+//!      ▲         Remote (inbox, doorbell; any thread)
+//!      │ header.scheduler
+//!   task allocation (Header + Stage) ◄── Waker, JoinHandle, Task
+//! ```
 
+mod id;
 mod join;
-pub(crate) mod remote;
-pub(crate) mod run_queue;
-pub(crate) mod task;
-pub(crate) mod task_list;
+mod remote;
+mod run_queue;
+mod scheduler;
+mod state;
+mod task;
+mod task_list;
+mod waker;
 
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
+pub(crate) use id::RuntimeId;
 pub use join::{JoinError, JoinHandle};
+use remote::Remote;
+use scheduler::{Local, Scheduler};
+use task_list::TaskList;
 
-use crate::runtime::context;
+use crate::sys::eventfd::EventFd;
 
-/// Runs `callback`, user code that runs outside a task poll (a waker's
-/// `wake`, the drop of a future, a buffer or a waker), with the containment
-/// a task poll has: a panic in it is caught and counted on the current
-/// core (`Stats::callback_panics`), never unwound through the run loop or
-/// a shutdown, so the rest of the batch still runs. The panic hook has
-/// already reported it where it happened.
-pub(crate) fn contain(callback: impl FnOnce()) {
-    let Err(payload) = catch_unwind(AssertUnwindSafe(callback)) else {
-        return;
-    };
-    context::try_with_core(|core| core.callback_panics.set(core.callback_panics.get() + 1));
-    // A payload's own drop may panic too; that one is forgotten.
-    if let Err(again) = catch_unwind(AssertUnwindSafe(|| drop(payload))) {
-        std::mem::forget(again);
+/// The tasks of one core, driven by its runtime on the core's thread.
+///
+/// `!Send` (the task list is): it is made on the thread that owns the core
+/// and stays there, which is what lets it touch the scheduler's owner-only
+/// part without checking the thread.
+pub(crate) struct Executor {
+    scheduler: Arc<Scheduler>,
+    tasks: TaskList,
+}
+
+impl Executor {
+    /// The executor of a new core owned by the calling thread; other
+    /// threads ring `doorbell` to end its park.
+    pub(crate) fn new(doorbell: EventFd) -> Executor {
+        Executor {
+            scheduler: Arc::new(Scheduler::new(Remote::new(doorbell))),
+            tasks: TaskList::default(),
+        }
+    }
+
+    /// The core's identity, unique in the process.
+    #[inline]
+    pub(crate) fn id(&self) -> RuntimeId {
+        self.scheduler.id()
+    }
+
+    /// The eventfd other threads ring, for the driver to keep a read on.
+    pub(crate) fn doorbell_fd(&self) -> RawFd {
+        self.scheduler.remote.doorbell.as_raw_fd()
+    }
+
+    #[inline]
+    fn local(&self) -> &Local {
+        // SAFETY: the executor is `!Send` and was made on the owner thread
+        // (see `new`), so this is the owner thread.
+        unsafe { self.scheduler.local_unchecked() }
+    }
+
+    /// Spawns `future` as a task of this core: it is polled from the next
+    /// run of ready tasks on.
+    #[inline]
+    pub(crate) fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let key = self.tasks.next_key();
+        let (task, handle) = task::allocate(future, key, &self.scheduler);
+        let inserted = self.tasks.insert(task);
+        debug_assert_eq!(inserted, key);
+        self.local().schedule(key);
+        handle
+    }
+
+    /// The key of the task `waker` wakes, when it is one of this core's:
+    /// the wake token an operation's slot stores instead of the waker.
+    #[inline]
+    pub(crate) fn key_of(&self, waker: &Waker) -> Option<usize> {
+        waker::key_on(waker, self.id())
+    }
+
+    /// Queues the task with `key` (a wake token the driver reported).
+    #[inline]
+    pub(crate) fn schedule(&self, key: usize) {
+        self.local().schedule(key);
+    }
+
+    /// Wakes `waker` on this core's thread; a waker of one of this core's
+    /// tasks queues the task directly, any other is user code, contained.
+    pub(crate) fn wake(&self, waker: Waker) {
+        match self.key_of(&waker) {
+            // Dropping a task's waker runs no user code: a task is freed
+            // with no join waker left and neither future nor output live.
+            Some(key) => {
+                self.local().schedule(key);
+                drop(waker);
+            }
+            None => self.local().contain(|| waker.wake()),
+        }
+    }
+
+    /// Moves the keys woken from other threads to the run queue, then
+    /// polls up to `polls_max` ready tasks in wake order.
+    pub(crate) fn run(&self, polls_max: usize) {
+        let local = self.local();
+        self.scheduler.remote.drain(|key| local.run_queue.push(key));
+        for _ in 0..polls_max {
+            let Some(key) = local.run_queue.pop() else {
+                break;
+            };
+            // SAFETY: the list's reference outlives the copy: only this
+            // loop removes tasks from the list, after `run` returns
+            // (shutdown drains it outside any run).
+            let Some(task) = (unsafe { self.tasks.get(key) }) else {
+                continue; // the task finished after this wake
+            };
+            // SAFETY: this loop is the owner's and not re-entered (the
+            // runtime runs it from its tick only, never from inside a
+            // task), and the task stays listed for the call (see above).
+            if unsafe { task.run() } {
+                drop(self.tasks.remove(key));
+            }
+        }
+    }
+
+    /// Whether a task is ready to run (queued here, yielded, or woken from
+    /// another thread).
+    pub(crate) fn is_ready(&self) -> bool {
+        let local = self.local();
+        !local.run_queue.is_empty()
+            || !local.yielded.is_empty()
+            || self.scheduler.remote.is_notified()
+    }
+
+    /// Before the ring is entered: forgets the run queue's popped part.
+    pub(crate) fn compact(&self) {
+        self.local().run_queue.compact();
+    }
+
+    /// After the ring was entered: the tasks that yielded become ready.
+    pub(crate) fn release_yielded(&self) {
+        let local = self.local();
+        local.run_queue.append(&local.yielded);
+    }
+
+    /// The waker of the core's `block_on` future.
+    pub(crate) fn main_waker(&self) -> Waker {
+        scheduler::main_waker(&self.scheduler)
+    }
+
+    /// Marks the `block_on` future woken, from the owner thread.
+    pub(crate) fn wake_main(&self) {
+        self.scheduler.remote.wake_main(false);
+    }
+
+    /// Takes the `block_on` future's woken flag.
+    pub(crate) fn take_main_woken(&self) -> bool {
+        self.scheduler.remote.take_main_woken()
+    }
+
+    /// Whether the `block_on` future is woken.
+    pub(crate) fn is_main_woken(&self) -> bool {
+        self.scheduler.remote.is_main_woken()
+    }
+
+    /// Runs `callback`, user code outside a task poll, with a panic caught
+    /// and counted (see `scheduler::Local::contain`).
+    pub(crate) fn contain(&self, callback: impl FnOnce()) {
+        self.local().contain(callback);
+    }
+
+    /// Panics caught in user callbacks outside task polls.
+    pub(crate) fn callback_panics(&self) -> u64 {
+        self.local().callback_panics()
+    }
+
+    /// Drops every task's future on this thread, so their operations are
+    /// cancelled (repeating while dropping spawns more), then closes the
+    /// queues: later wakes, local or foreign, queue nothing.
+    pub(crate) fn shutdown(&self) {
+        loop {
+            let tasks = self.tasks.drain();
+            if tasks.is_empty() {
+                break;
+            }
+            for task in tasks {
+                // SAFETY: on the owner thread, outside any run of the loop,
+                // with the core alive.
+                unsafe { task.cancel() };
+            }
+        }
+        self.local().close();
+        self.scheduler.remote.close();
     }
 }
 
-/// Spawns a task on the current core.
-///
-/// The task starts on the core's next turn and runs until it completes,
-/// panics or is aborted; its output is delivered through the returned
-/// [`JoinHandle`]. Dropping the handle detaches the task.
-///
-/// # Panics
-///
-/// When called outside a corering runtime.
-///
-/// # Examples
-///
-/// ```
-/// corering::start(async {
-///     let handle = corering::spawn(async { "done" });
-///     assert_eq!(handle.await.unwrap(), "done");
-/// });
-/// ```
-pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
-where
-    F: Future + 'static,
-    F::Output: 'static,
-{
-    let (spawned, handle) = join::spawned(future);
-    let task = context::spawn_task(spawned);
-    handle(task)
+impl Drop for Executor {
+    /// The runtime shuts the executor down before dropping it; this drops
+    /// any task spawned after that, by the drops of the shutdown itself.
+    fn drop(&mut self) {
+        self.shutdown();
+    }
 }
 
 /// Lets the other ready tasks and the ring run before this task continues:
@@ -95,13 +264,9 @@ impl Future for YieldNow {
             return Poll::Ready(());
         }
         self.yielded = true;
-        // A task of this core resumes after the next visit to the ring, not
+        // A task resumes after its core's next visit to the ring, not
         // within this tick's run of the queue; any other waker is woken.
-        let deferred = context::try_with_core(|core| {
-            let key = core.task_key(cx.waker());
-            key.map(|key| core.yielded.push(key)).is_some()
-        });
-        if deferred != Some(true) {
+        if !waker::defer(cx.waker()) {
             cx.waker().wake_by_ref();
         }
         Poll::Pending

@@ -1,28 +1,28 @@
 //! `Remote`: the part of a core other threads may touch.
 //!
-//! A waker that fires on a thread other than its core's pushes the task into
-//! the core's inbox and rings the doorbell (an eventfd the core keeps a read
-//! in flight on while parked), so a parked core wakes up. The `notified` flag
-//! keeps that to one eventfd write per park cycle.
+//! A waker that fires on a thread other than its core's pushes the task's
+//! key into the core's inbox and rings the doorbell (an eventfd the core
+//! keeps a read in flight on while parked), so a parked core wakes up. The
+//! `notified` flag keeps that to one eventfd write per park cycle.
 //!
-//! A task refers to its core's `Remote`, so a task left in the inbox would
-//! keep both alive for ever; shutdown closes the inbox, and a wake that
-//! arrives after that drops its reference instead.
+//! The inbox holds keys, not references: a key that outlives its task is a
+//! stale wake, as a driver token is (the key may by then name a newer task,
+//! polled spuriously, or none, skipped). Nothing in the inbox keeps a task
+//! or the core alive, and shutdown closes it, so a wake that arrives after
+//! that pushes nothing.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
-use super::task::Task;
 use crate::sys::eventfd::EventFd;
 
 /// The cross-thread face of one core.
 pub(crate) struct Remote {
-    /// Unique in the process, never reused: names the core in operations
-    /// and pools that must find it again (see `context::with_owner`).
-    pub(crate) id: u64,
-    /// Tasks woken from other threads, waiting to be moved to the run queue;
-    /// `None` once the core has shut down.
-    inbox: Mutex<Option<Vec<Task>>>,
+    /// Keys of tasks woken from other threads, waiting to be moved to the
+    /// run queue; `None` once the core has shut down. Bounded by the live
+    /// tasks: a task's key is pushed once until its next poll (see
+    /// `state::QUEUED_REMOTE`), and the core drains the inbox every tick.
+    inbox: Mutex<Option<Vec<usize>>>,
     /// Set when the `block_on` future was woken.
     main_woken: AtomicBool,
     /// Set once the doorbell was rung since the core last drained its inbox.
@@ -33,9 +33,7 @@ pub(crate) struct Remote {
 
 impl Remote {
     pub(crate) fn new(doorbell: EventFd) -> Remote {
-        static IDS: AtomicU64 = AtomicU64::new(1);
         Remote {
-            id: IDS.fetch_add(1, Ordering::Relaxed),
             inbox: Mutex::new(Some(Vec::new())),
             main_woken: AtomicBool::new(true),
             notified: AtomicBool::new(false),
@@ -43,31 +41,27 @@ impl Remote {
         }
     }
 
-    /// Hands `task` to the core from another thread; drops it when the
-    /// core has shut down.
-    pub(crate) fn push(&self, task: Task) {
+    /// Hands the task with `key` to the core from another thread; does
+    /// nothing when the core has shut down.
+    pub(crate) fn push(&self, key: usize) {
         let mut inbox = self.lock_inbox();
-        let Some(tasks) = inbox.as_mut() else {
-            drop(inbox);
-            return drop(task);
+        let Some(keys) = inbox.as_mut() else {
+            return;
         };
-        tasks.push(task);
+        keys.push(key);
         drop(inbox);
         self.ring();
     }
 
-    fn lock_inbox(&self) -> std::sync::MutexGuard<'_, Option<Vec<Task>>> {
+    fn lock_inbox(&self) -> MutexGuard<'_, Option<Vec<usize>>> {
         self.inbox
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// At shutdown: refuses later pushes and moves what is queued into
-    /// `into`, to be dropped by the caller.
-    pub(crate) fn close(&self, into: &mut Vec<Task>) {
-        if let Some(mut tasks) = self.lock_inbox().take() {
-            into.append(&mut tasks);
-        }
+    /// At shutdown: refuses later pushes and forgets what is queued.
+    pub(crate) fn close(&self) {
+        self.lock_inbox().take();
     }
 
     /// Marks the `block_on` future woken; `foreign` when called from
@@ -102,15 +96,16 @@ impl Remote {
         }
     }
 
-    /// Moves the inbox into `into`. Clears `notified` first, so a wake that
-    /// lands after the drain rings the doorbell again.
-    pub(crate) fn drain(&self, into: &mut Vec<Task>) {
+    /// Hands every queued key to `queue`, in order. Clears `notified`
+    /// first, so a wake that lands after the drain rings the doorbell
+    /// again. `queue` runs under the inbox lock and must not call out.
+    pub(crate) fn drain(&self, mut queue: impl FnMut(usize)) {
         // A plain load first, as in `take_main_woken`.
         if !self.notified.load(Ordering::Acquire) || !self.notified.swap(false, Ordering::AcqRel) {
             return;
         }
-        if let Some(tasks) = self.lock_inbox().as_mut() {
-            into.append(tasks);
+        if let Some(keys) = self.lock_inbox().as_mut() {
+            keys.drain(..).for_each(&mut queue);
         }
     }
 }

@@ -1,389 +1,438 @@
-//! `Task`: one spawned future and its scheduling state.
+//! The task allocation: one heap block per spawn, holding the header every
+//! handle reads and the stage, a union of the future and, once it is gone,
+//! its output.
 //!
-//! # State
+//! ```text
+//! Cell<F>:  Header { state, flags, key, vtable, scheduler, join_waker }
+//!           Stage  { future: F  |  output: Result<F::Output, JoinError> }
+//! ```
 //!
-//! - `queued_remote`: set by the first wake from another thread after a poll
-//!   begins, cleared just before the poll. While set, further foreign wakes
-//!   do nothing, so a task sits at most once in the inbox. Wakes on the
-//!   owning thread go to the run queue, which keeps its own marks (see
-//!   [`RunQueue`](super::run_queue::RunQueue)) and costs no atomic
-//!   operation. A task queued both ways is polled twice, which futures
-//!   tolerate as a spurious poll.
-//! - `aborted`: set by `JoinHandle::abort`; the next time the core runs the
-//!   task it drops the future instead of polling it.
-//! - `future`: `Some` until the future completes or is dropped. Only the
-//!   owning core's thread ever touches it; other threads reach a task only
-//!   through its waker, which touches the atomics and the `Remote`.
+//! Which member of the stage is live is read from the header's flags (see
+//! [`state`](super::state)): the future until `COMPLETE`, the output while
+//! `OUTPUT`. The [`JoinHandle`] keeps a pointer to the output member and
+//! takes the output from there, so a spawn allocates once, and a join
+//! copies the output once.
 //!
 //! # Task keys
 //!
-//! A task is one allocation: a header (reference count, vtable, owner, key,
-//! flags) followed by the future. The core's task list owns one reference
-//! to every live task, and the run queue holds task keys, not references.
-//! An operation polled with the waker of one of its core's tasks stores that
-//! task's key (as the driver's wake token) instead of a cloned waker, so the common path
-//! from submission to completion to the next poll touches no reference
-//! count. A key outlives its task only as a stale
-//! wake: the key may by then name a newer task, which is polled spuriously
-//! (futures tolerate that), or no task, which is skipped.
+//! The core's task list holds a [`Task`] (the listed reference) for every
+//! task whose future is live, by key, and the run queue holds keys, not
+//! references. An operation polled with the waker of one of its core's
+//! tasks stores that task's key (as the driver's wake token) instead of a
+//! cloned waker, so the common path from submission to completion to the
+//! next poll touches no reference count. A key outlives its task only as a
+//! stale wake: the key may by then name a newer task, which is polled
+//! spuriously (futures tolerate that), or no task, which is skipped.
 
+use std::any::Any;
 use std::cell::UnsafeCell;
 use std::future::Future;
 use std::mem::ManuallyDrop;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::ptr::NonNull;
-use std::sync::atomic::{self, AtomicBool, AtomicUsize, Ordering};
+use std::ptr::{self, NonNull};
 use std::sync::Arc;
-use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+use std::task::{Context, Poll, Waker};
 
-use super::remote::Remote;
-use crate::runtime::context::Core;
+use super::join::{JoinError, JoinHandle};
+use super::scheduler::{Local, Scheduler};
+use super::state::{Flags, State, ABORTED, COMPLETE, HANDLE, LISTED, OUTPUT};
+use super::waker;
 
-/// What every handle, waker and the run loop read: the start of every task
-/// allocation, whatever its future's type.
+/// The start of every task allocation, whatever its future's type.
 #[repr(C)]
-struct Header {
-    /// Counted references: the task list's, wakers', the `JoinHandle`'s and
-    /// the inbox's.
-    refs: AtomicUsize,
+pub(super) struct Header {
+    /// The shared word: references and the flags wakers touch.
+    pub(super) state: State,
+    /// The owner's word: touched only on the owner thread.
+    pub(super) flags: Flags,
+    /// The key of the task in its core's task list, fixed at spawn.
+    pub(super) key: usize,
     vtable: &'static TaskVTable,
-    /// The core that owns the task.
-    remote: Arc<Remote>,
-    /// The key of the task in its core's task list.
-    key: usize,
-    queued_remote: AtomicBool,
-    aborted: AtomicBool,
+    /// The core's scheduler: alive while the core is, and for as long as
+    /// the task lives once `state::SHARED` is set.
+    scheduler: NonNull<Scheduler>,
+    /// The waker of whoever awaits the `JoinHandle`. Owner thread only,
+    /// and never borrowed across a call out (see [`Header::replace_join_waker`]).
+    join_waker: UnsafeCell<Option<Waker>>,
 }
 
-/// The operations that depend on the future's type.
+/// What depends on the future's type.
 struct TaskVTable {
-    /// Polls the future if it is still there (`Ready` once it is gone).
-    poll: unsafe fn(NonNull<Header>, &mut Context<'_>) -> Poll<()>,
-    /// Drops the future in place.
-    drop_future: unsafe fn(NonNull<Header>),
-    /// Frees the allocation; called by the last reference.
+    /// Polls the future, or drops it when aborted; true once complete.
+    run: unsafe fn(NonNull<Header>) -> bool,
+    /// Drops the future and completes the task as cancelled.
+    cancel: unsafe fn(NonNull<Header>),
+    /// Frees the allocation.
     dealloc: unsafe fn(NonNull<Header>),
 }
 
-/// One allocation per task: the header, then the future, so polling a task
-/// reads adjacent memory and follows no pointer to a separate box.
+/// One task allocation. `repr(C)`, header first, so a pointer to the
+/// header is a pointer to the cell.
 #[repr(C)]
-struct Cell<F> {
+struct Cell<F: Future> {
     header: Header,
-    /// `Some` until the future completes or is dropped; pinned in place.
-    future: UnsafeCell<Option<F>>,
+    stage: UnsafeCell<Stage<F>>,
 }
 
-/// A counted reference to a spawned task.
-pub(crate) struct Task {
+/// The future, then its output, in the same bytes. A union drops neither
+/// member by itself: the owner drops each explicitly, as the flags say.
+#[repr(C)]
+union Stage<F: Future> {
+    /// Live while `COMPLETE` is clear; pinned (dropped in place, never moved).
+    future: ManuallyDrop<F>,
+    /// Live while `OUTPUT` is set.
+    output: ManuallyDrop<Result<F::Output, JoinError>>,
+}
+
+impl Header {
+    /// The core's scheduler.
+    ///
+    /// # Safety
+    ///
+    /// The scheduler is alive: the core has not shut down (the caller runs
+    /// on it, polls the task or holds a task that is not complete), or the
+    /// task is `state::SHARED` and the caller holds a reference to it.
+    #[inline]
+    pub(super) unsafe fn scheduler(&self) -> &Scheduler {
+        // SAFETY: forwarded to the caller.
+        unsafe { self.scheduler.as_ref() }
+    }
+
+    /// The pointer `scheduler` was made from, for the strong count that
+    /// `state::SHARED` stands for.
+    pub(super) fn scheduler_ptr(&self) -> *const Scheduler {
+        self.scheduler.as_ptr()
+    }
+
+    /// Puts `waker` in the join waker's place and returns what was there.
+    /// Owner thread only. The borrow ends before the return, so neither
+    /// waker's user code runs while the slot is borrowed.
+    pub(super) fn replace_join_waker(&self, waker: Option<Waker>) -> Option<Waker> {
+        // SAFETY: only the owner thread touches the slot, through this
+        // method, and nothing here calls out.
+        unsafe { std::mem::replace(&mut *self.join_waker.get(), waker) }
+    }
+
+    /// Whether the join waker would wake the same task as `waker`.
+    pub(super) fn join_waker_wakes(&self, waker: &Waker) -> bool {
+        // SAFETY: as in `replace_join_waker`; `will_wake` compares
+        // pointers and runs no user code.
+        unsafe { &*self.join_waker.get() }
+            .as_ref()
+            .is_some_and(|registered| registered.will_wake(waker))
+    }
+}
+
+/// The task list's reference to a task: the `LISTED` flag. `!Send`, like
+/// the task list that holds it.
+pub(super) struct Task {
     header: NonNull<Header>,
 }
 
-// SAFETY: the future, the one part that is not Send + Sync, is only touched
-// on the owning core's thread: `run` and `drop_future` are called by that
-// core alone (the run queue and task list are thread-local). Other threads
-// reach a task only through its waker, which uses the reference count, the
-// atomic flags and the Remote. The future is dropped on the owning thread (on
-// completion, abort or shutdown), so a last reference dropped elsewhere frees
-// an allocation whose future is `None`.
-unsafe impl Send for Task {}
-// SAFETY: as above.
-unsafe impl Sync for Task {}
-
 impl Task {
-    /// A task owned by the core behind `remote`, with its first reference.
-    pub(crate) fn new<F: Future<Output = ()> + 'static>(
-        remote: Arc<Remote>,
-        key: usize,
-        future: F,
-    ) -> Task {
-        let cell = Box::new(Cell {
-            header: Header {
-                refs: AtomicUsize::new(1),
-                vtable: &TaskVTable {
-                    poll: poll_future::<F>,
-                    drop_future: drop_future::<F>,
-                    dealloc: dealloc::<F>,
-                },
-                remote,
-                key,
-                queued_remote: AtomicBool::new(false),
-                aborted: AtomicBool::new(false),
-            },
-            future: UnsafeCell::new(Some(future)),
-        });
-        Task {
-            header: NonNull::from(Box::leak(cell)).cast(),
-        }
-    }
-
-    fn header(&self) -> &Header {
-        // SAFETY: a `Task` holds a counted reference, so the allocation is live.
-        unsafe { self.header.as_ref() }
-    }
-
-    /// A copy of this reference that is not counted, so never dropped.
+    /// A copy of this reference that is not counted, so never dropped: the
+    /// run loop polls through it, since a poll may spawn, and so move the
+    /// task list's entries.
     ///
     /// # Safety
     ///
     /// The copy must not be used once the reference it copies is gone.
-    pub(crate) unsafe fn uncounted(&self) -> ManuallyDrop<Task> {
+    pub(super) unsafe fn uncounted(&self) -> ManuallyDrop<Task> {
         ManuallyDrop::new(Task {
             header: self.header,
         })
     }
 
-    /// The key of the task in its core's task list.
-    pub(crate) fn key(&self) -> usize {
-        self.header().key
+    /// The header of the listed task.
+    fn header(&self) -> &Header {
+        // SAFETY: `LISTED` is set while this value exists, so the owner
+        // side's unit of the count keeps the allocation alive.
+        unsafe { self.header.as_ref() }
     }
 
-    /// Polls the future once (or drops it if aborted). Returns true when the
-    /// task is finished and should leave the task list.
+    /// Polls the future once (or drops it if aborted). True when the task
+    /// is complete and should leave the task list.
     ///
     /// # Safety
     ///
-    /// Called only by the owning core, never re-entrantly.
+    /// Called on the owner thread by the run loop, never re-entrantly, while
+    /// the core is alive.
     #[inline]
-    pub(crate) unsafe fn run(&self) -> bool {
-        let header = self.header();
-        header.queued_remote.store(false, Ordering::Release);
-        if header.aborted.load(Ordering::Acquire) {
-            self.drop_future();
-            return true;
-        }
-        // SAFETY: the waker borrows this reference: it is never dropped
-        // (ManuallyDrop) and does not outlive the call; clones count
-        // references of their own (`clone_waker`).
-        let waker = ManuallyDrop::new(unsafe { Waker::new(self.header.as_ptr().cast(), &VTABLE) });
-        let mut cx = Context::from_waker(&waker);
-        // SAFETY: the caller is the owning core, not re-entered, so nothing
-        // else touches the future.
-        unsafe { (header.vtable.poll)(self.header, &mut cx) }.is_ready()
+    pub(super) unsafe fn run(&self) -> bool {
+        // SAFETY: forwarded; the vtable matches the allocation.
+        unsafe { (self.header().vtable.run)(self.header) }
     }
 
-    /// Drops the future in place, on the owning thread (abort, shutdown).
-    pub(crate) fn drop_future(&self) {
-        // SAFETY: called by the owning core while the task is not being
-        // polled.
-        unsafe { (self.header().vtable.drop_future)(self.header) }
-    }
-
-    /// Marks the task aborted and schedules it so its core drops it.
-    pub(crate) fn abort(&self) {
-        self.header().aborted.store(true, Ordering::Release);
-        wake_by_ref(self.header);
-    }
-}
-
-impl Clone for Task {
-    fn clone(&self) -> Task {
-        increment(self.header);
-        Task {
-            header: self.header,
+    /// Drops the future, unless the task is complete: at shutdown.
+    ///
+    /// # Safety
+    ///
+    /// As [`run`](Task::run).
+    pub(super) unsafe fn cancel(&self) {
+        if !self.header().flags.has(COMPLETE) {
+            // SAFETY: forwarded; the future is live.
+            unsafe { (self.header().vtable.cancel)(self.header) }
         }
     }
 }
 
 impl Drop for Task {
     fn drop(&mut self) {
-        // SAFETY: this reference is given up here.
-        unsafe { release(self.header) }
+        debug_assert!(self.header().flags.has(COMPLETE), "listed until complete");
+        // SAFETY: this is the listed reference, given up here, on the owner
+        // thread (the task list is `!Send`).
+        unsafe { release(self.header, LISTED) }
     }
 }
 
-/// Counts one more reference to the task at `header`.
-fn increment(header: NonNull<Header>) {
-    // SAFETY: the caller holds a reference, so the allocation is live.
-    let refs = unsafe { header.as_ref() }
-        .refs
-        .fetch_add(1, Ordering::Relaxed);
-    // As `Arc`: a count this high means leaked references; stop before it
-    // can wrap around.
-    if refs > isize::MAX as usize {
-        std::process::abort();
-    }
+/// Allocates a task for `future` with key `key` on `scheduler`'s core:
+/// returns the task list's reference and the handle.
+pub(super) fn allocate<F>(
+    future: F,
+    key: usize,
+    scheduler: &Arc<Scheduler>,
+) -> (Task, JoinHandle<F::Output>)
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let cell = Box::new(Cell {
+        header: Header {
+            state: State::new(),
+            flags: Flags::new(),
+            key,
+            vtable: &TaskVTable {
+                run: run::<F>,
+                cancel: cancel::<F>,
+                dealloc: dealloc::<F>,
+            },
+            // `as_ptr`, not a reference, so the pointer may give a strong
+            // count back later (`Arc::decrement_strong_count`).
+            scheduler: NonNull::new(Arc::as_ptr(scheduler).cast_mut())
+                .expect("an Arc points somewhere"),
+            join_waker: UnsafeCell::new(None),
+        },
+        stage: UnsafeCell::new(Stage {
+            future: ManuallyDrop::new(future),
+        }),
+    });
+    // Every pointer below derives from this one, which owns the whole
+    // allocation.
+    let cell = NonNull::from(Box::leak(cell));
+    let header = cell.cast::<Header>();
+    // SAFETY: `cell` is a live allocation; the union member's address is
+    // fixed for the allocation's life, and `ManuallyDrop` is transparent.
+    let output = unsafe { NonNull::new_unchecked(output_of(cell)) };
+    // SAFETY: a new task: listed (`Task`) and with its handle (`HANDLE`).
+    let handle = unsafe { JoinHandle::new(header, output) };
+    (Task { header }, handle)
 }
 
-/// Gives up one reference to the task at `header`, freeing it with the last.
+/// The address of the output member of `cell`'s stage.
 ///
 /// # Safety
 ///
-/// The caller owns the reference and does not use it afterwards.
-unsafe fn release(header: NonNull<Header>) {
-    // SAFETY: the caller's reference keeps the allocation live until here.
-    let vtable = unsafe { header.as_ref() }.vtable;
-    // SAFETY: as above.
-    if unsafe { header.as_ref() }
-        .refs
-        .fetch_sub(1, Ordering::Release)
-        != 1
-    {
-        return;
+/// `cell` is a live allocation.
+unsafe fn output_of<F: Future>(cell: NonNull<Cell<F>>) -> *mut Result<F::Output, JoinError> {
+    // SAFETY: forwarded; no reference is made, so nothing is asserted
+    // about the bytes.
+    unsafe {
+        let stage = UnsafeCell::raw_get(ptr::addr_of!((*cell.as_ptr()).stage));
+        ptr::addr_of_mut!((*stage).output).cast()
     }
-    // Every other reference's last use happens before the free (as `Arc`).
-    atomic::fence(Ordering::Acquire);
-    // SAFETY: that was the last reference.
-    unsafe { (vtable.dealloc)(header) }
 }
 
-/// `TaskVTable::poll` for a `Cell<F>`.
+/// The address of the future member of `cell`'s stage.
 ///
 /// # Safety
 ///
-/// `header` starts a live `Cell<F>`; called on its owning thread only.
-unsafe fn poll_future<F: Future<Output = ()>>(
-    header: NonNull<Header>,
-    cx: &mut Context<'_>,
-) -> Poll<()> {
-    // SAFETY: `Cell` is `repr(C)` with the header first, and the caller
-    // guarantees the type.
-    let cell = unsafe { header.cast::<Cell<F>>().as_ref() };
-    // SAFETY: only the owning thread touches the future, one call at a time.
-    let slot = unsafe { &mut *cell.future.get() };
-    let Some(future) = slot.as_mut() else {
-        return Poll::Ready(());
+/// As [`output_of`].
+unsafe fn future_of<F: Future>(cell: NonNull<Cell<F>>) -> *mut F {
+    // SAFETY: as in `output_of`.
+    unsafe {
+        let stage = UnsafeCell::raw_get(ptr::addr_of!((*cell.as_ptr()).stage));
+        ptr::addr_of_mut!((*stage).future).cast()
+    }
+}
+
+/// Clears `bit` (`LISTED` or `HANDLE`) and, when that was the last of the
+/// two, gives back the owner side's unit of the count, freeing the task if
+/// no waker is left.
+///
+/// # Safety
+///
+/// On the owner thread, by the holder of the reference `bit` stands for,
+/// which is not used afterwards.
+pub(super) unsafe fn release(header: NonNull<Header>, bit: u8) {
+    // SAFETY: the caller's reference keeps the allocation alive until here.
+    let task = unsafe { header.as_ref() };
+    if task.flags.remove(bit) && task.state.release_owner() {
+        // SAFETY: that was the last reference.
+        unsafe { (task.vtable.dealloc)(header) }
+    }
+}
+
+/// Frees the task at `header` after its last waker is gone.
+///
+/// # Safety
+///
+/// The caller gave up the last reference (`State::release_waker` said so).
+pub(super) unsafe fn free(header: NonNull<Header>) {
+    // SAFETY: the allocation is alive until the call below frees it.
+    let dealloc = unsafe { header.as_ref() }.vtable.dealloc;
+    // SAFETY: forwarded.
+    unsafe { dealloc(header) }
+}
+
+/// `TaskVTable::run` for a `Cell<F>`.
+///
+/// # Safety
+///
+/// `header` starts a live `Cell<F>` whose future is live (the task is
+/// listed); called by the run loop on the owner thread, not re-entrantly.
+unsafe fn run<F: Future>(header: NonNull<Header>) -> bool {
+    // SAFETY: the listed reference keeps the allocation alive.
+    let task = unsafe { header.as_ref() };
+    task.state.clear_queued_remote();
+    debug_assert!(!task.flags.has(COMPLETE), "a listed task is not complete");
+    if task.flags.has(ABORTED) {
+        // SAFETY: forwarded.
+        unsafe { cancel::<F>(header) };
+        return true;
+    }
+    // SAFETY: the waker borrows the listed reference: it is never dropped
+    // (`ManuallyDrop`) and does not outlive this call; a clone counts a
+    // reference of its own.
+    let waker = ManuallyDrop::new(unsafe { Waker::new(header.as_ptr().cast(), &waker::VTABLE) });
+    let mut cx = Context::from_waker(&waker);
+    let cell = header.cast::<Cell<F>>();
+    // SAFETY: `COMPLETE` is clear, so the future member is live; it lives
+    // in the allocation and is never moved out (it is dropped in place);
+    // only this thread touches it, and not re-entrantly, so the borrow is
+    // unique for the poll.
+    let future = unsafe { Pin::new_unchecked(&mut *future_of(cell)) };
+    let result = match catch_unwind(AssertUnwindSafe(|| future.poll(&mut cx))) {
+        Ok(Poll::Pending) => return false,
+        // SAFETY: the poll is over and its borrow gone; the future is live.
+        Ok(Poll::Ready(output)) => match unsafe { drop_future(cell) } {
+            Ok(()) => Ok(output),
+            Err(payload) => {
+                // SAFETY: on the owner thread, the core alive.
+                let local = unsafe { local_of(task) };
+                // The output goes with the panic that replaces it.
+                local.contain(|| drop(output));
+                Err(JoinError::panicked(payload))
+            }
+        },
+        Err(payload) => {
+            // Dropped now, so its resources go with the panic; a second
+            // panic from its `Drop` is contained and counted.
+            // SAFETY: as above.
+            if let Err(again) = unsafe { drop_future(cell) } {
+                // SAFETY: as above.
+                unsafe { local_of(task) }.count_panic(again);
+            }
+            Err(JoinError::panicked(payload))
+        }
     };
-    // SAFETY: the future lives in the task allocation and is never moved
-    // out of it; it is dropped in place.
-    let poll = unsafe { Pin::new_unchecked(future) }.poll(cx);
-    if poll.is_ready() {
-        *slot = None;
-    }
-    poll
+    // SAFETY: the future is gone, the task not yet complete.
+    unsafe { complete(cell, result) };
+    true
 }
 
-/// `TaskVTable::drop_future` for a `Cell<F>`.
+/// `TaskVTable::cancel` for a `Cell<F>`: drops the future; a panic in its
+/// `Drop` is reported through the handle instead of the cancellation.
 ///
 /// # Safety
 ///
-/// As [`poll_future`].
-unsafe fn drop_future<F>(header: NonNull<Header>) {
-    // SAFETY: as in `poll_future`.
-    let cell = unsafe { header.cast::<Cell<F>>().as_ref() };
-    // SAFETY: as in `poll_future`; dropping in place keeps the pin promise.
-    unsafe { *cell.future.get() = None };
+/// As [`run`], the future not borrowed.
+unsafe fn cancel<F: Future>(header: NonNull<Header>) {
+    let cell = header.cast::<Cell<F>>();
+    // SAFETY: forwarded.
+    let result = match unsafe { drop_future(cell) } {
+        Ok(()) => Err(JoinError::cancelled()),
+        Err(payload) => Err(JoinError::panicked(payload)),
+    };
+    // SAFETY: the future is gone, the task not yet complete.
+    unsafe { complete(cell, result) };
+}
+
+/// Drops the future in place; the payload of a panic in its `Drop`.
+///
+/// # Safety
+///
+/// `cell` is live, its future live and not borrowed; owner thread. On
+/// return the future member is dead whatever happened (a panicking drop
+/// still drops the fields), and must not be touched again.
+unsafe fn drop_future<F: Future>(cell: NonNull<Cell<F>>) -> Result<(), Box<dyn Any + Send>> {
+    // SAFETY: forwarded; dropping in place keeps the pin promise.
+    catch_unwind(AssertUnwindSafe(|| unsafe {
+        ptr::drop_in_place(future_of(cell))
+    }))
+}
+
+/// Completes the task with `result`: stores it for the handle and wakes
+/// whoever awaits it, or, with the handle gone, drops it.
+///
+/// # Safety
+///
+/// `cell` is live and its future gone (dropped), `COMPLETE` not yet set;
+/// owner thread, the core alive.
+unsafe fn complete<F: Future>(cell: NonNull<Cell<F>>, result: Result<F::Output, JoinError>) {
+    // SAFETY: the caller's reference keeps the allocation alive.
+    let task = unsafe { &cell.as_ref().header };
+    // SAFETY: as the caller guarantees.
+    let local = unsafe { local_of(task) };
+    if !task.flags.has(HANDLE) {
+        task.flags.insert(COMPLETE);
+        // The output's drop is user code.
+        return local.contain(|| drop(result));
+    }
+    // SAFETY: the future member is dead and nothing borrows the stage;
+    // the output member is written once, before `OUTPUT` says it is live.
+    unsafe { output_of(cell).write(result) };
+    task.flags.insert(COMPLETE | OUTPUT);
+    if let Some(waker) = task.replace_join_waker(None) {
+        // The awaiting side's waker may be anyone's.
+        local.contain(|| waker.wake());
+    }
+}
+
+/// The owner's part of the task's scheduler.
+///
+/// # Safety
+///
+/// On the owner thread, the core alive.
+unsafe fn local_of(task: &Header) -> &Local {
+    // SAFETY: forwarded to the caller.
+    unsafe { task.scheduler().local_unchecked() }
 }
 
 /// `TaskVTable::dealloc` for a `Cell<F>`.
 ///
 /// # Safety
 ///
-/// `header` starts a `Cell<F>` made by `Task::new` to which no reference is left.
-unsafe fn dealloc<F>(header: NonNull<Header>) {
-    // SAFETY: the allocation came from `Box::new` in `Task::new`.
-    drop(unsafe { Box::from_raw(header.cast::<Cell<F>>().as_ptr()) });
-}
-
-/// The key of the task `waker` wakes, when it is a task of `core`.
-/// The runtime hands it to the driver as the wake token of an operation's
-/// slot.
-#[inline]
-pub(crate) fn task_key_on(waker: &Waker, core: &Core) -> Option<usize> {
-    if !std::ptr::eq(waker.vtable(), &VTABLE) {
-        return None;
-    }
-    // SAFETY: a waker with our vtable holds (or borrows) a counted reference
-    // to a task header as its data pointer.
-    let header = unsafe { &*waker.data().cast::<Header>() };
-    Arc::ptr_eq(&header.remote, &core.remote).then_some(header.key)
-}
-
-/// The waker of a task: its data pointer is a task header holding one
-/// counted reference. Being ours, the run loop can recognise it and queue
-/// the task directly.
-static VTABLE: RawWakerVTable = RawWakerVTable::new(clone_waker, wake, wake_by_ref_raw, drop_waker);
-
-/// Wakes `waker` on `core`, the calling thread's; a waker of one of its own
-/// tasks queues the task directly.
-#[inline(never)]
-pub(crate) fn wake_waker(waker: Waker, core: &Core) {
-    if !std::ptr::eq(waker.vtable(), &VTABLE) {
-        // Someone else's waker: its `wake` is user code.
-        return super::contain(|| waker.wake());
-    }
-    let waker = ManuallyDrop::new(waker);
-    let task = Task {
-        // SAFETY: a waker with our vtable owns one counted reference to a
-        // task header, which is taken over here (the waker is not dropped).
-        header: unsafe { header_of(waker.data()) },
+/// `header` starts a `Cell<F>` made by [`allocate`] to which no reference
+/// is left. Any thread: neither the future nor the output is live (see
+/// `state`), so only the header's `Send` parts are dropped here.
+unsafe fn dealloc<F: Future>(header: NonNull<Header>) {
+    let (shared, scheduler) = {
+        // SAFETY: the allocation is alive until the `Box` below is dropped.
+        let task = unsafe { header.as_ref() };
+        debug_assert!(task.flags.has(COMPLETE));
+        debug_assert!(
+            !task.flags.has(LISTED) && !task.flags.has(HANDLE) && !task.flags.has(OUTPUT)
+        );
+        (task.state.is_shared(), task.scheduler_ptr())
     };
-    if Arc::ptr_eq(&task.header().remote, &core.remote) {
-        core.run_queue.push(task.key());
-    } else {
-        schedule(task);
-    }
-}
-
-/// The header behind a waker's data pointer.
-///
-/// # Safety
-///
-/// `data` comes from a waker with our vtable, so it is a live task header.
-unsafe fn header_of(data: *const ()) -> NonNull<Header> {
-    // SAFETY: see the function's contract; the pointer is never null.
-    unsafe { NonNull::new_unchecked(data.cast_mut().cast()) }
-}
-
-unsafe fn clone_waker(data: *const ()) -> RawWaker {
-    // SAFETY: `data` is a live task header (see `VTABLE`); the clone gets a
-    // reference of its own.
-    increment(unsafe { header_of(data) });
-    RawWaker::new(data, &VTABLE)
-}
-
-unsafe fn wake(data: *const ()) {
-    schedule(Task {
-        // SAFETY: waking by value consumes the waker's reference.
-        header: unsafe { header_of(data) },
-    });
-}
-
-unsafe fn wake_by_ref_raw(data: *const ()) {
-    // SAFETY: the waker keeps its reference; this borrows it.
-    wake_by_ref(unsafe { header_of(data) });
-}
-
-unsafe fn drop_waker(data: *const ()) {
-    // SAFETY: dropping the waker releases its reference.
-    unsafe { release(header_of(data)) };
-}
-
-/// Schedules the task at `header` without consuming a reference; counts a
-/// new one only to hand the task to another thread's core.
-fn wake_by_ref(header: NonNull<Header>) {
-    // SAFETY: the caller holds a reference.
-    let borrowed = ManuallyDrop::new(Task { header });
-    if !queue_here(&borrowed) && !borrowed.header().queued_remote.load(Ordering::Acquire) {
-        schedule_remote(Task::clone(&borrowed));
-    }
-}
-
-/// Queues `task` on its core: on the run queue when called on that core's
-/// thread, through the inbox otherwise.
-fn schedule(task: Task) {
-    if !queue_here(&task) {
-        schedule_remote(task);
-    }
-}
-
-/// Queues `task` if the calling thread runs its core; false otherwise.
-fn queue_here(task: &Task) -> bool {
-    crate::runtime::context::try_with_core(|core| {
-        let owner = Arc::ptr_eq(&core.remote, &task.header().remote);
-        if owner {
-            core.run_queue.push(task.key());
-        }
-        owner
-    })
-    .unwrap_or(false)
-}
-
-/// Hands `task` to its core's inbox from another thread.
-fn schedule_remote(task: Task) {
-    let header = task.header();
-    if !header.queued_remote.swap(true, Ordering::AcqRel) {
-        let remote = header.remote.clone();
-        remote.push(task);
+    // SAFETY: the allocation came from `Box::new` in `allocate`. Dropping
+    // the box drops the header (its join waker, which is `Send`) and not
+    // the stage: a union has no drop glue.
+    drop(unsafe { Box::from_raw(header.cast::<Cell<F>>().as_ptr()) });
+    if shared {
+        // SAFETY: `SHARED` stands for one strong count, taken with
+        // `Arc::increment_strong_count` on this pointer (see `waker`).
+        unsafe { Arc::decrement_strong_count(scheduler) };
     }
 }

@@ -1,5 +1,6 @@
-//! The task list of one core: every live task by key, holding one counted
-//! reference each, so shutdown can drop every future on the core's thread.
+//! The task list of one core: every task whose future is live, by key,
+//! holding its listed reference, so the run loop finds a task from its
+//! key and shutdown can drop every future on the core's thread.
 
 use std::cell::UnsafeCell;
 use std::mem::ManuallyDrop;
@@ -10,10 +11,11 @@ use super::task::Task;
 
 /// See the module docs. Interior mutability without a borrow flag, as for
 /// the run queue: every method finishes its work on the slab before
-/// returning and calls out to nothing (the global allocator aside), so no
-/// two accesses overlap; `UnsafeCell` keeps it `!Sync`.
+/// returning and calls out to nothing (the global allocator aside, and
+/// dropping a `Task` happens in the caller, after the method), so no two
+/// accesses overlap; `UnsafeCell` and `Task` keep it `!Sync` and `!Send`.
 #[derive(Default)]
-pub(crate) struct TaskList {
+pub(super) struct TaskList {
     tasks: UnsafeCell<Slab<Task>>,
 }
 
@@ -28,13 +30,15 @@ impl TaskList {
     }
 
     /// The key the next [`insert`](Self::insert) will use.
-    pub(crate) fn next_key(&self) -> usize {
+    #[inline]
+    pub(super) fn next_key(&self) -> usize {
         self.with(|tasks| tasks.vacant_key())
     }
 
     /// Adds `task`, made for the key [`next_key`](Self::next_key) gave;
-    /// returns the key it got.
-    pub(crate) fn insert(&self, task: Task) -> usize {
+    /// returns the key it got, the same.
+    #[inline]
+    pub(super) fn insert(&self, task: Task) -> usize {
         self.with(|tasks| tasks.insert(task))
     }
 
@@ -44,18 +48,19 @@ impl TaskList {
     ///
     /// The copy must not be used after the task leaves the list.
     #[inline]
-    pub(crate) unsafe fn get(&self, key: usize) -> Option<ManuallyDrop<Task>> {
+    pub(super) unsafe fn get(&self, key: usize) -> Option<ManuallyDrop<Task>> {
         // SAFETY: forwarded to the caller.
         self.with(|tasks| tasks.get(key).map(|task| unsafe { task.uncounted() }))
     }
 
     /// Takes the task with `key` out of the list.
-    pub(crate) fn remove(&self, key: usize) -> Option<Task> {
+    #[inline]
+    pub(super) fn remove(&self, key: usize) -> Option<Task> {
         self.with(|tasks| tasks.try_remove(key))
     }
 
     /// Takes every task out of the list.
-    pub(crate) fn drain(&self) -> Vec<Task> {
+    pub(super) fn drain(&self) -> Vec<Task> {
         self.with(|tasks| tasks.drain().collect())
     }
 }

@@ -8,6 +8,7 @@ use io_uring::{opcode, squeue};
 use super::Operation;
 use crate::driver::Completion;
 use crate::driver::{with_target, Target};
+use crate::executor::RuntimeId;
 use crate::runtime::defer_close;
 
 /// Closes a descriptor (or direct descriptor) the caller has given up.
@@ -21,14 +22,14 @@ use crate::runtime::defer_close;
 pub(crate) struct Close {
     target: Target,
     /// The runtime whose table holds a direct descriptor (see `SharedFd`).
-    owner: u64,
+    owner: Option<RuntimeId>,
     /// The SQE was built and pushed: the kernel closes the descriptor.
     submitted: bool,
 }
 
 impl Close {
     /// `target` is owned by the operation from now on.
-    pub(crate) fn new(target: Target, owner: u64) -> Close {
+    pub(crate) fn new(target: Target, owner: Option<RuntimeId>) -> Close {
         assert!(target != Target::Fd(-1), "closing an invalid descriptor");
         Close {
             target,
@@ -58,8 +59,8 @@ impl Drop for Close {
         // abandoned state, or when the future is dropped unsubmitted.
         if !self.submitted {
             defer_close(self.target, self.owner);
-        } else if let Target::Fixed(_) = self.target {
-            let _ = crate::runtime::context::with_owner(self.owner, |core| {
+        } else if let (Target::Fixed(_), Some(owner)) = (self.target, self.owner) {
+            let _ = crate::runtime::context::with_owner(owner, |core| {
                 core.driver.borrow_mut().release_direct()
             });
         }

@@ -11,6 +11,7 @@ use super::SharedFd;
 use super::{MultishotOperation, Operation};
 use crate::driver::Completion;
 use crate::driver::{with_target, Target};
+use crate::executor::RuntimeId;
 use crate::runtime::defer_close;
 use crate::sys::socket::SockAddr;
 
@@ -25,8 +26,9 @@ pub(crate) struct Accept {
     /// A direct accept holds a reserved table entry until it produces a
     /// descriptor (which then owns the entry); dropped unused, it frees it.
     reserved: bool,
-    /// The runtime whose table the entry is reserved in (0 when not direct).
-    owner: u64,
+    /// The runtime whose table the entry is reserved in (`None` when not
+    /// direct).
+    owner: Option<RuntimeId>,
 }
 
 impl Accept {
@@ -36,7 +38,7 @@ impl Accept {
             addr: Box::new(SockAddr::empty()),
             direct: false,
             reserved: false,
-            owner: 0,
+            owner: None,
         }
     }
 
@@ -48,7 +50,7 @@ impl Accept {
             addr: Box::new(SockAddr::empty()),
             direct: true,
             reserved: true,
-            owner: crate::runtime::context::with_core(|core| core.id()),
+            owner: Some(crate::runtime::context::with_core(|core| core.id())),
         }
     }
 
@@ -108,8 +110,8 @@ impl Drop for Accept {
     fn drop(&mut self) {
         // Runs outside the driver (after `complete`, or when the slot's
         // state is freed after its final CQE).
-        if self.reserved {
-            let _ = crate::runtime::context::with_owner(self.owner, |core| {
+        if let (true, Some(owner)) = (self.reserved, self.owner) {
+            let _ = crate::runtime::context::with_owner(owner, |core| {
                 core.driver.borrow_mut().release_direct()
             });
         }
@@ -148,7 +150,7 @@ unsafe impl MultishotOperation for AcceptMulti {
     fn late_completion(&mut self, completion: Completion) {
         // The stream is gone: close what was accepted meanwhile.
         if completion.result >= 0 {
-            defer_close(Target::Fd(completion.result), 0);
+            defer_close(Target::Fd(completion.result), None);
         }
     }
 }

@@ -82,7 +82,7 @@ unsafe impl Operation for OpenAt {
     fn late_completion(&mut self, completion: Completion) {
         // The future is gone: close what a late success opened.
         if completion.result >= 0 {
-            defer_close(Target::Fd(completion.result), 0);
+            defer_close(Target::Fd(completion.result), None);
         }
     }
 }

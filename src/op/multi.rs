@@ -17,6 +17,7 @@ use io_uring::squeue;
 
 use super::single::{abandon, FOREIGN_POLL};
 use crate::driver::{Abandoned, Completion, Lifecycle, SlotId, SlotTicket, StreamSlot};
+use crate::executor::RuntimeId;
 use crate::runtime::context;
 
 /// One kind of multishot operation.
@@ -56,8 +57,8 @@ impl<T: MultishotOperation> Abandoned for Orphan<T> {
 pub(crate) struct MultiOp<T: MultishotOperation> {
     state: Option<T>,
     slot: Option<SlotId>,
-    /// The id of the runtime the slot belongs to (see `Op`).
-    owner: u64,
+    /// The runtime the slot belongs to (see `Op`).
+    owner: Option<RuntimeId>,
     /// The final CQE was taken: the stream has ended.
     finished: bool,
     /// Its place among the waiters for a free slot, while it waits.
@@ -71,7 +72,7 @@ impl<T: MultishotOperation> MultiOp<T> {
         MultiOp {
             state: Some(operation),
             slot: None,
-            owner: 0,
+            owner: None,
             finished: false,
             ticket: SlotTicket::default(),
             _not_send: PhantomData,
@@ -109,7 +110,7 @@ impl<T: MultishotOperation> Stream for MultiOp<T> {
             let waker = core.wake_by(cx.waker());
             let mut driver = core.driver.borrow_mut();
             let Some(id) = this.slot else {
-                this.owner = core.id();
+                this.owner = Some(core.id());
                 if driver.wait_for_slot(waker, &mut this.ticket) {
                     return Poll::Pending;
                 }
@@ -123,7 +124,7 @@ impl<T: MultishotOperation> Stream for MultiOp<T> {
                 this.slot = Some(unsafe { driver.push(state.build(), lifecycle) });
                 return Poll::Pending;
             };
-            assert_eq!(this.owner, core.id(), "{FOREIGN_POLL}");
+            assert_eq!(this.owner, Some(core.id()), "{FOREIGN_POLL}");
             driver.poll_stream(id, waker)
         });
         let completion = match std::task::ready!(next) {
@@ -140,10 +141,11 @@ impl<T: MultishotOperation> Stream for MultiOp<T> {
 
 impl<T: MultishotOperation> Drop for MultiOp<T> {
     fn drop(&mut self) {
-        let (Some(id), Some(state)) = (self.slot, self.state.take()) else {
+        let (Some(id), Some(owner), Some(state)) = (self.slot, self.owner, self.state.take())
+        else {
             return;
         };
-        abandon(self.owner, id, Box::new(Orphan(state)), false);
+        abandon(owner, id, Box::new(Orphan(state)), false);
     }
 }
 

@@ -17,6 +17,7 @@ use std::task::{Poll, Waker};
 
 use super::{Close, Op};
 use crate::driver::Target;
+use crate::executor::RuntimeId;
 use crate::runtime::defer_close;
 
 /// The handle that operations share.
@@ -28,16 +29,16 @@ pub(crate) struct SharedFd {
 struct Inner {
     /// The descriptor; `None` once `close` has taken it.
     target: Cell<Option<Target>>,
-    /// The runtime whose ring's table holds a direct descriptor (0 for a
-    /// plain one, which any ring or `close(2)` can close).
-    owner: u64,
+    /// The runtime whose ring's table holds a direct descriptor (`None`
+    /// for a plain one, which any ring or `close(2)` can close).
+    owner: Option<RuntimeId>,
     /// The task waiting in `close` for the other handles to go.
     closer: Cell<Option<Waker>>,
 }
 
 impl SharedFd {
     pub(crate) fn new(fd: OwnedFd) -> SharedFd {
-        SharedFd::from_target(Target::Fd(fd.into_raw_fd()), 0)
+        SharedFd::from_target(Target::Fd(fd.into_raw_fd()), None)
     }
 
     /// Takes ownership of entry `index` of the ring's direct descriptor table.
@@ -47,10 +48,10 @@ impl SharedFd {
     /// Outside a runtime (a direct descriptor belongs to the current one).
     pub(crate) fn new_direct(index: u32) -> SharedFd {
         let owner = crate::runtime::context::with_core(|core| core.id());
-        SharedFd::from_target(Target::Fixed(index), owner)
+        SharedFd::from_target(Target::Fixed(index), Some(owner))
     }
 
-    fn from_target(target: Target, owner: u64) -> SharedFd {
+    fn from_target(target: Target, owner: Option<RuntimeId>) -> SharedFd {
         SharedFd {
             inner: Rc::new(Inner {
                 target: Cell::new(Some(target)),

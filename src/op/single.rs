@@ -14,6 +14,7 @@ use std::task::{Context, Poll};
 use io_uring::squeue;
 
 use crate::driver::{Abandoned, Completion, SlotId, SlotTicket};
+use crate::executor::RuntimeId;
 use crate::runtime::context::{self, Gone};
 
 /// One kind of io_uring operation: how to build its SQE and how to turn its
@@ -83,8 +84,8 @@ pub(crate) struct Op<T: Operation> {
     state: Option<T>,
     /// The slot, from the first poll on.
     slot: Option<SlotId>,
-    /// The id of the runtime the slot belongs to (set with `slot`).
-    owner: u64,
+    /// The runtime the slot belongs to (set with `slot`).
+    owner: Option<RuntimeId>,
     /// Submissions again after a transient failure (see [`retry`]).
     retries: u8,
     /// Its place among the waiters for a free slot, while it waits.
@@ -98,7 +99,7 @@ impl<T: Operation> Op<T> {
         Op {
             state: Some(operation),
             slot: None,
-            owner: 0,
+            owner: None,
             retries: 0,
             ticket: SlotTicket::default(),
             _not_send: PhantomData,
@@ -137,7 +138,7 @@ impl<T: Operation> Future for Op<T> {
             let mut driver = core.driver.borrow_mut();
             loop {
                 let Some(id) = this.slot else {
-                    this.owner = core.id();
+                    this.owner = Some(core.id());
                     if driver.wait_for_slot(waker, &mut this.ticket) {
                         return Poll::Pending;
                     }
@@ -156,7 +157,7 @@ impl<T: Operation> Future for Op<T> {
                     this.slot = Some(id);
                     return Poll::Pending;
                 };
-                assert_eq!(this.owner, core.id(), "{FOREIGN_POLL}");
+                assert_eq!(this.owner, Some(core.id()), "{FOREIGN_POLL}");
                 let completion = std::task::ready!(driver.poll_completion(id, waker));
                 let head_failure = if T::LINKED {
                     driver.take_head_failure(id)
@@ -184,10 +185,11 @@ impl<T: Operation> Future for Op<T> {
 
 impl<T: Operation> Drop for Op<T> {
     fn drop(&mut self) {
-        let (Some(id), Some(state)) = (self.slot, self.state.take()) else {
+        let (Some(id), Some(owner), Some(state)) = (self.slot, self.owner, self.state.take())
+        else {
             return;
         };
-        abandon(self.owner, id, Box::new(state), T::LINKED);
+        abandon(owner, id, Box::new(state), T::LINKED);
     }
 }
 
@@ -202,7 +204,7 @@ pub(super) const FOREIGN_POLL: &str =
 /// the slot for the owner's next tick or shutdown). When the owner has shut
 /// down, its kernel work is over and the state is freed, unless that
 /// shutdown leaked its in-flight states; then this one leaks too.
-pub(super) fn abandon(owner: u64, id: SlotId, state: Box<dyn Abandoned>, linked: bool) {
+pub(super) fn abandon(owner: RuntimeId, id: SlotId, state: Box<dyn Abandoned>, linked: bool) {
     let mut state = Some(state);
     let gone = context::with_owner(owner, |core| {
         let state = state.take().expect("taken once");

@@ -1,25 +1,21 @@
 //! The thread-local accessor of the running core: the one way code reaches
-//! the driver, the run queue and the timers.
+//! the driver, the executor and the timers.
 //!
 //! `block_on` installs its core for the duration of the call (and the
 //! runtime's shutdown does the same), so operations, timers and `spawn`
 //! find their core without carrying a handle. The driver, the timers and the
 //! close list sit in `RefCell`s, so a re-entrant use (a bug) panics instead
-//! of aliasing. The run queue and the task list, touched once or twice per
-//! task poll, need no borrow flag: their methods finish before returning and
-//! hand out no references (see `RunQueue` and `TaskList`).
+//! of aliasing. The executor needs no borrow flag: its methods finish
+//! before returning and hand out no references. Tasks never come here:
+//! they are scheduled through the handle they were built with (see
+//! `executor`).
 
 use std::cell::{Cell, RefCell};
-use std::future::Future;
-use std::sync::Arc;
 use std::task::Waker;
 
 use super::config::Config;
 use crate::driver::{Driver, Stats, Target, Wake};
-use crate::executor::remote::Remote;
-use crate::executor::run_queue::RunQueue;
-use crate::executor::task::{self, Task};
-use crate::executor::task_list::TaskList;
+use crate::executor::{Executor, RuntimeId};
 use crate::runtime::wheel::Wheel;
 
 /// One core: everything its thread owns.
@@ -27,33 +23,24 @@ pub(crate) struct Core {
     pub(crate) config: Config,
     pub(crate) driver: RefCell<Driver>,
     pub(crate) timers: RefCell<Wheel>,
-    /// Keys of the tasks ready to be polled, in wake order.
-    pub(crate) run_queue: RunQueue,
-    /// Keys of the tasks that yielded this tick; they join the run queue
-    /// once the ring has been entered.
-    pub(crate) yielded: RunQueue,
-    /// Every live task, so shutdown can drop them all on this thread.
-    pub(crate) tasks: TaskList,
+    /// The tasks, their run queue and the inbox other threads wake into.
+    pub(crate) executor: Executor,
     /// Descriptors whose last handle was dropped, to be closed through the ring.
     pub(crate) closes: RefCell<Vec<Target>>,
-    pub(crate) remote: Arc<Remote>,
-    /// Panics caught in user callbacks outside task polls (see
-    /// `executor::contain`).
-    pub(crate) callback_panics: Cell<u64>,
 }
 
 impl Core {
     /// The runtime's id, unique in the process.
     #[inline]
-    pub(crate) fn id(&self) -> u64 {
-        self.remote.id
+    pub(crate) fn id(&self) -> RuntimeId {
+        self.executor.id()
     }
 
     /// The driver's counters and the timer count.
     pub(crate) fn stats(&self) -> Stats {
         Stats {
             timers: self.timers.borrow().len() as u64,
-            callback_panics: self.callback_panics.get(),
+            callback_panics: self.executor.callback_panics(),
             ..self.driver.borrow().stats()
         }
     }
@@ -62,14 +49,11 @@ impl Core {
     /// its task's key as the token when it wakes one of this core's tasks.
     #[inline]
     pub(crate) fn wake_by<'a>(&'a self, waker: &'a Waker) -> Wake<'a> {
-        let token = self.task_key(waker).and_then(|key| u32::try_from(key).ok());
+        let token = self
+            .executor
+            .key_of(waker)
+            .and_then(|key| u32::try_from(key).ok());
         Wake { waker, token }
-    }
-
-    /// The key of the task `waker` wakes, when it is one of this core's.
-    #[inline]
-    pub(crate) fn task_key(&self, waker: &Waker) -> Option<usize> {
-        task::task_key_on(waker, self)
     }
 }
 
@@ -85,7 +69,7 @@ thread_local! {
     /// leaking what the kernel might still write into: a future of theirs
     /// dropped later must leak its state too. One entry per such runtime
     /// (a rare event that already printed nothing but counted `abandoned`).
-    static LEAKY: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+    static LEAKY: RefCell<Vec<RuntimeId>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Lists `core` among the live runtimes of this thread.
@@ -126,7 +110,7 @@ pub(crate) enum Gone {
 /// # Errors
 ///
 /// What became of the owner when it is not alive on this thread.
-pub(crate) fn with_owner<R>(owner: u64, f: impl FnOnce(&Core) -> R) -> Result<R, Gone> {
+pub(crate) fn with_owner<R>(owner: RuntimeId, f: impl FnOnce(&Core) -> R) -> Result<R, Gone> {
     let mut f = Some(f);
     let here =
         try_with_core(|core| (core.id() == owner).then(|| f.take().expect("called once")(core)));
@@ -206,27 +190,18 @@ pub(crate) fn with_core<R>(f: impl FnOnce(&Core) -> R) -> R {
     try_with_core(f).expect("must be called from inside a corering runtime (start or block_on)")
 }
 
-/// Registers a new task on the current core and queues its first poll.
-pub(crate) fn spawn_task<F: Future<Output = ()> + 'static>(future: F) -> Task {
-    with_core(|core| {
-        let key = core.tasks.next_key();
-        let task = Task::new(core.remote.clone(), key, future);
-        let inserted = core.tasks.insert(task.clone());
-        debug_assert_eq!(inserted, key);
-        core.run_queue.push(key);
-        task
-    })
-}
-
 /// Closes `target` through a ring once it gets a turn: a direct descriptor
 /// through its own runtime's (`owner`), wherever it is dropped; a plain one
-/// through the current core's, or right away with `close(2)` outside a
-/// runtime. A direct descriptor whose runtime is gone went with its ring's
-/// table.
-pub(crate) fn defer_close(target: Target, owner: u64) {
-    let queued = match target {
-        Target::Fixed(_) => with_owner(owner, |core| core.closes.borrow_mut().push(target)),
-        Target::Fd(_) => {
+/// (whose `owner` is `None`, since any ring can close it) through the
+/// current core's, or right away with `close(2)` outside a runtime. A
+/// direct descriptor whose runtime is gone went with its ring's table.
+pub(crate) fn defer_close(target: Target, owner: Option<RuntimeId>) {
+    let queued = match (target, owner) {
+        (Target::Fixed(_), Some(owner)) => {
+            with_owner(owner, |core| core.closes.borrow_mut().push(target))
+        }
+        (Target::Fixed(_), None) => unreachable!("a direct descriptor names its runtime"),
+        (Target::Fd(_), _) => {
             try_with_core(|core| core.closes.borrow_mut().push(target)).ok_or(Gone::Drained)
         }
     };

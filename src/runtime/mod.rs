@@ -22,11 +22,9 @@ pub(crate) mod wheel;
 use std::future::Future;
 use std::io;
 use std::marker::PhantomData;
-use std::os::fd::AsRawFd;
 use std::pin::pin;
 use std::rc::Rc;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use config::Config;
@@ -35,9 +33,7 @@ use context::{Core, Enter};
 pub use launcher::CoreId;
 
 use crate::driver::{Abandoned, Driver, DriverConfig, Stats, Wait};
-use crate::executor;
-use crate::executor::remote::Remote;
-use crate::executor::task::{self, Task};
+use crate::executor::{Executor, JoinHandle};
 use crate::runtime::wheel::Wheel;
 use crate::sys::eventfd::EventFd;
 
@@ -57,6 +53,33 @@ use crate::sys::eventfd::EventFd;
 pub fn start<F: Future>(future: F) -> F::Output {
     let runtime = Runtime::new().unwrap_or_else(|error| panic!("corering::start: {error}"));
     runtime.block_on(future)
+}
+
+/// Spawns a task on the current core.
+///
+/// The task starts on the core's next turn and runs until it completes,
+/// panics or is aborted; its output is delivered through the returned
+/// [`JoinHandle`]. Dropping the handle detaches the task.
+///
+/// # Panics
+///
+/// When called outside a corering runtime.
+///
+/// # Examples
+///
+/// ```
+/// corering::start(async {
+///     let handle = corering::spawn(async { "done" });
+///     assert_eq!(handle.await.unwrap(), "done");
+/// });
+/// ```
+#[inline]
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    context::with_core(|core| core.executor.spawn(future))
 }
 
 /// The counters of the runtime running on this thread.
@@ -222,7 +245,7 @@ impl Builder {
     pub fn build(self) -> io::Result<Runtime> {
         let config = self.config;
         config.check()?;
-        let remote = Arc::new(Remote::new(EventFd::new()?));
+        let executor = Executor::new(EventFd::new()?);
         let driver = Driver::new(
             &DriverConfig {
                 entries: config.entries,
@@ -233,17 +256,13 @@ impl Builder {
                 #[cfg(feature = "fault-injection")]
                 faults: config.faults,
             },
-            remote.doorbell.as_raw_fd(),
+            executor.doorbell_fd(),
         )?;
         let core = Box::new(Core {
             driver: driver.into(),
             timers: Wheel::new(Instant::now()).into(),
-            run_queue: Default::default(),
-            yielded: Default::default(),
-            tasks: Default::default(),
+            executor,
             closes: Default::default(),
-            remote,
-            callback_panics: Default::default(),
             config,
         });
         context::register(&core);
@@ -272,7 +291,6 @@ pub struct Runtime {
 /// Buffers the run loop reuses every tick.
 #[derive(Default)]
 struct Scratch {
-    inbox: Vec<Task>,
     wakers: Vec<Waker>,
     graveyard: Vec<Box<dyn Abandoned>>,
 }
@@ -282,12 +300,12 @@ impl Scratch {
     /// left, each inside the containment of a task poll: buffers and
     /// wakers are user code, and one that panics must not cost the others
     /// their drop.
-    fn drop_leftovers(&mut self) {
+    fn drop_leftovers(&mut self, executor: &Executor) {
         for state in self.graveyard.drain(..) {
-            executor::contain(|| drop(state));
+            executor.contain(|| drop(state));
         }
         for waker in self.wakers.drain(..) {
-            executor::contain(|| drop(waker));
+            executor.contain(|| drop(waker));
         }
     }
 }
@@ -320,14 +338,12 @@ impl Runtime {
         let core = &*self.core;
         let _enter = Enter::new(core);
         let mut future = pin!(future);
-        let waker = Waker::from(Arc::new(MainWaker {
-            remote: core.remote.clone(),
-        }));
+        let waker = core.executor.main_waker();
         let mut cx = Context::from_waker(&waker);
-        core.remote.wake_main(false);
+        core.executor.wake_main();
         let mut scratch = Scratch::default();
         loop {
-            if core.remote.take_main_woken() {
+            if core.executor.take_main_woken() {
                 if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
                     return output;
                 }
@@ -356,7 +372,7 @@ impl Runtime {
         let core = &*self.core;
         let _enter = Enter::new(core);
         let mut scratch = Scratch::default();
-        drop_tasks(core, &mut scratch);
+        core.executor.shutdown();
         core.driver.borrow_mut().cancel_all();
         let deadline = Instant::now() + core.config.shutdown_timeout;
         loop {
@@ -371,13 +387,13 @@ impl Runtime {
                 break;
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            let mut ready = |token| core.run_queue.push(token as usize);
+            // The tasks are gone and the executor closed: their wakes
+            // queue nothing.
+            let mut ready = |token| core.executor.schedule(token as usize);
             driver.enter(Wait::For(Some(left)), &mut ready);
             driver.take_ready(&mut ready, &mut scratch.wakers, &mut scratch.graveyard);
             drop(driver);
-            // The tasks are gone; their wakers have nothing to wake.
-            core.run_queue.clear();
-            scratch.drop_leftovers();
+            scratch.drop_leftovers(&core.executor);
         }
         self.stats()
     }
@@ -400,47 +416,10 @@ impl std::fmt::Debug for Runtime {
     }
 }
 
-/// Drops every task's future on this thread, so their operations are
-/// cancelled; repeats while dropping spawns more.
-fn drop_tasks(core: &Core, scratch: &mut Scratch) {
-    loop {
-        let tasks = core.tasks.drain();
-        if tasks.is_empty() {
-            break;
-        }
-        for task in tasks {
-            task.drop_future();
-        }
-    }
-    core.run_queue.clear();
-    core.yielded.clear();
-    core.remote.close(&mut scratch.inbox);
-    scratch.inbox.clear();
-}
-
 /// One turn of the run loop (see the module docs).
 fn tick(core: &Core, scratch: &mut Scratch) {
-    core.remote.drain(&mut scratch.inbox);
-    for task in scratch.inbox.drain(..) {
-        core.run_queue.push(task.key());
-    }
-
-    for _ in 0..core.config.tasks_per_tick {
-        let Some(key) = core.run_queue.pop() else {
-            break;
-        };
-        // SAFETY: the task list's reference outlives the copy: only this
-        // loop removes tasks from the list, after `run` returns (shutdown
-        // drains it outside any tick).
-        let Some(task) = (unsafe { core.tasks.get(key) }) else {
-            continue; // the task finished after this wake
-        };
-        // SAFETY: this loop is the owning core's, not re-entered, and the
-        // task stays in the task list for the call (see above).
-        if unsafe { task.run() } {
-            drop(core.tasks.remove(key));
-        }
-    }
+    let executor = &core.executor;
+    executor.run(core.config.tasks_per_tick);
 
     queue_closes(core);
     // One clock reading per tick, and none while no timer is pending: it
@@ -457,12 +436,9 @@ fn tick(core: &Core, scratch: &mut Scratch) {
         }
     }
     for waker in scratch.wakers.drain(..) {
-        task::wake_waker(waker, core);
+        executor.wake(waker);
     }
-    let ready = !core.run_queue.is_empty()
-        || !core.yielded.is_empty()
-        || core.remote.is_main_woken()
-        || core.remote.is_notified();
+    let ready = executor.is_ready() || executor.is_main_woken();
     let wait = match until_timer {
         _ if ready => Wait::No,
         None => Wait::For(None),
@@ -471,16 +447,16 @@ fn tick(core: &Core, scratch: &mut Scratch) {
     };
     {
         let mut driver = core.driver.borrow_mut();
-        core.run_queue.compact();
-        let mut ready = |token| core.run_queue.push(token as usize);
+        executor.compact();
+        let mut ready = |token| executor.schedule(token as usize);
         driver.enter(wait, &mut ready);
         driver.take_ready(&mut ready, &mut scratch.wakers, &mut scratch.graveyard);
     }
-    core.run_queue.append(&core.yielded);
+    executor.release_yielded();
     for waker in scratch.wakers.drain(..) {
-        task::wake_waker(waker, core);
+        executor.wake(waker);
     }
-    scratch.drop_leftovers();
+    scratch.drop_leftovers(executor);
 }
 
 /// Moves descriptors waiting to be closed onto the ring, as many as there
@@ -500,21 +476,4 @@ fn queue_closes(core: &Core) {
     let mut list = core.closes.borrow_mut();
     closes.append(&mut list);
     *list = closes;
-}
-
-/// The waker of the `block_on` future.
-struct MainWaker {
-    remote: Arc<Remote>,
-}
-
-impl Wake for MainWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        let on_owner =
-            context::try_with_core(|core| Arc::ptr_eq(&core.remote, &self.remote)).unwrap_or(false);
-        self.remote.wake_main(!on_owner);
-    }
 }

@@ -20,6 +20,6 @@ pub use timeout::{timeout, Elapsed, Timeout};
 /// Removes timer `key` from the wheel of its own runtime, `owner`,
 /// wherever this runs (inside another runtime of the thread, or outside
 /// any); nothing when that runtime is gone, since its wheel went with it.
-fn remove_timer(owner: u64, key: crate::runtime::wheel::TimerKey) {
+fn remove_timer(owner: crate::executor::RuntimeId, key: crate::runtime::wheel::TimerKey) {
     let _ = crate::runtime::context::with_owner(owner, |core| core.timers.borrow_mut().remove(key));
 }

@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::executor::RuntimeId;
 use crate::runtime::context;
 use crate::runtime::wheel::{TimerKey, TICK};
 
@@ -27,7 +28,7 @@ pub fn sleep(duration: Duration) -> Sleep {
             .checked_add(duration)
             .unwrap_or_else(far_future),
         entry: None,
-        owner: 0,
+        owner: None,
         // A sleep of a tick or more cannot be over before its first poll
         // unless the task stalled, and then the wheel fires it at its next
         // advance, within its resolution: no second clock reading needed.
@@ -40,7 +41,7 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
         deadline,
         entry: None,
-        owner: 0,
+        owner: None,
         check_clock: true,
     }
 }
@@ -72,8 +73,8 @@ pub struct Sleep {
     /// The wheel's timer and the deadline it was filed for (never later
     /// than `deadline`).
     entry: Option<(TimerKey, Instant)>,
-    /// The id of the runtime whose wheel holds `entry`.
-    owner: u64,
+    /// The runtime whose wheel holds `entry` (set with it).
+    owner: Option<RuntimeId>,
     /// Whether the next registration first asks the clock if the deadline
     /// has passed already.
     check_clock: bool,
@@ -104,8 +105,8 @@ impl Sleep {
     }
 
     fn unregister(&mut self) {
-        if let Some((key, _)) = self.entry.take() {
-            super::remove_timer(self.owner, key);
+        if let (Some((key, _)), Some(owner)) = (self.entry.take(), self.owner) {
+            super::remove_timer(owner, key);
         }
     }
 }
@@ -119,10 +120,14 @@ impl Future for Sleep {
         let mut moved = None;
         let ready = context::with_core(|core| {
             let mut timers = core.timers.borrow_mut();
-            if this.owner != core.id() {
+            if this.owner != Some(core.id()) {
                 // Filed on another runtime: file it here instead.
-                moved = this.entry.take().map(|(key, _)| (this.owner, key));
-                this.owner = core.id();
+                moved = this
+                    .entry
+                    .take()
+                    .zip(this.owner)
+                    .map(|((key, _), owner)| (owner, key));
+                this.owner = Some(core.id());
             }
             match this.entry {
                 // Still pending: just keep the newest waker.

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::executor::RuntimeId;
 use crate::runtime::context;
 use crate::runtime::wheel::TimerKey;
 
@@ -40,7 +41,7 @@ pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
         limit: Limit {
             duration,
             key: None,
-            owner: 0,
+            owner: None,
         },
     }
 }
@@ -59,8 +60,8 @@ pub struct Timeout<F> {
 struct Limit {
     duration: Duration,
     key: Option<TimerKey>,
-    /// The id of the runtime whose wheel holds `key`.
-    owner: u64,
+    /// The runtime whose wheel holds `key` (set with it).
+    owner: Option<RuntimeId>,
 }
 
 impl Limit {
@@ -68,10 +69,10 @@ impl Limit {
         let mut moved = None;
         let poll = context::with_core(|core| {
             let mut timers = core.timers.borrow_mut();
-            if self.owner != core.id() {
+            if self.owner != Some(core.id()) {
                 // Filed on another runtime: file it here instead.
-                moved = self.key.take().map(|key| (self.owner, key));
-                self.owner = core.id();
+                moved = self.key.take().zip(self.owner);
+                self.owner = Some(core.id());
             }
             match self.key {
                 Some(key) if timers.set_waker(key, cx.waker()) => Poll::Pending,
@@ -88,7 +89,7 @@ impl Limit {
                 }
             }
         });
-        if let Some((owner, key)) = moved {
+        if let Some((key, owner)) = moved {
             super::remove_timer(owner, key);
         }
         poll
@@ -97,8 +98,8 @@ impl Limit {
 
 impl Drop for Limit {
     fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            super::remove_timer(self.owner, key);
+        if let (Some(key), Some(owner)) = (self.key.take(), self.owner) {
+            super::remove_timer(owner, key);
         }
     }
 }
