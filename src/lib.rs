@@ -75,4 +75,7 @@ pub mod time;
 pub use driver::faults::Faults;
 pub use driver::Stats;
 pub use executor::{yield_now, JoinError, JoinHandle};
-pub use runtime::{spawn, start, stats, Builder, CoreId, Runtime};
+pub use runtime::{
+    cores, current_core, spawn, spawn_blocking, spawn_on, start, stats, Builder, CoreId,
+    RemoteHandle, Runtime,
+};

@@ -1,12 +1,18 @@
-//! The doorbell: a read of an eventfd kept in flight while the core is
-//! parked, so that a thread without a ring can end the park by writing to
-//! the eventfd.
+//! The doorbell: how a parked core is woken from another thread.
+//!
+//! Two ways in. Another corering core posts a CQE straight into this
+//! ring with `IORING_OP_MSG_RING` (pushed on its own ring, no CQE on its
+//! side unless it fails); a thread without a ring writes the core's
+//! eventfd, of which this core keeps one read in flight while parked. The
+//! runtime decides when to ring (only when the target is parked, once per
+//! park); the driver only sends and receives.
 
 use std::os::fd::RawFd;
 
-use io_uring::{opcode, types};
+use io_uring::{opcode, squeue, types};
 
-use super::slot::{CANCEL_TAG, DOORBELL_TAG};
+use super::slot::{CANCEL_TAG, DOORBELL_TAG, MSG_SENT_TAG, MSG_WAKE_TAG};
+use super::Completion;
 use super::Driver;
 
 /// The eventfd read's state.
@@ -78,5 +84,42 @@ impl Driver {
         if self.doorbell.armed {
             std::mem::forget(std::mem::replace(&mut self.doorbell.buf, Box::new(0)));
         }
+    }
+
+    /// Whether this ring can wake another with `MSG_RING` (probed at
+    /// setup, and allowed by the configuration).
+    pub(crate) fn can_msg_ring(&self) -> bool {
+        self.msg_ring
+    }
+
+    /// This ring's descriptor, which other cores name in their `MSG_RING`.
+    pub(crate) fn ring_fd(&self) -> RawFd {
+        self.ring_fd
+    }
+
+    /// Wakes the core whose ring is `target` with one `MSG_RING`, sent
+    /// with this core's next submission. Its CQE on the target carries
+    /// [`MSG_WAKE_TAG`]; on this side a CQE comes only if it fails
+    /// (`IOSQE_CQE_SKIP_SUCCESS`). The caller checked
+    /// [`can_msg_ring`](Self::can_msg_ring).
+    pub(crate) fn msg_ring(&mut self, target: RawFd) {
+        debug_assert!(self.msg_ring);
+        let sqe = opcode::MsgRingData::new(types::Fd(target), 0, MSG_WAKE_TAG, None)
+            .build()
+            .flags(squeue::Flags::SKIP_SUCCESS)
+            .user_data(MSG_SENT_TAG);
+        self.stats.msg_ring_sent += 1;
+        // SAFETY: a MSG_RING SQE refers to no memory of this process.
+        unsafe { self.push_entry(sqe) };
+    }
+
+    /// A `MSG_RING` could not be posted: the target ring is gone (it shut
+    /// down after the sender looked) or its CQ is full. Either way nothing
+    /// waits on it: a gone core has no tasks, and a full CQ means the
+    /// target is awake reaping.
+    #[cold]
+    pub(super) fn msg_ring_failed(&mut self, completion: Completion) {
+        debug_assert!(completion.result < 0);
+        self.stats.msg_ring_failed += 1;
     }
 }

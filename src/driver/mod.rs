@@ -12,7 +12,8 @@
 //! - `submit.rs`: pushes, the FIFO for a full SQ, entering the kernel.
 //! - `reap.rs`: CQEs copied out in a batch and routed to their slots.
 //! - `registry.rs`: direct descriptors, buffer groups, fixed buffers.
-//! - `doorbell.rs`: the eventfd read that ends a park.
+//! - `doorbell.rs`: how a park ends: an eventfd read, or another core's
+//!   `MSG_RING`.
 //! - `wake.rs`: tokens and wakers, and the waiters for a free slot.
 //! - `target.rs`: what an SQE names (a descriptor or a direct entry).
 //!
@@ -50,11 +51,11 @@ mod wake;
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::task::Waker;
 use std::time::Duration;
 
-use io_uring::{cqueue, IoUring};
+use io_uring::{cqueue, opcode, IoUring};
 
 pub(crate) use lifecycle::{Abandoned, Lifecycle, StreamSlot};
 pub(crate) use slot::{SlotId, SLOTS_LIMIT};
@@ -113,6 +114,9 @@ pub(crate) struct DriverConfig {
     pub(crate) slots_max: usize,
     pub(crate) direct_fds: u32,
     pub(crate) batch_wait: Option<(u32, Duration)>,
+    /// Whether to wake other cores with `MSG_RING` where the kernel has it
+    /// (the eventfd otherwise).
+    pub(crate) msg_ring: bool,
     /// Faults to inject (tests only).
     #[cfg(feature = "fault-injection")]
     pub(crate) faults: Option<faults::Faults>,
@@ -140,6 +144,10 @@ pub(crate) struct Driver {
     /// Whether the kernel honours `IOSQE_CQE_SKIP_SUCCESS` (5.17), which
     /// linked pairs need.
     skip_success: bool,
+    /// Whether other cores are woken with `MSG_RING` (see `doorbell.rs`).
+    msg_ring: bool,
+    /// This ring's descriptor, for other cores' `MSG_RING`.
+    ring_fd: RawFd,
     /// Wakers (not tokens) of completed operations, woken after the driver
     /// is released; at most one per slot completed in a tick.
     wakers: Vec<Waker>,
@@ -170,6 +178,8 @@ impl Driver {
     pub(crate) fn new(config: &DriverConfig, doorbell_fd: RawFd) -> io::Result<Driver> {
         let (ring, flags) = ring::create(config.entries, config.sqpoll_idle)?;
         let skip_success = ring.params().is_feature_skip_cqe_on_success();
+        let msg_ring = config.msg_ring && ring::supports(&ring, opcode::MsgRingData::CODE);
+        let ring_fd = ring.as_raw_fd();
         let queues = Queues::new(&ring)?;
         // A sparse table the kernel fills on direct accepts. Kernels without
         // it (before 5.19) simply get none: direct accepts fall back.
@@ -196,6 +206,8 @@ impl Driver {
             linked_abandoned: Vec::new(),
             head_failures: Vec::new(),
             skip_success,
+            msg_ring,
+            ring_fd,
             wakers: Vec::new(),
             slot_waiters: SlotWaiters::default(),
             graveyard: Vec::new(),
@@ -232,9 +244,13 @@ impl Driver {
         }
     }
 
-    /// Whether anything is still in flight, the doorbell read included.
+    /// Whether anything is still in flight or waits to be submitted (a
+    /// `MSG_RING` to another core, say), the doorbell read included.
     pub(crate) fn is_idle(&self) -> bool {
-        self.slots.len() == 0 && !self.doorbell.is_armed()
+        self.slots.len() == 0
+            && !self.doorbell.is_armed()
+            && self.waiting.is_empty()
+            && self.queues.sq_len() == 0
     }
 }
 
@@ -256,6 +272,7 @@ mod tests {
             slots_max: 1024,
             direct_fds: 0,
             batch_wait: None,
+            msg_ring: true,
             #[cfg(feature = "fault-injection")]
             faults: None,
         };
@@ -448,5 +465,44 @@ mod tests {
         assert!(driver.poll_completion(id, wake).is_ready());
         assert_eq!(std::sync::Arc::strong_count(&owner), 2);
         shut_down(driver);
+    }
+
+    /// One core ends another's park with a `MSG_RING`: the target's wait
+    /// (5 s at most) returns with the message counted, and the sender sees
+    /// no CQE for it.
+    #[test]
+    fn a_msg_ring_ends_another_rings_park() {
+        let doorbell = EventFd::new().unwrap();
+        let mut sender = driver(8, &doorbell);
+        if !sender.can_msg_ring() {
+            eprintln!("skipped: this kernel lacks IORING_OP_MSG_RING");
+            return shut_down(sender);
+        }
+        let (fd_tx, fd_rx) = std::sync::mpsc::channel();
+        // The target ring is single-issuer: built and entered on its thread.
+        let parked = std::thread::spawn(move || {
+            let doorbell = EventFd::new().unwrap();
+            let mut target = driver(8, &doorbell);
+            fd_tx.send(target.ring_fd()).unwrap();
+            let started = std::time::Instant::now();
+            target.enter(Wait::For(Some(Duration::from_secs(5))), &mut |_| {});
+            let waited = started.elapsed();
+            let wakes = target.stats().msg_ring_wakes;
+            shut_down(target);
+            (waited, wakes)
+        });
+        let target_fd = fd_rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        sender.msg_ring(target_fd);
+        sender.enter(Wait::No, &mut |_| {});
+        let (waited, wakes) = parked.join().unwrap();
+        assert!(
+            waited < Duration::from_secs(4),
+            "woken, not timed out: {waited:?}"
+        );
+        assert_eq!(wakes, 1);
+        let stats = sender.stats();
+        assert_eq!((stats.msg_ring_sent, stats.msg_ring_failed), (1, 0));
+        shut_down(sender);
     }
 }

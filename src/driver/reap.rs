@@ -1,11 +1,12 @@
 //! Reaping: CQEs are copied out of the ring in one batch and each is
-//! routed to its slot, the doorbell, or the cancellation it answers.
+//! routed to its slot, the doorbell (an eventfd read, or a `MSG_RING`
+//! from another core), or the cancellation it answers.
 //!
 //! No user code runs here: a completed slot's token goes to the caller's
 //! `ready`, other wakers and the states of dropped futures are collected
 //! and handed out by `take_ready` once the driver is released.
 
-use super::slot::{SlotId, CANCEL_TAG, DOORBELL_TAG};
+use super::slot::{SlotId, CANCEL_TAG, DOORBELL_TAG, MSG_SENT_TAG, MSG_WAKE_TAG};
 use super::{Completion, Driver};
 
 impl Driver {
@@ -23,7 +24,7 @@ impl Driver {
                 let completion = Completion { result, flags };
                 #[cfg(feature = "fault-injection")]
                 if let Some(injector) = &mut self.injector {
-                    let ours = user_data == CANCEL_TAG || user_data == DOORBELL_TAG;
+                    let ours = user_data >= MSG_SENT_TAG;
                     if !ours && injector.hold_reaped(user_data, completion) {
                         return;
                     }
@@ -48,6 +49,11 @@ impl Driver {
         match user_data {
             CANCEL_TAG => return,
             DOORBELL_TAG => return self.doorbell.rang(),
+            MSG_WAKE_TAG => {
+                self.stats.msg_ring_wakes += 1;
+                return;
+            }
+            MSG_SENT_TAG => return self.msg_ring_failed(completion),
             _ => {}
         }
         let mut id = SlotId::from_user_data(user_data);

@@ -21,6 +21,11 @@ use super::wake::{Waiter, Wake};
 pub(crate) const CANCEL_TAG: u64 = u64::MAX;
 /// `user_data` of the doorbell read that ends a park on a cross-thread wake.
 pub(crate) const DOORBELL_TAG: u64 = u64::MAX - 1;
+/// `user_data` of the CQE another core's `MSG_RING` posts to end a park.
+pub(crate) const MSG_WAKE_TAG: u64 = u64::MAX - 2;
+/// `user_data` of a `MSG_RING` this core sent; its CQE comes only when the
+/// message could not be posted.
+pub(crate) const MSG_SENT_TAG: u64 = u64::MAX - 3;
 
 /// Set in the `user_data` of the first SQE of a linked pair (see
 /// [`SlotId::head`]); slot indices stay below it.
@@ -30,10 +35,10 @@ const HEAD_BIT: u64 = 1 << 31;
 /// [`SlotId::cancel`]); slot indices stay below it.
 const CANCEL_BIT: u64 = 1 << 30;
 
-/// The most slots a table may hold: indices below `CANCEL_BIT - 1` keep
+/// The most slots a table may hold: indices below `CANCEL_BIT - 4` keep
 /// ids, head and cancel marks included, clear of the reserved tags (whose
-/// index halves are `u32::MAX` and `u32::MAX - 1`).
-pub(crate) const SLOTS_LIMIT: usize = CANCEL_BIT as usize - 2;
+/// index halves are `u32::MAX` down to `u32::MAX - 3`).
+pub(crate) const SLOTS_LIMIT: usize = CANCEL_BIT as usize - 4;
 
 /// Names one slot: its index in the table and the generation it was claimed
 /// with, packed as the SQE `user_data` (generation high, index low). The id
@@ -303,6 +308,15 @@ mod tests {
         assert!(cancel.is_cancel() && !id.is_cancel() && !head.is_cancel());
         assert_eq!(cancel.cancelled(), head);
         assert_eq!(cancel.cancelled().slot(), id);
+    }
+
+    #[test]
+    fn the_largest_marked_id_stays_clear_of_every_tag() {
+        let largest = SlotId::new(SLOTS_LIMIT as u32 - 1, u32::MAX);
+        let marked = largest.head().cancel().user_data();
+        for tag in [CANCEL_TAG, DOORBELL_TAG, MSG_WAKE_TAG, MSG_SENT_TAG] {
+            assert!(marked < tag, "{marked:#x} must stay below {tag:#x}");
+        }
     }
 
     #[test]

@@ -35,6 +35,13 @@ pub struct Stats {
     pub sq_full: u64,
     /// Calls to `io_uring_enter` (none from inside a push).
     pub enters: u64,
+    /// `MSG_RING`s this core sent to wake another core.
+    pub msg_ring_sent: u64,
+    /// `MSG_RING`s this core sent that the kernel could not post (the
+    /// target ring had gone or its CQ was full).
+    pub msg_ring_failed: u64,
+    /// Parks of this core ended by another core's `MSG_RING`.
+    pub msg_ring_wakes: u64,
     /// Times the completion queue was seen overflowed (CQEs kept by the kernel).
     pub cq_overflows: u64,
     /// Times `io_uring_enter` answered `EBUSY` or `EAGAIN` and the driver reaped and retried.

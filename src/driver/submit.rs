@@ -306,6 +306,17 @@ impl Driver {
         self.flush_waiting();
     }
 
+    /// Submits what is queued without reaping or waiting, for a caller that
+    /// stops driving the ring for a while (`block_on` returning) with a
+    /// `MSG_RING` or other work queued. A refusal (`EBUSY`, `EINTR`) leaves
+    /// it queued for the next enter, which is no worse.
+    pub(crate) fn submit_queued(&mut self) {
+        self.flush_waiting();
+        if self.queues.sq_len() > 0 {
+            let _ = self.enter_raw(0, None);
+        }
+    }
+
     /// Submits a full SQ without waiting, then reaps; returns the CQEs
     /// reaped.
     fn submit_full(&mut self, ready: &mut impl FnMut(u32)) -> usize {

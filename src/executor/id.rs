@@ -56,6 +56,12 @@ impl ThreadSerial {
         }
     }
 
+    /// The serial as a number (never 0).
+    #[inline]
+    pub(crate) fn get(self) -> u64 {
+        self.0.get()
+    }
+
     #[cold]
     fn assign() -> ThreadSerial {
         static NEXT: AtomicU64 = AtomicU64::new(1);

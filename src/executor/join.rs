@@ -29,13 +29,13 @@ enum Repr {
 }
 
 impl JoinError {
-    pub(super) fn cancelled() -> JoinError {
+    pub(crate) fn cancelled() -> JoinError {
         JoinError {
             repr: Repr::Cancelled,
         }
     }
 
-    pub(super) fn panicked(payload: Box<dyn Any + Send + 'static>) -> JoinError {
+    pub(crate) fn panicked(payload: Box<dyn Any + Send + 'static>) -> JoinError {
         JoinError {
             repr: Repr::Panic(payload),
         }

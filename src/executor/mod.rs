@@ -43,13 +43,26 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-pub(crate) use id::RuntimeId;
+pub(crate) use id::{RuntimeId, ThreadSerial};
 pub use join::{JoinError, JoinHandle};
 use remote::Remote;
+pub(crate) use remote::{set_ring_hook, Job};
 use scheduler::{Local, Scheduler};
 use task_list::TaskList;
 
 use crate::sys::eventfd::EventFd;
+
+/// The cross-thread face of a core: other threads send it jobs.
+#[derive(Clone)]
+pub(crate) struct Handle(Arc<Scheduler>);
+
+impl Handle {
+    /// Sends `job` to run on the core's thread; hands it back when the
+    /// core has shut down.
+    pub(crate) fn send_job(&self, job: Job) -> Result<(), Job> {
+        self.0.remote.send_job(job)
+    }
+}
 
 /// The tasks of one core, driven by its runtime on the core's thread.
 ///
@@ -132,11 +145,18 @@ impl Executor {
         }
     }
 
-    /// Moves the keys woken from other threads to the run queue, then
-    /// polls up to `polls_max` ready tasks in wake order.
+    /// Moves the keys woken from other threads to the run queue, and the
+    /// jobs sent to this core to `jobs`, for the runtime to run.
+    pub(crate) fn drain_inbox(&self, jobs: &mut Vec<Job>) {
+        let local = self.local();
+        self.scheduler
+            .remote
+            .drain(|key| local.run_queue.push(key), jobs);
+    }
+
+    /// Polls up to `polls_max` ready tasks in wake order.
     pub(crate) fn run(&self, polls_max: usize) {
         let local = self.local();
-        self.scheduler.remote.drain(|key| local.run_queue.push(key));
         for _ in 0..polls_max {
             let Some(key) = local.run_queue.pop() else {
                 break;
@@ -163,6 +183,27 @@ impl Executor {
         !local.run_queue.is_empty()
             || !local.yielded.is_empty()
             || self.scheduler.remote.is_notified()
+    }
+
+    /// Before a park: publishes that the core is parked unless a wake or a
+    /// job arrived meanwhile; returns whether it may park (see `remote`).
+    pub(crate) fn park(&self) -> bool {
+        self.scheduler.remote.park()
+    }
+
+    /// After a park.
+    pub(crate) fn unpark(&self) {
+        self.scheduler.remote.unpark();
+    }
+
+    /// A handle other threads use to send this core jobs.
+    pub(crate) fn handle(&self) -> Handle {
+        Handle(self.scheduler.clone())
+    }
+
+    /// Names the core's ring for other cores' `MSG_RING`.
+    pub(crate) fn set_ring_fd(&self, fd: RawFd) {
+        self.scheduler.remote.set_ring_fd(fd);
     }
 
     /// Before the ring is entered: forgets the run queue's popped part.

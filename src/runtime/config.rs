@@ -29,6 +29,10 @@ pub(crate) struct Config {
     /// A parked core waits for this many completions, or this long after
     /// the first; `None` (the default) wakes on the first.
     pub(crate) batch_wait: Option<(u32, Duration)>,
+    /// Whether another core wakes this one with `MSG_RING` where the kernel
+    /// has it; `false` keeps to the eventfd. Default `true`; also set by
+    /// `CORERING_MSG_RING=0`.
+    pub(crate) msg_ring: bool,
     /// Faults the driver injects (tests only). Default none.
     #[cfg(feature = "fault-injection")]
     pub(crate) faults: Option<crate::Faults>,
@@ -44,7 +48,7 @@ impl Config {
             );
         }
         if self.slots_max == 0 || self.slots_max > SLOTS_LIMIT {
-            return refuse("slots_max must be from 1 to 2^30 - 2");
+            return refuse("slots_max must be from 1 to 2^30 - 4");
         }
         if self.tasks_per_tick == 0 {
             return refuse("tasks_per_tick must be at least 1");
@@ -63,6 +67,7 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(1),
             direct_fds: 1024,
             batch_wait: None,
+            msg_ring: std::env::var_os("CORERING_MSG_RING").is_none_or(|value| value != "0"),
             #[cfg(feature = "fault-injection")]
             faults: None,
         }

@@ -11,9 +11,11 @@
 //! `executor`).
 
 use std::cell::{Cell, RefCell};
+use std::sync::Arc;
 use std::task::Waker;
 
 use super::config::Config;
+use super::launcher::{CoreId, Launch};
 use crate::driver::{Driver, Stats, Target, Wake};
 use crate::executor::{Executor, RuntimeId};
 use crate::runtime::wheel::Wheel;
@@ -25,11 +27,22 @@ pub(crate) struct Core {
     pub(crate) timers: RefCell<Wheel>,
     /// The tasks, their run queue and the inbox other threads wake into.
     pub(crate) executor: Executor,
-    /// Descriptors whose last handle was dropped, to be closed through the ring.
+    /// Descriptors whose last handle was dropped, to be closed through the
+    /// ring. One entry per such descriptor; each tick moves as many into
+    /// the ring as there are free slots, so it holds only what the slot
+    /// table cannot take yet.
     pub(crate) closes: RefCell<Vec<Target>>,
+    /// The launch this core belongs to and its index there (a lone
+    /// runtime: a launch of one).
+    pub(crate) place: RefCell<(Arc<Launch>, CoreId)>,
 }
 
 impl Core {
+    /// Makes this core `core` of `launch`.
+    pub(crate) fn place_in(&self, launch: Arc<Launch>, core: CoreId) {
+        *self.place.borrow_mut() = (launch, core);
+    }
+
     /// The runtime's id, unique in the process.
     #[inline]
     pub(crate) fn id(&self) -> RuntimeId {

@@ -10,19 +10,74 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, OnceLock};
 
 use super::Builder;
+use crate::executor::Handle;
 use crate::sys::affinity::{allowed_cpus, pin_to};
 
-/// Names one core of a [`Builder::run_on_cores`] launch: `0..cores`.
+/// Names one core of a launch: `0..cores()`. A lone [`Runtime`](crate::Runtime)
+/// is core 0 of a launch of 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CoreId(usize);
 
 impl CoreId {
+    /// The core with this index (checked when used: a `spawn_on` to a core
+    /// the launch does not have panics).
+    pub fn new(index: usize) -> CoreId {
+        CoreId(index)
+    }
+
     /// The core's index, from 0.
     pub fn index(self) -> usize {
         self.0
+    }
+}
+
+/// The cores of one launch, as other cores reach them: every core's
+/// handle, filled in before any core runs user code.
+pub(crate) struct Launch {
+    cores: Vec<OnceLock<Handle>>,
+}
+
+impl Launch {
+    pub(crate) fn new(cores: usize) -> Arc<Launch> {
+        Arc::new(Launch {
+            cores: (0..cores).map(|_| OnceLock::new()).collect(),
+        })
+    }
+
+    /// A launch of one core, `handle`'s.
+    pub(crate) fn alone(handle: Handle) -> Arc<Launch> {
+        let launch = Launch::new(1);
+        launch.join(CoreId(0), handle);
+        launch
+    }
+
+    fn join(&self, core: CoreId, handle: Handle) {
+        assert!(
+            self.cores[core.0].set(handle).is_ok(),
+            "one runtime per core"
+        );
+    }
+
+    /// The cores in the launch.
+    pub(crate) fn len(&self) -> usize {
+        self.cores.len()
+    }
+
+    /// The handle of `core`.
+    ///
+    /// # Panics
+    ///
+    /// When the launch has no such core.
+    pub(crate) fn core(&self, core: CoreId) -> &Handle {
+        let cores = self.cores.len();
+        self.cores
+            .get(core.0)
+            .unwrap_or_else(|| panic!("{core} is not in this launch of {cores}"))
+            .get()
+            .expect("every core joins its launch before any runs user code")
     }
 }
 
@@ -46,6 +101,7 @@ where
         Vec::new()
     };
     let (built_tx, built_rx) = mpsc::channel::<io::Result<()>>();
+    let launch = Launch::new(cores);
     std::thread::scope(|scope| {
         let mut handles = Vec::with_capacity(cores);
         // Each core waits for the go (`true`) or the abort (`false`, or the
@@ -53,7 +109,7 @@ where
         let mut go = Vec::with_capacity(cores);
         for index in 0..cores {
             let (go_tx, go_rx) = mpsc::channel::<bool>();
-            let (built_tx, make) = (built_tx.clone(), &make);
+            let (built_tx, make, launch) = (built_tx.clone(), &make, launch.clone());
             let cpu = (!cpus.is_empty()).then(|| cpus[index % cpus.len()]);
             let handle = std::thread::Builder::new()
                 .name(format!("corering-{index}"))
@@ -63,6 +119,8 @@ where
                         .and_then(|()| builder.clone().build());
                     let runtime = match built {
                         Ok(runtime) => {
+                            launch.join(CoreId(index), runtime.core.executor.handle());
+                            runtime.core.place_in(launch, CoreId(index));
                             let _ = built_tx.send(Ok(()));
                             runtime
                         }

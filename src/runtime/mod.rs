@@ -14,14 +14,17 @@
 //! 6. Wake every task whose operation is done and drop the states of
 //!    cancelled operations, with the driver released.
 
+mod blocking;
 mod config;
 pub(crate) mod context;
 mod launcher;
+mod remote_spawn;
 pub(crate) mod wheel;
 
 use std::future::Future;
 use std::io;
 use std::marker::PhantomData;
+use std::os::fd::RawFd;
 use std::pin::pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
@@ -31,11 +34,19 @@ use config::Config;
 pub(crate) use context::defer_close;
 use context::{Core, Enter};
 pub use launcher::CoreId;
+use launcher::Launch;
+pub use remote_spawn::{cores, current_core, spawn_blocking, spawn_on, RemoteHandle};
 
 use crate::driver::{Abandoned, Driver, DriverConfig, Stats, Wait};
-use crate::executor::{Executor, JoinHandle};
+use crate::executor::{self, Executor, Job, JoinHandle};
 use crate::runtime::wheel::Wheel;
 use crate::sys::eventfd::EventFd;
+
+/// Whether this thread is running a corering core (inside `block_on`, or
+/// its shutdown).
+pub(crate) fn on_core() -> bool {
+    context::is_inside()
+}
 
 /// Runs `future` to completion on a new one-core runtime on this thread.
 ///
@@ -99,6 +110,9 @@ pub struct Builder {
     /// Cores for `run_on_cores`; `None`: every CPU this process may use.
     cores: Option<usize>,
     pin_cores: bool,
+    /// The blocking pool's cap and keep-alive, when set.
+    blocking_threads: Option<usize>,
+    blocking_keep_alive: Option<Duration>,
 }
 
 impl Builder {
@@ -117,7 +131,7 @@ impl Builder {
         self
     }
 
-    /// Operations in flight at once (default 65,536, at most 2^30 - 2);
+    /// Operations in flight at once (default 65,536, at most 2^30 - 4);
     /// more wait for a slot.
     pub fn slots_max(mut self, slots_max: usize) -> Builder {
         self.config.slots_max = slots_max;
@@ -187,6 +201,31 @@ impl Builder {
         self
     }
 
+    /// The most threads the process's blocking pool (for
+    /// [`spawn_blocking`](crate::spawn_blocking)) runs at once; more jobs
+    /// wait for one to finish. Default 512. The pool is one per process:
+    /// the last runtime built with this set decides.
+    pub fn blocking_threads(mut self, threads: usize) -> Builder {
+        self.blocking_threads = Some(threads);
+        self
+    }
+
+    /// How long a thread of the blocking pool waits for a job before it
+    /// leaves. Default 10 s. Process-wide, as
+    /// [`blocking_threads`](Self::blocking_threads).
+    pub fn blocking_keep_alive(mut self, keep_alive: Duration) -> Builder {
+        self.blocking_keep_alive = Some(keep_alive);
+        self
+    }
+
+    /// Wakes other cores with `IORING_OP_MSG_RING` where the kernel has it
+    /// (the default), or, with `false`, always through their eventfd. Also
+    /// set by `CORERING_MSG_RING=0` in the environment.
+    pub fn msg_ring(mut self, msg_ring: bool) -> Builder {
+        self.config.msg_ring = msg_ring;
+        self
+    }
+
     /// Pins core `i` of [`run_on_cores`](Self::run_on_cores) to the `i`-th
     /// CPU this process may run on (wrapping around). Default: not pinned.
     pub fn pin_cores(mut self, pin: bool) -> Builder {
@@ -245,6 +284,7 @@ impl Builder {
     pub fn build(self) -> io::Result<Runtime> {
         let config = self.config;
         config.check()?;
+        blocking::POOL.configure(self.blocking_threads, self.blocking_keep_alive);
         let executor = Executor::new(EventFd::new()?);
         let driver = Driver::new(
             &DriverConfig {
@@ -253,16 +293,21 @@ impl Builder {
                 slots_max: config.slots_max,
                 direct_fds: config.direct_fds,
                 batch_wait: config.batch_wait,
+                msg_ring: config.msg_ring,
                 #[cfg(feature = "fault-injection")]
                 faults: config.faults,
             },
             executor.doorbell_fd(),
         )?;
+        executor.set_ring_fd(driver.ring_fd());
+        executor::set_ring_hook(msg_ring_from_here);
+        let place = (Launch::alone(executor.handle()), CoreId::new(0));
         let core = Box::new(Core {
             driver: driver.into(),
             timers: Wheel::new(Instant::now()).into(),
             executor,
             closes: Default::default(),
+            place: place.into(),
             config,
         });
         context::register(&core);
@@ -293,6 +338,7 @@ pub struct Runtime {
 struct Scratch {
     wakers: Vec<Waker>,
     graveyard: Vec<Box<dyn Abandoned>>,
+    jobs: Vec<Job>,
 }
 
 impl Scratch {
@@ -345,6 +391,10 @@ impl Runtime {
         loop {
             if core.executor.take_main_woken() {
                 if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                    // A wake of another core the future sent on its way
+                    // out may be a `MSG_RING` still in the SQ: send it now,
+                    // since nothing may drive this ring for a while.
+                    core.driver.borrow_mut().submit_queued();
                     return output;
                 }
             }
@@ -419,6 +469,12 @@ impl std::fmt::Debug for Runtime {
 /// One turn of the run loop (see the module docs).
 fn tick(core: &Core, scratch: &mut Scratch) {
     let executor = &core.executor;
+    executor.drain_inbox(&mut scratch.jobs);
+    for job in scratch.jobs.drain(..) {
+        // A job sent by another core (a remote spawn): it catches its own
+        // user code's panics; contained all the same.
+        executor.contain(job);
+    }
     executor.run(core.config.tasks_per_tick);
 
     queue_closes(core);
@@ -439,12 +495,19 @@ fn tick(core: &Core, scratch: &mut Scratch) {
         executor.wake(waker);
     }
     let ready = executor.is_ready() || executor.is_main_woken();
-    let wait = match until_timer {
+    let mut wait = match until_timer {
         _ if ready => Wait::No,
         None => Wait::For(None),
         Some(left) if left.is_zero() => Wait::No,
         Some(left) => Wait::For(Some(left)),
     };
+    // Parked from here: a wake from another thread rings (see
+    // `executor::remote`), unless one came in since the check above.
+    if let Wait::For(_) = wait {
+        if !executor.park() {
+            wait = Wait::No;
+        }
+    }
     {
         let mut driver = core.driver.borrow_mut();
         executor.compact();
@@ -452,11 +515,31 @@ fn tick(core: &Core, scratch: &mut Scratch) {
         driver.enter(wait, &mut ready);
         driver.take_ready(&mut ready, &mut scratch.wakers, &mut scratch.graveyard);
     }
+    executor.unpark();
     executor.release_yielded();
     for waker in scratch.wakers.drain(..) {
         executor.wake(waker);
     }
     scratch.drop_leftovers(executor);
+}
+
+/// The executor's way to wake another core from this thread: a `MSG_RING`
+/// queued on this core's ring (sent with its next submission, which comes
+/// at the end of the current tick at the latest). False off a core, on a
+/// ring without `MSG_RING`, or with the driver in use (the caller writes
+/// the target's eventfd then).
+fn msg_ring_from_here(target: RawFd) -> bool {
+    context::try_with_core(|core| {
+        let Ok(mut driver) = core.driver.try_borrow_mut() else {
+            return false;
+        };
+        if !driver.can_msg_ring() {
+            return false;
+        }
+        driver.msg_ring(target);
+        true
+    })
+    .unwrap_or(false)
 }
 
 /// Moves descriptors waiting to be closed onto the ring, as many as there

@@ -156,6 +156,13 @@ fn check_features(ring: &IoUring) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether the kernel supports `opcode` on `ring` (a probe; false when the
+/// probe itself is refused).
+pub(crate) fn supports(ring: &IoUring, opcode: u8) -> bool {
+    let mut probe = Probe::new();
+    ring.submitter().register_probe(&mut probe).is_ok() && probe.is_supported(opcode)
+}
+
 /// Enters the new ring once, submitting and waiting for nothing: a filter
 /// that allows `io_uring_setup` but refuses `io_uring_enter` shows here,
 /// with an error that says so, rather than at the first tick.
