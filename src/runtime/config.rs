@@ -29,6 +29,10 @@ pub(crate) struct Config {
     /// A parked core waits for this many completions, or this long after
     /// the first; `None` (the default) wakes on the first.
     pub(crate) batch_wait: Option<(u32, Duration)>,
+    /// Bytes of freed task allocations (up to 1 KiB each) a core keeps for
+    /// later spawns instead of giving them back to the allocator. Default
+    /// 64 KiB; debug builds keep none (see `executor::cache`).
+    pub(crate) task_cache_bytes: usize,
     /// Faults the driver injects (tests only). Default none.
     #[cfg(feature = "fault-injection")]
     pub(crate) faults: Option<crate::Faults>,
@@ -63,6 +67,7 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(1),
             direct_fds: 1024,
             batch_wait: None,
+            task_cache_bytes: 64 * 1024,
             #[cfg(feature = "fault-injection")]
             faults: None,
         }

@@ -244,7 +244,7 @@ impl Builder {
     pub fn build(self) -> io::Result<Runtime> {
         let config = self.config;
         config.check()?;
-        let executor = Executor::new(EventFd::new()?);
+        let executor = Executor::new(EventFd::new()?, config.task_cache_bytes);
         let driver = Driver::new(
             &DriverConfig {
                 entries: config.entries,
