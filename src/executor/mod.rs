@@ -14,14 +14,17 @@
 //! Wakers are `Send + Sync`: a wake on the owning thread pushes the task's
 //! key onto the local run queue, with no atomic operation; a wake from any
 //! other thread goes through the core's [`Remote`] inbox and rings its
-//! doorbell so a parked core wakes up.
+//! doorbell so a parked core wakes up. Every task keeps its scheduler
+//! alive (see [`scheduler`]'s lifetime rules), so a handle or a waker may
+//! outlive its runtime. A task block freed on its core's thread waits in
+//! the core's [`cache`] for the next spawn of its size.
 //!
 //! ```text
 //!   runtime (Core, run loop, spawn)
 //!      │ owns
 //!   Executor ── TaskList (key → Task)
 //!      │ Arc
-//!   Scheduler ── Local (run queue, yielded; owner thread only)
+//!   Scheduler ── Local (run queue, yielded, block cache; owner thread only)
 //!      ▲         Remote (inbox, doorbell; any thread)
 //!      │ header.scheduler
 //!   task allocation (Header + Stage) ◄── Waker, JoinHandle, Task
