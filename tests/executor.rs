@@ -355,3 +355,72 @@ fn panics_in_drops_and_wakes_are_contained() {
     std::io::Read::read_to_end(&mut reader, &mut rest).unwrap();
     assert!(rest.is_empty());
 }
+
+/// A task that completed with a waker of it still held elsewhere: the
+/// waker keeps the task (and what it needs to find its core) alive past
+/// the runtime, and frees it from another thread.
+#[test]
+fn waker_of_a_completed_task_outliving_its_runtime_frees_it_elsewhere() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let counted = drops.clone();
+    let runtime = corering::Runtime::new().unwrap();
+    let (waker, handle) = runtime.block_on(async move {
+        let (send, receive) = mpsc::channel();
+        let handle = corering::spawn(async move {
+            let counted = DropCount(counted);
+            let mut send = Some(send);
+            poll_fn(|cx| {
+                if let Some(send) = send.take() {
+                    send.send(cx.waker().clone()).unwrap();
+                }
+                Poll::Ready(())
+            })
+            .await;
+            counted
+        });
+        drop(handle.await.unwrap());
+        let handle = corering::spawn(async { 1 });
+        (receive.try_recv().expect("the task ran once"), handle)
+    });
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    drop(runtime);
+    drop(handle);
+    std::thread::spawn(move || {
+        waker.wake_by_ref();
+        waker.wake();
+    })
+    .join()
+    .unwrap();
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+/// A task of one runtime woken from a task of another runtime of the same
+/// thread is queued on its own core (no doorbell needed: the thread is the
+/// same), and runs there at its next turn.
+#[test]
+fn wake_from_another_runtime_of_the_thread_queues_the_task_on_its_core() {
+    let first = corering::Runtime::new().unwrap();
+    let second = corering::Runtime::new().unwrap();
+    let polls = Rc::new(Cell::new(0));
+    let counted = polls.clone();
+    let (waker, handle) = first.block_on(async move {
+        let (send, receive) = mpsc::channel();
+        let handle = corering::spawn(poll_fn(move |cx| {
+            counted.set(counted.get() + 1);
+            if counted.get() == 1 {
+                send.send(cx.waker().clone()).unwrap();
+                return Poll::Pending;
+            }
+            Poll::Ready(counted.get())
+        }));
+        corering::yield_now().await;
+        (receive.try_recv().expect("polled once"), handle)
+    });
+    assert_eq!(polls.get(), 1);
+    second.block_on(async move {
+        waker.wake();
+        corering::yield_now().await;
+    });
+    assert_eq!(polls.get(), 1, "polled by its own core only");
+    assert_eq!(first.block_on(handle).unwrap(), 2);
+}

@@ -2,7 +2,7 @@
 //! or its cancellation) reaches whoever awaits it.
 //!
 //! The output waits in the task allocation itself (see
-//! [`task`](super::task)); the handle holds the owner side's reference to
+//! `task`); the handle holds the owner side's reference to
 //! the task (the `HANDLE` flag) and a pointer to the output's place.
 
 use std::any::Any;
@@ -99,9 +99,9 @@ impl std::error::Error for JoinError {}
 /// or was cancelled. Dropping it detaches the task, which keeps running;
 /// an output it never took is dropped with it.
 pub struct JoinHandle<T> {
+    /// The task; one pointer, so a handle (and a future holding one) moves
+    /// in a register.
     header: NonNull<Header>,
-    /// The output's place in the task allocation.
-    output: NonNull<Result<T, JoinError>>,
     /// The handle may own an output (`T`), and stays on the thread of the
     /// task's core, which alone touches the task's flags.
     _owns: PhantomData<(T, Rc<()>)>,
@@ -116,20 +116,27 @@ impl<T> JoinHandle<T> {
     /// # Safety
     ///
     /// `header` starts a task allocation whose `HANDLE` flag this handle
-    /// stands for, made on this thread, and `output` is the place of its
-    /// output, of type `Result<T, JoinError>`.
-    pub(super) unsafe fn new(
-        header: NonNull<Header>,
-        output: NonNull<Result<T, JoinError>>,
-    ) -> JoinHandle<T> {
+    /// stands for, made on this thread, whose future's output is `T`.
+    pub(super) unsafe fn new(header: NonNull<Header>) -> JoinHandle<T> {
         JoinHandle {
             header,
-            output,
             _owns: PhantomData,
         }
     }
 
-    fn task(&self) -> &Header {
+    /// Moves the output out; `OUTPUT` is cleared first.
+    ///
+    /// # Safety
+    ///
+    /// `OUTPUT` is set.
+    unsafe fn take_output(&self) -> Result<T, JoinError> {
+        self.task().flags.remove(OUTPUT);
+        // SAFETY: `OUTPUT` said the output member is live, and clearing it
+        // hands it to this read alone; the task's output is `T` (see `new`).
+        unsafe { Header::output::<T>(self.header).read() }
+    }
+
+    pub(super) fn task(&self) -> &Header {
         // SAFETY: `HANDLE` is set while the handle exists, so the owner
         // side's unit of the count keeps the allocation alive.
         unsafe { self.header.as_ref() }
@@ -161,19 +168,21 @@ impl<T> Future for JoinHandle<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let task = self.task();
         if task.flags.has(OUTPUT) {
-            task.flags.remove(OUTPUT);
-            // SAFETY: `OUTPUT` said the output member is live; clearing it
-            // first hands it to this read alone.
-            return Poll::Ready(unsafe { self.output.read() });
+            // SAFETY: just checked.
+            return Poll::Ready(unsafe { self.take_output() });
         }
         assert!(
             !task.flags.has(COMPLETE),
             "JoinHandle polled after completion"
         );
-        if !task.join_waker_wakes(cx.waker()) {
+        // SAFETY: the handle is `!Send`, made on the owner thread, so this
+        // is the owner thread.
+        if !unsafe { task.join_waker_wakes(cx.waker()) } {
             // Cloned and the old one dropped outside the slot's borrow:
             // both are user code.
-            drop(task.replace_join_waker(Some(cx.waker().clone())));
+            let waker = cx.waker().clone();
+            // SAFETY: as above.
+            drop(unsafe { task.replace_join_waker(Some(waker)) });
         }
         Poll::Pending
     }
@@ -182,12 +191,13 @@ impl<T> Future for JoinHandle<T> {
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
         let task = self.task();
-        let output = task.flags.has(OUTPUT).then(|| {
-            task.flags.remove(OUTPUT);
-            // SAFETY: as in `poll`.
-            unsafe { self.output.read() }
-        });
-        let waiter = task.replace_join_waker(None);
+        // SAFETY: checked first.
+        let output = task
+            .flags
+            .has(OUTPUT)
+            .then(|| unsafe { self.take_output() });
+        // SAFETY: as in `poll`, the owner thread.
+        let waiter = unsafe { task.replace_join_waker(None) };
         // SAFETY: the handle's reference, given up here on the owner
         // thread; `task` is not used after.
         unsafe { task::release(self.header, HANDLE) };

@@ -6,7 +6,7 @@
 //! specified in [`state`].
 //!
 //! The executor is self-contained: it reaches no thread-local core. A task
-//! is built with its core's [`Scheduler`](scheduler::Scheduler) and is
+//! is built with its core's `Scheduler` and is
 //! scheduled through it alone, and the runtime above drives the
 //! [`Executor`] it owns: it spawns, hands over the keys the driver reports
 //! ready, and runs the ready tasks once per tick.
@@ -14,19 +14,23 @@
 //! Wakers are `Send + Sync`: a wake on the owning thread pushes the task's
 //! key onto the local run queue, with no atomic operation; a wake from any
 //! other thread goes through the core's [`Remote`] inbox and rings its
-//! doorbell so a parked core wakes up.
+//! doorbell so a parked core wakes up. Every task keeps its scheduler
+//! alive (see [`scheduler`]'s lifetime rules), so a handle or a waker may
+//! outlive its runtime. A task block freed on its core's thread waits in
+//! the core's [`cache`] for the next spawn of its size.
 //!
 //! ```text
 //!   runtime (Core, run loop, spawn)
 //!      │ owns
 //!   Executor ── TaskList (key → Task)
 //!      │ Arc
-//!   Scheduler ── Local (run queue, yielded; owner thread only)
+//!   Scheduler ── Local (run queue, yielded, block cache; owner thread only)
 //!      ▲         Remote (inbox, doorbell; any thread)
 //!      │ header.scheduler
 //!   task allocation (Header + Stage) ◄── Waker, JoinHandle, Task
 //! ```
 
+mod cache;
 mod id;
 mod join;
 mod remote;
@@ -38,6 +42,7 @@ mod task_list;
 mod waker;
 
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -70,16 +75,22 @@ impl Handle {
 /// and stays there, which is what lets it touch the scheduler's owner-only
 /// part without checking the thread.
 pub(crate) struct Executor {
-    scheduler: Arc<Scheduler>,
+    /// The executor's strong count; given back by `Drop`, or left to the
+    /// tasks still held (see `scheduler#lifetime`).
+    scheduler: ManuallyDrop<Arc<Scheduler>>,
     tasks: TaskList,
 }
 
 impl Executor {
     /// The executor of a new core owned by the calling thread; other
-    /// threads ring `doorbell` to end its park.
-    pub(crate) fn new(doorbell: EventFd) -> Executor {
+    /// threads ring `doorbell` to end its park, and up to `cache_bytes` of
+    /// freed task blocks are kept for later spawns.
+    pub(crate) fn new(doorbell: EventFd, cache_bytes: usize) -> Executor {
         Executor {
-            scheduler: Arc::new(Scheduler::new(Remote::new(doorbell))),
+            scheduler: ManuallyDrop::new(Arc::new(Scheduler::new(
+                Remote::new(doorbell),
+                cache_bytes,
+            ))),
             tasks: TaskList::default(),
         }
     }
@@ -110,12 +121,31 @@ impl Executor {
         F: Future + 'static,
         F::Output: 'static,
     {
-        let key = self.tasks.next_key();
-        let (task, handle) = task::allocate(future, key, &self.scheduler);
-        let inserted = self.tasks.insert(task);
-        debug_assert_eq!(inserted, key);
-        self.local().schedule(key);
+        // The part that depends on `F` is the future's move into its
+        // block, kept small so that it inlines where the future is made;
+        // the rest is shared by every spawn.
+        let (block, key) = self.reserve(task::layout::<F>());
+        // SAFETY: `reserve` gave the block for a task of this layout.
+        let (task, handle) = unsafe { task::init(block, future, key, &self.scheduler) };
+        self.enlist(task);
         handle
+    }
+
+    /// A block for a task of `layout` and the key it will have; the task is
+    /// counted as held from here on (see `scheduler#lifetime`).
+    #[inline(never)]
+    fn reserve(&self, layout: std::alloc::Layout) -> (std::ptr::NonNull<u8>, usize) {
+        let local = self.local();
+        local.hold_task();
+        (local.cache.allocate(layout), self.tasks.next_key())
+    }
+
+    /// Lists the new `task` under the key `reserve` gave and queues its
+    /// first poll.
+    #[inline(never)]
+    fn enlist(&self, task: task::Task) {
+        let key = self.tasks.insert(task);
+        self.local().schedule(key);
     }
 
     /// The key of the task `waker` wakes, when it is one of this core's:
@@ -198,7 +228,7 @@ impl Executor {
 
     /// A handle other threads use to send this core jobs.
     pub(crate) fn handle(&self) -> Handle {
-        Handle(self.scheduler.clone())
+        Handle(Arc::clone(&self.scheduler))
     }
 
     /// Names the core's ring for other cores' `MSG_RING`.
@@ -270,9 +300,17 @@ impl Executor {
 
 impl Drop for Executor {
     /// The runtime shuts the executor down before dropping it; this drops
-    /// any task spawned after that, by the drops of the shutdown itself.
+    /// any task spawned after that, by the drops of the shutdown itself,
+    /// then gives back the executor's strong count on the scheduler, or
+    /// leaves it to the tasks that `JoinHandle`s still hold.
     fn drop(&mut self) {
         self.shutdown();
+        if self.local().orphan() {
+            // SAFETY: dropped once, here; nothing uses the field after.
+            unsafe { ManuallyDrop::drop(&mut self.scheduler) };
+        }
+        // Otherwise the count stays, and the last held task's free gives
+        // it back (`task::dealloc`).
     }
 }
 
@@ -313,3 +351,6 @@ impl Future for YieldNow {
         Poll::Pending
     }
 }
+
+#[cfg(test)]
+mod tests;

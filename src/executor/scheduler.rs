@@ -7,19 +7,31 @@
 //! ([`Remote`]) and rings the doorbell. Which of the two is one comparison
 //! of [`ThreadSerial`]s, with no thread-local core lookup.
 //!
-//! The scheduler sits in an `Arc` that the core's executor holds; a task
-//! holds a count of its own only once a waker of it has been cloned
-//! (`state::SHARED`), since only a waker can outlive the core. Every other
-//! reference to a task (the task list, the `JoinHandle`, the core's own
-//! borrowed waker in a poll) lives on the owner thread and, once the core
-//! has shut down, belongs to a complete task, which never reaches its
-//! scheduler again.
+//! # Lifetime
+//!
+//! Every task keeps its scheduler alive, so a task's header may always
+//! reach it. The scheduler sits in an `Arc` whose strong count is held
+//!
+//! - by the executor, one count for itself and for every task that is
+//!   "held" ([`Local::tasks_held`]): a task is held from its spawn until it
+//!   is freed, or until it completes if a waker of it was ever cloned
+//!   (`state::SHARED`). A held task is freed on the owner thread (its only
+//!   references are the task list and the `JoinHandle`), which counts it
+//!   out without an atomic operation. When the executor is dropped with
+//!   tasks still held (a `JoinHandle` outliving its runtime), its count
+//!   stays until the last of them is freed ([`Local::orphan`]);
+//! - by every complete `SHARED` task, one count each, taken at completion
+//!   on the owner thread and given back wherever the last waker frees the
+//!   task.
+//!
+//! A spawn and join, and every wake by key, touch no reference count.
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::task::{Wake, Waker};
 
+use super::cache::BlockCache;
 use super::id::{RuntimeId, ThreadSerial};
 use super::remote::Remote;
 use super::run_queue::RunQueue;
@@ -56,11 +68,20 @@ pub(crate) struct Local {
     closed: Cell<bool>,
     /// Panics caught in user callbacks outside task polls (see `contain`).
     callback_panics: Cell<u64>,
+    /// Freed task blocks kept for the next spawns.
+    pub(crate) cache: BlockCache,
+    /// Tasks that rely on the executor's strong count (see the module
+    /// docs): incremented at spawn, decremented when such a task is freed
+    /// or completes `SHARED`.
+    tasks_held: Cell<usize>,
+    /// The executor is gone and left its strong count to the held tasks.
+    orphaned: Cell<bool>,
 }
 
 impl Scheduler {
-    /// The scheduler of a new core owned by the calling thread.
-    pub(crate) fn new(remote: Remote) -> Scheduler {
+    /// The scheduler of a new core owned by the calling thread, caching up
+    /// to `cache_bytes` of freed task blocks.
+    pub(crate) fn new(remote: Remote, cache_bytes: usize) -> Scheduler {
         Scheduler {
             id: RuntimeId::next(),
             owner: ThreadSerial::current(),
@@ -69,6 +90,9 @@ impl Scheduler {
                 yielded: RunQueue::default(),
                 closed: Cell::new(false),
                 callback_panics: Cell::new(0),
+                cache: BlockCache::new(cache_bytes),
+                tasks_held: Cell::new(0),
+                orphaned: Cell::new(false),
             },
             remote,
         }
@@ -145,6 +169,33 @@ impl Local {
 
     pub(crate) fn callback_panics(&self) -> u64 {
         self.callback_panics.get()
+    }
+
+    /// Counts a new task as held.
+    #[inline]
+    pub(crate) fn hold_task(&self) {
+        self.tasks_held.set(self.tasks_held.get() + 1);
+    }
+
+    /// Counts a held task out. True when it was the last one of an
+    /// orphaned scheduler: the caller gives back the executor's strong
+    /// count, after its last use of `self`.
+    #[inline]
+    #[must_use]
+    pub(crate) fn release_task(&self) -> bool {
+        let held = self.tasks_held.get() - 1;
+        self.tasks_held.set(held);
+        held == 0 && self.orphaned.get()
+    }
+
+    /// When the executor is dropped: true when no task is held, so the
+    /// executor gives its strong count back now; otherwise the last held
+    /// task's [`release_task`](Self::release_task) will say so.
+    #[must_use]
+    pub(crate) fn orphan(&self) -> bool {
+        self.orphaned.set(true);
+        self.cache.close();
+        self.tasks_held.get() == 0
     }
 }
 

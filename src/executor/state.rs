@@ -13,13 +13,16 @@
 //!   further foreign wakes push nothing, so a task is in the inbox at most
 //!   once per poll. Never touched by wakes on the owner thread: those go
 //!   straight to the run queue, whose own marks keep a key queued once.
-//! - [`SHARED`]: the task holds one strong count of its core's
-//!   [`Scheduler`](super::scheduler::Scheduler) `Arc`. Set by the first
-//!   waker clone, the only way a reference that may outlive the core comes
-//!   to exist, by the clone that sets it (which then takes the count);
-//!   never cleared: the count is given back when the allocation is freed.
-//!   A task never cloned, the common case of a spawn, a join and I/O woken
-//!   by key, costs no reference count on the scheduler.
+//! - [`SHARED`]: a waker of the task was cloned, so a reference to it may
+//!   live on any thread and outlive its core, and the task may be freed
+//!   anywhere. Set by the first clone; never cleared. It cannot appear
+//!   after `COMPLETE`: a clone comes from a waker borrowed by a poll or from
+//!   an owned one, which the first clone made. At completion the owner
+//!   reads it to choose how the task keeps its scheduler alive (see
+//!   [`scheduler`](super::scheduler#lifetime)): a `SHARED` task takes a
+//!   strong count of its own then, to give back when it is freed. A task
+//!   never cloned, the common case of a spawn, a join and I/O woken by key,
+//!   costs no reference count on the scheduler.
 //! - The count, in units of [`REFERENCE`]: one per owned waker, plus one
 //!   for the owner side, held while [`LISTED`] or [`HANDLE`] is set. The
 //!   allocation is freed by whoever takes the count to zero. A waker clone
@@ -79,7 +82,7 @@
 //!
 //! | shared word                  | event                        | effect                          |
 //! |------------------------------|------------------------------|---------------------------------|
-//! | count `n`                    | waker cloned                 | count `n + 1`; + `SHARED` (with a scheduler count) the first time |
+//! | count `n`                    | waker cloned                 | count `n + 1`; + `SHARED` the first time |
 //! | count `n`                    | waker dropped, woken by value| count `n − 1`; freed at 0       |
 //! | no `QUEUED_REMOTE`           | woken off the owner thread   | + `QUEUED_REMOTE`, key pushed to the inbox |
 //! | `QUEUED_REMOTE`              | woken off the owner thread   | nothing                         |
@@ -109,21 +112,22 @@ impl State {
         State(AtomicUsize::new(REFERENCE))
     }
 
-    /// Counts a new waker. True when this was the first clone ever, whose
-    /// caller must take the strong count on the scheduler that [`SHARED`]
-    /// stands for.
+    /// Counts a new waker, and marks the task [`SHARED`] the first time.
     #[inline]
-    pub(super) fn add_waker(&self) -> bool {
+    pub(super) fn add_waker(&self) {
         let old = self.0.fetch_add(REFERENCE, Ordering::Relaxed);
         // As `Arc`: a count this high means leaked wakers; stop before it
         // can wrap around.
         if old > isize::MAX as usize {
             std::process::abort();
         }
-        // A plain check first: after the first clone, no second RMW.
-        // Relaxed suffices: the flag guards no data, only who takes the
-        // count, and the one RMW below decides that.
-        old & SHARED == 0 && self.0.fetch_or(SHARED, Ordering::Relaxed) & SHARED == 0
+        // Set once, so a plain check spares the second RMW after the first
+        // clone. Relaxed: the owner reads the flag at completion, after the
+        // poll the first clone happened in (see the module docs), and the
+        // thread that frees reads it after the last release.
+        if old & SHARED == 0 {
+            self.0.fetch_or(SHARED, Ordering::Relaxed);
+        }
     }
 
     /// Gives back one waker's reference. True when it was the last
@@ -174,8 +178,9 @@ impl State {
         }
     }
 
-    /// Whether the task holds a strong count of its scheduler. Read by the
-    /// thread that frees the allocation, after the last release.
+    /// Whether a waker of the task was ever cloned. Read by the owner at
+    /// completion, and by the thread that frees the allocation after the
+    /// last release.
     #[inline]
     pub(super) fn is_shared(&self) -> bool {
         self.0.load(Ordering::Relaxed) & SHARED != 0
@@ -228,10 +233,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_first_clone_alone_takes_the_scheduler_count() {
+    fn a_clone_marks_the_task_shared() {
         let state = State::new();
-        assert!(state.add_waker());
-        assert!(!state.add_waker());
+        assert!(!state.is_shared());
+        state.add_waker();
+        state.add_waker();
         assert!(state.is_shared());
         assert!(!state.release_waker());
         assert!(!state.release_waker());

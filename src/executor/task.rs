@@ -9,9 +9,11 @@
 //!
 //! Which member of the stage is live is read from the header's flags (see
 //! [`state`](super::state)): the future until `COMPLETE`, the output while
-//! `OUTPUT`. The [`JoinHandle`] keeps a pointer to the output member and
-//! takes the output from there, so a spawn allocates once, and a join
-//! copies the output once.
+//! `OUTPUT`. The [`JoinHandle`] finds the output member through the
+//! vtable's offset and takes the output from there, so a spawn allocates
+//! once, and a join copies the output once. The block comes from the core's
+//! [`BlockCache`](super::cache::BlockCache) and goes back there when the
+//! task is freed on its core's thread.
 //!
 //! # Task keys
 //!
@@ -24,6 +26,7 @@
 //! stale wake: the key may by then name a newer task, which is polled
 //! spuriously (futures tolerate that), or no task, which is skipped.
 
+use std::alloc::Layout;
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::future::Future;
@@ -34,6 +37,7 @@ use std::ptr::{self, NonNull};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
+use super::cache;
 use super::join::{JoinError, JoinHandle};
 use super::scheduler::{Local, Scheduler};
 use super::state::{Flags, State, ABORTED, COMPLETE, HANDLE, LISTED, OUTPUT};
@@ -44,13 +48,15 @@ use super::waker;
 pub(super) struct Header {
     /// The shared word: references and the flags wakers touch.
     pub(super) state: State,
-    /// The owner's word: touched only on the owner thread.
+    /// The owner's word: touched only on the owner thread (and read by the
+    /// thread that frees the task, after every owner-side reference was
+    /// released with `Release` ordering).
     pub(super) flags: Flags,
     /// The key of the task in its core's task list, fixed at spawn.
     pub(super) key: usize,
     vtable: &'static TaskVTable,
-    /// The core's scheduler: alive while the core is, and for as long as
-    /// the task lives once `state::SHARED` is set.
+    /// The core's scheduler, which outlives the task (see
+    /// [`scheduler`](super::scheduler#lifetime)).
     scheduler: NonNull<Scheduler>,
     /// The waker of whoever awaits the `JoinHandle`. Owner thread only,
     /// and never borrowed across a call out (see [`Header::replace_join_waker`]).
@@ -63,8 +69,11 @@ struct TaskVTable {
     run: unsafe fn(NonNull<Header>) -> bool,
     /// Drops the future and completes the task as cancelled.
     cancel: unsafe fn(NonNull<Header>),
-    /// Frees the allocation.
+    /// Frees the allocation, into the core's cache when it can.
     dealloc: unsafe fn(NonNull<Header>),
+    /// Where the output member of the stage starts, in bytes from the
+    /// header (which depends on the future's alignment).
+    output_offset: usize,
 }
 
 /// One task allocation. `repr(C)`, header first, so a pointer to the
@@ -85,37 +94,67 @@ union Stage<F: Future> {
     output: ManuallyDrop<Result<F::Output, JoinError>>,
 }
 
+impl<F: Future> Cell<F> {
+    const VTABLE: TaskVTable = TaskVTable {
+        run: run::<F>,
+        cancel: cancel::<F>,
+        dealloc: dealloc::<F>,
+        // A `repr(C)` union's members all start where it does, and
+        // `ManuallyDrop` is transparent.
+        output_offset: std::mem::offset_of!(Cell<F>, stage),
+    };
+}
+
 impl Header {
+    /// The place of the output of the task at `header`, of the type
+    /// `Result<T, JoinError>` its future's output makes.
+    ///
+    /// # Safety
+    ///
+    /// `header` is a live task whose future's output is `T`.
+    #[inline]
+    pub(super) unsafe fn output<T>(header: NonNull<Header>) -> *mut Result<T, JoinError> {
+        // SAFETY: the allocation is live; the offset is the stage's within
+        // it, and the pointer keeps the provenance of the whole block.
+        unsafe {
+            let offset = header.as_ref().vtable.output_offset;
+            header.as_ptr().cast::<u8>().add(offset).cast()
+        }
+    }
+
     /// The core's scheduler.
     ///
     /// # Safety
     ///
-    /// The scheduler is alive: the core has not shut down (the caller runs
-    /// on it, polls the task or holds a task that is not complete), or the
-    /// task is `state::SHARED` and the caller holds a reference to it.
+    /// The caller holds a reference to the task, which keeps its scheduler
+    /// alive (see [`scheduler`](super::scheduler#lifetime)); the returned
+    /// reference is not used once that reference is given up.
     #[inline]
     pub(super) unsafe fn scheduler(&self) -> &Scheduler {
         // SAFETY: forwarded to the caller.
         unsafe { self.scheduler.as_ref() }
     }
 
-    /// The pointer `scheduler` was made from, for the strong count that
-    /// `state::SHARED` stands for.
-    pub(super) fn scheduler_ptr(&self) -> *const Scheduler {
-        self.scheduler.as_ptr()
-    }
-
     /// Puts `waker` in the join waker's place and returns what was there.
-    /// Owner thread only. The borrow ends before the return, so neither
-    /// waker's user code runs while the slot is borrowed.
-    pub(super) fn replace_join_waker(&self, waker: Option<Waker>) -> Option<Waker> {
-        // SAFETY: only the owner thread touches the slot, through this
-        // method, and nothing here calls out.
+    /// The borrow ends before the return, so neither waker's user code runs
+    /// while the slot is borrowed.
+    ///
+    /// # Safety
+    ///
+    /// On the owner thread (the slot's only user, with the free of the
+    /// task, after every owner-side reference is gone).
+    pub(super) unsafe fn replace_join_waker(&self, waker: Option<Waker>) -> Option<Waker> {
+        // SAFETY: the owner thread is the slot's only user here, and
+        // nothing in this method calls out, so the borrow is unique.
         unsafe { std::mem::replace(&mut *self.join_waker.get(), waker) }
     }
 
     /// Whether the join waker would wake the same task as `waker`.
-    pub(super) fn join_waker_wakes(&self, waker: &Waker) -> bool {
+    ///
+    /// # Safety
+    ///
+    /// As [`replace_join_waker`](Header::replace_join_waker).
+    pub(super) unsafe fn join_waker_wakes(&self, waker: &Waker) -> bool {
         // SAFETY: as in `replace_join_waker`; `will_wake` compares
         // pointers and runs no user code.
         unsafe { &*self.join_waker.get() }
@@ -125,7 +164,7 @@ impl Header {
 }
 
 /// The task list's reference to a task: the `LISTED` flag. `!Send`, like
-/// the task list that holds it.
+/// the task list that holds it. Made only by [`init`].
 pub(super) struct Task {
     header: NonNull<Header>,
 }
@@ -186,9 +225,23 @@ impl Drop for Task {
     }
 }
 
-/// Allocates a task for `future` with key `key` on `scheduler`'s core:
-/// returns the task list's reference and the handle.
-pub(super) fn allocate<F>(
+/// The layout of the task of a future `F`, for its block (see
+/// [`BlockCache::allocate`](super::cache::BlockCache::allocate)).
+#[inline]
+pub(super) fn layout<F: Future>() -> Layout {
+    Layout::new::<Cell<F>>()
+}
+
+/// Makes a task for `future` with key `key` on `scheduler`'s core, in
+/// `block`: returns the task list's reference and the handle.
+///
+/// # Safety
+///
+/// `block` is unused and came from the core's cache for [`layout::<F>`]
+/// (so it is held, see [`scheduler`](super::scheduler#lifetime)).
+#[inline]
+pub(super) unsafe fn init<F>(
+    block: NonNull<u8>,
     future: F,
     key: usize,
     scheduler: &Arc<Scheduler>,
@@ -197,16 +250,15 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let cell = Box::new(Cell {
+    // Every pointer below derives from this one, which owns the whole
+    // block.
+    let cell = block.cast::<Cell<F>>();
+    let value = Cell {
         header: Header {
             state: State::new(),
             flags: Flags::new(),
             key,
-            vtable: &TaskVTable {
-                run: run::<F>,
-                cancel: cancel::<F>,
-                dealloc: dealloc::<F>,
-            },
+            vtable: &Cell::<F>::VTABLE,
             // `as_ptr`, not a reference, so the pointer may give a strong
             // count back later (`Arc::decrement_strong_count`).
             scheduler: NonNull::new(Arc::as_ptr(scheduler).cast_mut())
@@ -216,16 +268,19 @@ where
         stage: UnsafeCell::new(Stage {
             future: ManuallyDrop::new(future),
         }),
-    });
-    // Every pointer below derives from this one, which owns the whole
-    // allocation.
-    let cell = NonNull::from(Box::leak(cell));
+    };
+    // SAFETY: the block is unused, of `cache::block_layout` of a
+    // `Cell<F>`'s layout, which is at least as large and as aligned.
+    unsafe { cell.write(value) };
     let header = cell.cast::<Header>();
-    // SAFETY: `cell` is a live allocation; the union member's address is
-    // fixed for the allocation's life, and `ManuallyDrop` is transparent.
-    let output = unsafe { NonNull::new_unchecked(output_of(cell)) };
-    // SAFETY: a new task: listed (`Task`) and with its handle (`HANDLE`).
-    let handle = unsafe { JoinHandle::new(header, output) };
+    if cfg!(debug_assertions) {
+        // SAFETY: the task is live, and its output is `F::Output`.
+        let (found, placed) = unsafe { (Header::output::<F::Output>(header), output_of(cell)) };
+        assert_eq!(found, placed, "the vtable's offset names the output");
+    }
+    // SAFETY: a new task: listed (`Task`) and with its handle (`HANDLE`),
+    // whose output has the handle's type.
+    let handle = unsafe { JoinHandle::new(header) };
     (Task { header }, handle)
 }
 
@@ -312,17 +367,22 @@ unsafe fn run<F: Future>(header: NonNull<Header>) -> bool {
     // only this thread touches it, and not re-entrantly, so the borrow is
     // unique for the poll.
     let future = unsafe { Pin::new_unchecked(&mut *future_of(cell)) };
-    let result = match catch_unwind(AssertUnwindSafe(|| future.poll(&mut cx))) {
+    // Each arm completes on its own, so the output is written straight
+    // into its place rather than through a result assembled on the stack
+    // and copied (a store-forwarding stall on the hot path).
+    match catch_unwind(AssertUnwindSafe(|| future.poll(&mut cx))) {
         Ok(Poll::Pending) => return false,
         // SAFETY: the poll is over and its borrow gone; the future is live.
         Ok(Poll::Ready(output)) => match unsafe { drop_future(cell) } {
-            Ok(()) => Ok(output),
+            // SAFETY: the future is gone, the task not yet complete.
+            Ok(()) => unsafe { complete(cell, Ok(output)) },
             Err(payload) => {
                 // SAFETY: on the owner thread, the core alive.
                 let local = unsafe { local_of(task) };
                 // The output goes with the panic that replaces it.
                 local.contain(|| drop(output));
-                Err(JoinError::panicked(payload))
+                // SAFETY: as above.
+                unsafe { complete(cell, Err(JoinError::panicked(payload))) };
             }
         },
         Err(payload) => {
@@ -333,11 +393,10 @@ unsafe fn run<F: Future>(header: NonNull<Header>) -> bool {
                 // SAFETY: as above.
                 unsafe { local_of(task) }.count_panic(again);
             }
-            Err(JoinError::panicked(payload))
+            // SAFETY: as above.
+            unsafe { complete(cell, Err(JoinError::panicked(payload))) };
         }
-    };
-    // SAFETY: the future is gone, the task not yet complete.
-    unsafe { complete(cell, result) };
+    }
     true
 }
 
@@ -379,21 +438,39 @@ unsafe fn drop_future<F: Future>(cell: NonNull<Cell<F>>) -> Result<(), Box<dyn A
 ///
 /// `cell` is live and its future gone (dropped), `COMPLETE` not yet set;
 /// owner thread, the core alive.
+#[inline(always)]
 unsafe fn complete<F: Future>(cell: NonNull<Cell<F>>, result: Result<F::Output, JoinError>) {
     // SAFETY: the caller's reference keeps the allocation alive.
     let task = unsafe { &cell.as_ref().header };
     // SAFETY: as the caller guarantees.
     let local = unsafe { local_of(task) };
+    // Final now: no poll is left to clone a waker from (see `state`).
+    if task.state.is_shared() {
+        // From here on the task may be freed on any thread, so it keeps its
+        // scheduler alive with a count of its own instead of being held.
+        // SAFETY: the pointer came from `Arc::as_ptr` (the pointer
+        // `Arc::into_raw` gives), and the executor's count keeps the
+        // scheduler alive meanwhile.
+        unsafe { Arc::increment_strong_count(task.scheduler.as_ptr().cast_const()) };
+        let last = local.release_task();
+        debug_assert!(!last, "the executor is alive while its tasks complete");
+    }
+    // Written in place whoever takes it, so that the result goes straight
+    // from the poll to the stage, never through a copy on the stack.
+    // SAFETY: the future member is dead and nothing borrows the stage.
+    unsafe { output_of(cell).write(result) };
     if !task.flags.has(HANDLE) {
         task.flags.insert(COMPLETE);
+        // SAFETY: written just above, and read once; the stage is dead
+        // again after.
+        let result = unsafe { output_of(cell).read() };
         // The output's drop is user code.
         return local.contain(|| drop(result));
     }
-    // SAFETY: the future member is dead and nothing borrows the stage;
-    // the output member is written once, before `OUTPUT` says it is live.
-    unsafe { output_of(cell).write(result) };
+    // `OUTPUT` says the output member is live from now on.
     task.flags.insert(COMPLETE | OUTPUT);
-    if let Some(waker) = task.replace_join_waker(None) {
+    // SAFETY: on the owner thread, as the caller guarantees.
+    if let Some(waker) = unsafe { task.replace_join_waker(None) } {
         // The awaiting side's waker may be anyone's.
         local.contain(|| waker.wake());
     }
@@ -413,26 +490,56 @@ unsafe fn local_of(task: &Header) -> &Local {
 ///
 /// # Safety
 ///
-/// `header` starts a `Cell<F>` made by [`allocate`] to which no reference
-/// is left. Any thread: neither the future nor the output is live (see
+/// `header` starts a `Cell<F>` made by [`init`] to which no reference is
+/// left. Any thread: neither the future nor the output is live (see
 /// `state`), so only the header's `Send` parts are dropped here.
 unsafe fn dealloc<F: Future>(header: NonNull<Header>) {
+    let cell = header.cast::<Cell<F>>();
     let (shared, scheduler) = {
-        // SAFETY: the allocation is alive until the `Box` below is dropped.
+        // SAFETY: the allocation is alive until the block is freed below.
         let task = unsafe { header.as_ref() };
         debug_assert!(task.flags.has(COMPLETE));
         debug_assert!(
             !task.flags.has(LISTED) && !task.flags.has(HANDLE) && !task.flags.has(OUTPUT)
         );
-        (task.state.is_shared(), task.scheduler_ptr())
+        (task.state.is_shared(), task.scheduler)
     };
-    // SAFETY: the allocation came from `Box::new` in `allocate`. Dropping
-    // the box drops the header (its join waker, which is `Send`) and not
-    // the stage: a union has no drop glue.
-    drop(unsafe { Box::from_raw(header.cast::<Cell<F>>().as_ptr()) });
-    if shared {
-        // SAFETY: `SHARED` stands for one strong count, taken with
-        // `Arc::increment_strong_count` on this pointer (see `waker`).
-        unsafe { Arc::decrement_strong_count(scheduler) };
+    // SAFETY: the task is unused from here on. This drops the header (its
+    // join waker, which is `Send`) and not the stage: a union has no drop
+    // glue.
+    unsafe { ptr::drop_in_place(cell.as_ptr()) };
+    let block = cell.cast::<u8>();
+    let layout = Layout::new::<Cell<F>>();
+    let give_back = {
+        // SAFETY: the task kept its scheduler alive up to here, by the
+        // count given back below (see `scheduler#lifetime`); the reference
+        // ends before that.
+        let scheduler = unsafe { scheduler.as_ref() };
+        if shared {
+            // Any thread: the cache only on the owner's.
+            match scheduler.local_here() {
+                // SAFETY: the block came from a `BlockCache::allocate` for
+                // this layout, and is unused.
+                Some(local) => unsafe { local.cache.free(block, layout) },
+                // SAFETY: as above.
+                None => unsafe { cache::free_now(block, layout) },
+            }
+            true
+        } else {
+            // A held task has only owner-side references, so the owner
+            // thread frees it.
+            // SAFETY: that is this thread.
+            let local = unsafe { scheduler.local_unchecked() };
+            // SAFETY: the block came from a `BlockCache::allocate` for this
+            // layout, and is unused.
+            unsafe { local.cache.free(block, layout) };
+            local.release_task()
+        }
+    };
+    if give_back {
+        // SAFETY: the count this task kept its scheduler alive with: its
+        // own (`shared`), or the executor's left to the last held task;
+        // the pointer came from `Arc::as_ptr`.
+        unsafe { Arc::decrement_strong_count(scheduler.as_ptr().cast_const()) };
     }
 }

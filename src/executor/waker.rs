@@ -4,17 +4,16 @@
 //! On the owner thread a wake is a push of the task's key onto the run
 //! queue: no atomic operation, no reference count. From another thread it
 //! marks the task `QUEUED_REMOTE` and, the first time since the last poll,
-//! pushes the key into the core's inbox. Cloning counts a reference (and,
-//! the first time, a strong count of the scheduler, see `state::SHARED`);
-//! the run loop lends the task's own reference to the waker it polls with,
-//! so a poll that does not clone costs no count at all.
+//! pushes the key into the core's inbox. Cloning counts a reference (and
+//! marks the task `state::SHARED` the first time); the run loop lends the
+//! task's own reference to the waker it polls with, so a poll that does not
+//! clone costs no count at all.
 //!
 //! One vtable for every task, whatever its future: the run loop and the
 //! runtime recognise a task's waker by it and read its key, which the
 //! driver stores as a wake token instead of a cloned waker.
 
 use std::ptr::NonNull;
-use std::sync::Arc;
 use std::task::{RawWaker, RawWakerVTable, Waker};
 
 use super::id::RuntimeId;
@@ -49,8 +48,7 @@ fn task_of(waker: &Waker) -> Option<&Header> {
 #[inline]
 pub(super) fn key_on(waker: &Waker, id: RuntimeId) -> Option<usize> {
     let task = task_of(waker)?;
-    // SAFETY: the scheduler is alive: `waker` is either owned (so the task
-    // is `SHARED`) or borrowed from a poll of the task on its core.
+    // SAFETY: `waker` keeps the task alive, and a task its scheduler.
     let scheduler = unsafe { task.scheduler() };
     (scheduler.id() == id).then_some(task.key)
 }
@@ -77,13 +75,12 @@ pub(super) fn defer(waker: &Waker) -> bool {
 ///
 /// # Safety
 ///
-/// The caller holds a reference to the task: a waker (owned, so the task
-/// is `SHARED`, or borrowed from a poll on the live core) or the handle
-/// of a task that is not complete (so the core is alive).
+/// The caller holds a reference to the task (a waker, owned or borrowed,
+/// or the handle).
 pub(super) unsafe fn schedule(header: NonNull<Header>) {
     // SAFETY: the caller's reference keeps the allocation alive.
     let task = unsafe { header.as_ref() };
-    // SAFETY: forwarded to the caller.
+    // SAFETY: the task keeps its scheduler alive.
     let scheduler = unsafe { task.scheduler() };
     match scheduler.local_here() {
         Some(local) => local.schedule(task.key),
@@ -97,15 +94,7 @@ pub(super) unsafe fn schedule(header: NonNull<Header>) {
 
 unsafe fn clone_waker(data: *const ()) -> RawWaker {
     // SAFETY: `data` is a live task header (see `VTABLE`).
-    let task = unsafe { header_of(data).as_ref() };
-    if task.state.add_waker() {
-        // The first owned waker: from here on the task holds the scheduler
-        // alive, since this waker may outlive the core.
-        // SAFETY: the pointer came from `Arc::as_ptr` and the scheduler is
-        // alive: with no owned waker before this one, the waker cloned is
-        // the one borrowed by a poll on the live core.
-        unsafe { Arc::increment_strong_count(task.scheduler_ptr()) };
-    }
+    unsafe { header_of(data).as_ref() }.state.add_waker();
     RawWaker::new(data, &VTABLE)
 }
 

@@ -33,6 +33,10 @@ pub(crate) struct Config {
     /// has it; `false` keeps to the eventfd. Default `true`; also set by
     /// `CORERING_MSG_RING=0`.
     pub(crate) msg_ring: bool,
+    /// Bytes of freed task allocations (up to 1 KiB each) a core keeps for
+    /// later spawns instead of giving them back to the allocator. Default
+    /// 64 KiB; debug builds keep none (see `executor::cache`).
+    pub(crate) task_cache_bytes: usize,
     /// Faults the driver injects (tests only). Default none.
     #[cfg(feature = "fault-injection")]
     pub(crate) faults: Option<crate::Faults>,
@@ -68,6 +72,7 @@ impl Default for Config {
             direct_fds: 1024,
             batch_wait: None,
             msg_ring: std::env::var_os("CORERING_MSG_RING").is_none_or(|value| value != "0"),
+            task_cache_bytes: 64 * 1024,
             #[cfg(feature = "fault-injection")]
             faults: None,
         }

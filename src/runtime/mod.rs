@@ -202,7 +202,7 @@ impl Builder {
     }
 
     /// The most threads the process's blocking pool (for
-    /// [`spawn_blocking`](crate::spawn_blocking)) runs at once; more jobs
+    /// [`spawn_blocking`]) runs at once; more jobs
     /// wait for one to finish. Default 512. The pool is one per process:
     /// the last runtime built with this set decides.
     pub fn blocking_threads(mut self, threads: usize) -> Builder {
@@ -285,7 +285,7 @@ impl Builder {
         let config = self.config;
         config.check()?;
         blocking::POOL.configure(self.blocking_threads, self.blocking_keep_alive);
-        let executor = Executor::new(EventFd::new()?);
+        let executor = Executor::new(EventFd::new()?, config.task_cache_bytes);
         let driver = Driver::new(
             &DriverConfig {
                 entries: config.entries,
