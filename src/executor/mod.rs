@@ -144,7 +144,10 @@ impl Executor {
     /// first poll.
     #[inline(never)]
     fn enlist(&self, task: task::Task) {
+        let made_for = task.key();
         let key = self.tasks.insert(task);
+        // Nothing ran between `reserve` and here to take the key.
+        debug_assert_eq!(key, made_for);
         self.local().schedule(key);
     }
 

@@ -183,6 +183,11 @@ impl Task {
         })
     }
 
+    /// The key the task was made with.
+    pub(super) fn key(&self) -> usize {
+        self.header().key
+    }
+
     /// The header of the listed task.
     fn header(&self) -> &Header {
         // SAFETY: `LISTED` is set while this value exists, so the owner
