@@ -155,7 +155,7 @@ impl Executor {
     /// the wake token an operation's slot stores instead of the waker.
     #[inline]
     pub(crate) fn key_of(&self, waker: &Waker) -> Option<usize> {
-        waker::key_on(waker, self.id())
+        waker::key_on(waker, Arc::as_ptr(&self.scheduler))
     }
 
     /// Queues the task with `key` (a wake token the driver reported).

@@ -122,6 +122,12 @@ impl Header {
         }
     }
 
+    /// Whether the task belongs to `scheduler`'s core (by address).
+    #[inline]
+    pub(super) fn is_on(&self, scheduler: *const Scheduler) -> bool {
+        std::ptr::eq(self.scheduler.as_ptr(), scheduler)
+    }
+
     /// The core's scheduler.
     ///
     /// # Safety

@@ -16,7 +16,7 @@
 use std::ptr::NonNull;
 use std::task::{RawWaker, RawWakerVTable, Waker};
 
-use super::id::RuntimeId;
+use super::scheduler::Scheduler;
 use super::task::{self, Header};
 
 /// See the module docs.
@@ -44,13 +44,14 @@ fn task_of(waker: &Waker) -> Option<&Header> {
     Some(unsafe { header_of(waker.data()).as_ref() })
 }
 
-/// The key of the task `waker` wakes, when it is a task of the core `id`.
+/// The key of the task `waker` wakes, when it is a task of `scheduler`'s
+/// core. Compared by address: a task keeps its scheduler alive, so no
+/// other scheduler can sit at that address meanwhile (one load and one
+/// comparison on the path of every operation's poll).
 #[inline]
-pub(super) fn key_on(waker: &Waker, id: RuntimeId) -> Option<usize> {
+pub(super) fn key_on(waker: &Waker, scheduler: *const Scheduler) -> Option<usize> {
     let task = task_of(waker)?;
-    // SAFETY: `waker` keeps the task alive, and a task its scheduler.
-    let scheduler = unsafe { task.scheduler() };
-    (scheduler.id() == id).then_some(task.key)
+    task.is_on(scheduler).then_some(task.key)
 }
 
 /// Queues the task `waker` wakes for a poll after its core's next visit to
