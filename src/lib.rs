@@ -79,3 +79,9 @@ pub use runtime::{
     cores, current_core, spawn, spawn_blocking, spawn_on, start, stats, Builder, CoreId,
     RemoteHandle, Runtime,
 };
+
+/// The README's code blocks, compiled and run as doc tests so that they
+/// stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
