@@ -117,6 +117,9 @@ impl Pool {
     /// A pool thread: runs jobs until it has waited a keep-alive for none,
     /// or finds more threads running than the cap allows (lowered since).
     fn work(&self) {
+        // Started by a core thread, which may be pinned: run anywhere the
+        // process may (best effort; pinned is slower, not wrong).
+        let _ = crate::sys::affinity::unpin();
         let mut queue = self.lock();
         loop {
             if let Some(job) = queue.jobs.pop_front() {

@@ -14,7 +14,7 @@ use std::sync::{mpsc, Arc, OnceLock};
 
 use super::Builder;
 use crate::executor::Handle;
-use crate::sys::affinity::{allowed_cpus, pin_to};
+use crate::sys::affinity::{allowed_cpus, pin_to, remember_process_cpus};
 
 /// Names one core of a launch: `0..cores()`. A lone [`Runtime`](crate::Runtime)
 /// is core 0 of a launch of 1.
@@ -96,7 +96,11 @@ where
     Fut::Output: Send,
 {
     let cpus = if builder.pin_cores {
-        allowed_cpus()?
+        let cpus = allowed_cpus()?;
+        // For the threads the pinned cores start later (the blocking
+        // pool's), which must not inherit one core's CPU.
+        remember_process_cpus(&cpus);
+        cpus
     } else {
         Vec::new()
     };
