@@ -19,6 +19,7 @@
 //! commit, built by `ci/ab`), alternating rounds, and prints the ratios
 //! of requests per server-CPU-second, new over old.
 
+mod process;
 mod report;
 
 use std::io::{BufRead, BufReader};
@@ -26,6 +27,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use process::{cpu_ticks, ticks_per_second};
 use report::Workload;
 
 /// What one run of a load generator reports.
@@ -435,24 +437,6 @@ fn run_load(command: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     text
-}
-
-/// (user, system) CPU ticks of process `pid`.
-fn cpu_ticks(pid: u32) -> (u64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/<pid>/stat");
-    // Fields after the command name, which ends with the last ')'.
-    let rest = &stat[stat.rfind(')').expect("stat has a command name") + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the full line, 12 and 13 here.
-    (fields[11].parse().unwrap(), fields[12].parse().unwrap())
-}
-
-fn ticks_per_second() -> f64 {
-    let output = Command::new("getconf").arg("CLK_TCK").output().ok();
-    output
-        .and_then(|output| String::from_utf8(output.stdout).ok())
-        .and_then(|text| text.trim().parse().ok())
-        .unwrap_or(100.0)
 }
 
 /// The number right after `label` in `text`.
