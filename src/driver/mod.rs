@@ -61,7 +61,7 @@ pub(crate) use lifecycle::{Abandoned, Lifecycle, StreamSlot};
 pub(crate) use slot::{SlotId, SLOTS_LIMIT};
 pub use stats::Stats;
 pub(crate) use target::{with_target, Target};
-pub(crate) use wake::{SlotTicket, Wake};
+pub(crate) use wake::{SlotTicket, Tokens, Wake};
 
 use crate::sys::queues::Queues;
 use crate::sys::ring::{self, RingFlags};
@@ -319,7 +319,7 @@ mod tests {
         let mut driver = driver(8, &doorbell);
         let wake = Wake {
             waker: Waker::noop(),
-            token: Some(7),
+            tokens: &Some(7),
         };
         // SAFETY: a nop refers to no memory.
         let id = unsafe { driver.push_submitted(nop, wake) };
@@ -352,7 +352,7 @@ mod tests {
         let mut driver = driver(8, &doorbell);
         let wake = Wake {
             waker: Waker::noop(),
-            token: None,
+            tokens: &None,
         };
         // SAFETY: a nop refers to no memory.
         let id = unsafe { driver.push_submitted(nop, wake) };
@@ -390,10 +390,11 @@ mod tests {
         }
         let enters = driver.stats().enters;
         let mut ids = Vec::new();
+        let tokens: Vec<Option<u32>> = (0..50).map(Some).collect();
         for token in 0..50u32 {
             let wake = Wake {
                 waker: Waker::noop(),
-                token: Some(token),
+                tokens: &tokens[token as usize],
             };
             // Every fifth operation is a linked pair, so pairs meet the
             // end of the SQ at different offsets.
@@ -446,7 +447,7 @@ mod tests {
         let waker = Waker::from(owner.clone());
         let wake = Wake {
             waker: &waker,
-            token: None,
+            tokens: &None,
         };
         // SAFETY: a nop refers to no memory.
         let id = unsafe { driver.push_submitted(nop, wake) };

@@ -188,7 +188,7 @@ impl SlotTable {
     pub(crate) fn claim_submitted(&mut self, wake: Wake<'_>) -> SlotId {
         let (id, lifecycle) = self.claim_vacant();
         // The old value is `None` and owns nothing: skip its drop glue.
-        let vacant = match wake.token {
+        let vacant = match wake.token() {
             Some(token) => lifecycle.replace(Lifecycle::Submitted(Some(Waiter::Token(token)))),
             None => {
                 let waiter = Waiter::Waker(wake.waker.clone());

@@ -20,20 +20,40 @@ pub(crate) enum Waiter {
     Waker(Waker),
 }
 
-/// The waker an operation is polled with, and its token when the caller
-/// has one for it.
+/// How the caller turns a waker into its token: asked only when a waiter
+/// is stored, so a poll that completes costs nothing.
+pub(crate) trait Tokens {
+    /// The token of `waker`, when it is one the caller can wake by number.
+    fn token_of(&self, waker: &Waker) -> Option<u32>;
+}
+
+/// A caller whose answer is known up front (tests, and wakers with no
+/// token).
+impl Tokens for Option<u32> {
+    fn token_of(&self, _waker: &Waker) -> Option<u32> {
+        *self
+    }
+}
+
+/// The waker an operation is polled with, and how to find its token.
 #[derive(Clone, Copy)]
 pub(crate) struct Wake<'a> {
     pub(crate) waker: &'a Waker,
-    pub(crate) token: Option<u32>,
+    pub(crate) tokens: &'a dyn Tokens,
 }
 
 impl Wake<'_> {
+    /// The waker's token, if it has one.
+    #[inline]
+    pub(crate) fn token(self) -> Option<u32> {
+        self.tokens.token_of(self.waker)
+    }
+
     /// The waiter to store: the token when there is one, a clone of the
     /// waker otherwise.
     #[inline]
     pub(crate) fn waiter(self) -> Waiter {
-        match self.token {
+        match self.token() {
             Some(token) => Waiter::Token(token),
             None => Waiter::Waker(self.waker.clone()),
         }
@@ -43,7 +63,7 @@ impl Wake<'_> {
     /// task, so a task that polls twice stays one waiter.
     #[inline]
     pub(crate) fn store(self, stored: &mut Option<Waiter>) {
-        let same = match (&*stored, self.token) {
+        let same = match (&*stored, self.token()) {
             (Some(Waiter::Token(stored)), Some(token)) => *stored == token,
             (Some(Waiter::Waker(stored)), None) => stored.will_wake(self.waker),
             _ => false,
@@ -150,12 +170,12 @@ mod tests {
         for _ in 0..1000 {
             let by_token = Wake {
                 waker: &waker,
-                token: Some(7),
+                tokens: &Some(7),
             };
             waiters.wait(by_token, &mut first);
             let by_waker = Wake {
                 waker: &waker,
-                token: None,
+                tokens: &None,
             };
             waiters.wait(by_waker, &mut second);
         }
@@ -168,7 +188,7 @@ mod tests {
         // A ticket from the last round names nothing now.
         let wake = Wake {
             waker: &waker,
-            token: Some(9),
+            tokens: &Some(9),
         };
         waiters.wait(wake, &mut first);
         waiters.wait(wake, &mut second);
@@ -176,7 +196,7 @@ mod tests {
         // A new token for the same operation replaces its entry.
         let moved = Wake {
             waker: &waker,
-            token: Some(10),
+            tokens: &Some(10),
         };
         waiters.wait(moved, &mut first);
         let mut tokens = Vec::new();

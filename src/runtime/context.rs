@@ -16,7 +16,7 @@ use std::task::Waker;
 
 use super::config::Config;
 use super::launcher::{CoreId, Launch};
-use crate::driver::{Driver, Stats, Target, Wake};
+use crate::driver::{Driver, Stats, Target, Tokens, Wake};
 use crate::executor::{Executor, RuntimeId};
 use crate::runtime::wheel::Wheel;
 
@@ -62,11 +62,20 @@ impl Core {
     /// its task's key as the token when it wakes one of this core's tasks.
     #[inline]
     pub(crate) fn wake_by<'a>(&'a self, waker: &'a Waker) -> Wake<'a> {
-        let token = self
-            .executor
+        Wake {
+            waker,
+            tokens: self,
+        }
+    }
+}
+
+impl Tokens for Core {
+    /// The key of the task `waker` wakes, when it is one of this core's.
+    #[inline]
+    fn token_of(&self, waker: &Waker) -> Option<u32> {
+        self.executor
             .key_of(waker)
-            .and_then(|key| u32::try_from(key).ok());
-        Wake { waker, token }
+            .and_then(|key| u32::try_from(key).ok())
     }
 }
 
