@@ -84,11 +84,16 @@ impl Iterator for Addrs {
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         match self {
-            Addrs::One(addr) => (usize::from(addr.is_some()), Some(usize::from(addr.is_some()))),
+            Addrs::One(addr) => (
+                usize::from(addr.is_some()),
+                Some(usize::from(addr.is_some())),
+            ),
             Addrs::Many(addrs) => addrs.size_hint(),
         }
     }
 }
+
+impl ExactSizeIterator for Addrs {}
 
 /// Resolves `host` to its socket addresses: a literal at once, a name with
 /// the system resolver (`getaddrinfo`, through std) on the blocking pool,
@@ -304,7 +309,12 @@ mod tests {
 
     #[test]
     fn a_string_without_a_good_port_is_invalid_input() {
-        for bad in ["localhost", "localhost:", "localhost:http", "localhost:65536"] {
+        for bad in [
+            "localhost",
+            "localhost:",
+            "localhost:http",
+            "localhost:65536",
+        ] {
             let error = bad.sort().err().unwrap();
             assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{bad}");
         }

@@ -3,8 +3,8 @@
 use std::io;
 use std::net::SocketAddr;
 
+use super::addr::{resolve, Addrs, ToSocketAddrs};
 use super::datagram::{datagram_methods, Datagram};
-use super::addr::{resolve, ToSocketAddrs};
 use super::{each_addr, no_address};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::sys::socket::{self, SockAddr};
@@ -87,23 +87,45 @@ impl UdpSocket {
         Err(last_error.unwrap_or_else(no_address))
     }
 
-    /// Sends the initialized bytes of `buf` as one datagram to `addr`: to
-    /// the first address it stands for, a host name being resolved on the
-    /// blocking pool first ([`lookup_host`](super::lookup_host)). Pass a
-    /// `SocketAddr` to send with no resolution at all.
+    /// Sends the initialized bytes of `buf` as one datagram to `addr`. A
+    /// `SocketAddr` is used as it is; a host name is resolved on the blocking
+    /// pool first ([`lookup_host`](super::lookup_host)) and the datagram
+    /// goes to the first address of the socket's family (`localhost` may
+    /// give `::1` before `127.0.0.1`, and an IPv4 socket cannot send to the
+    /// first), or to the first address when none is.
     ///
     /// # Errors
     ///
     /// As `sendmsg(2)`; the resolver's error for a name that does not
     /// resolve; `InvalidInput` when `addr` stands for no address. `buf`
     /// comes back either way.
-    pub async fn send_to<B: IoBuf, A: ToSocketAddrs>(&self, buf: B, addr: A) -> BufResult<usize, B> {
-        let to = match resolve(&addr).await.map(|mut addrs| addrs.next()) {
-            Ok(Some(to)) => to,
-            Ok(None) => return (Err(no_address()), buf),
+    pub async fn send_to<B: IoBuf, A: ToSocketAddrs>(
+        &self,
+        buf: B,
+        addr: A,
+    ) -> BufResult<usize, B> {
+        let to = match resolve(&addr).await {
+            Ok(addrs) => self.pick(addrs),
             Err(error) => return (Err(error), buf),
         };
-        self.datagram.send_to(buf, SockAddr::from_std(to)).await
+        match to {
+            Some(to) => self.datagram.send_to(buf, SockAddr::from_std(to)).await,
+            None => (Err(no_address()), buf),
+        }
+    }
+
+    /// The first of `addrs` of this socket's family, else the first; a
+    /// single address (a literal) is taken without asking the kernel.
+    fn pick(&self, mut addrs: Addrs) -> Option<SocketAddr> {
+        if addrs.len() <= 1 {
+            return addrs.next();
+        }
+        let addrs: Vec<SocketAddr> = addrs.collect();
+        let ipv6 = self.local_addr().map(|local| local.is_ipv6());
+        let same_family = ipv6
+            .ok()
+            .and_then(|ipv6| addrs.iter().find(|addr| addr.is_ipv6() == ipv6));
+        same_family.or(addrs.first()).copied()
     }
 
     /// Receives one datagram into `buf` (from its start up to its
