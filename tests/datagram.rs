@@ -27,8 +27,8 @@ fn udp_round_trips_keep_datagram_boundaries() {
         assert_eq!(buf, [9u8; 10]);
 
         // Connected: send and recv go to and come from the peer.
-        a.connect(b_addr).unwrap();
-        b.connect(a_addr).unwrap();
+        a.connect(b_addr).await.unwrap();
+        b.connect(a_addr).await.unwrap();
         assert_eq!(a.peer_addr().unwrap(), b_addr);
         a.send(b"one".as_slice()).await.0.unwrap();
         a.send(b"two".as_slice()).await.0.unwrap();
@@ -108,8 +108,8 @@ fn datagram_receives_into_buffers_longer_than_i32_max() {
     corering::start(async {
         let a = UdpSocket::bind("127.0.0.1:0").unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").unwrap();
-        a.connect(b.local_addr().unwrap()).unwrap();
-        b.connect(a.local_addr().unwrap()).unwrap();
+        a.connect(b.local_addr().unwrap()).await.unwrap();
+        b.connect(a.local_addr().unwrap()).await.unwrap();
         // 3 GiB of capacity, never touched beyond the datagram.
         let mut buf = Vec::with_capacity(3 << 30);
         for round in 0..2 {
@@ -149,7 +149,7 @@ fn std_datagram_sockets_and_owned_fds_convert_and_work_through_the_ring() {
         let (received, buf) = b.recv_from(Vec::with_capacity(16)).await;
         assert_eq!(received.unwrap(), (4, a_addr));
         assert_eq!(buf, b"to b");
-        b.connect(a_addr).unwrap();
+        b.connect(a_addr).await.unwrap();
         b.send(b"to a".as_slice()).await.0.unwrap();
         let (received, buf) = a.recv_from(Vec::with_capacity(16)).await;
         assert_eq!((received.unwrap(), &buf[..]), ((4, b_addr), &b"to a"[..]));

@@ -19,10 +19,16 @@
 //! and `AsRawFd`; a [`TcpStream`] may live in the ring's table of direct
 //! descriptors instead, so its [`as_fd`](TcpStream::as_fd) gives an
 //! `Option`.
+//!
+//! Addresses to connect or send to are corering's own [`ToSocketAddrs`]:
+//! a host name is resolved on the blocking pool ([`lookup_host`]), never on
+//! the core. Binding stays synchronous and takes std's `ToSocketAddrs`, as
+//! a server binds once, at start, usually to a literal address.
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 
+mod addr;
 mod datagram;
 mod recv;
 mod stream;
@@ -30,6 +36,7 @@ mod tcp;
 mod udp;
 mod unix;
 
+pub use addr::{lookup_host, ToSocketAddrs};
 pub use recv::RecvStream;
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
@@ -38,8 +45,9 @@ pub use unix::{UnixDatagram, UnixListener, UnixStream};
 /// Connections the kernel queues for `accept` before refusing more.
 const BACKLOG: i32 = 4096;
 
-/// Runs `f` on each address `addr` resolves to until one succeeds.
-fn each_addr<A: ToSocketAddrs, T>(
+/// Runs `f` on each address `addr` resolves to until one succeeds; for
+/// the synchronous calls (bind), with std's resolver on the calling thread.
+fn each_addr<A: std::net::ToSocketAddrs, T>(
     addr: A,
     mut f: impl FnMut(SocketAddr) -> io::Result<T>,
 ) -> io::Result<T> {

@@ -3,12 +3,13 @@
 
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs as StdToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use super::addr::{resolve, ToSocketAddrs};
 use super::stream::Stream;
 use super::{each_addr, no_address, BACKLOG};
 use crate::op::SharedFd;
@@ -45,11 +46,17 @@ impl TcpListener {
     /// Binds to `addr` (the first address it resolves to that binds) with
     /// `SO_REUSEADDR`, and listens.
     ///
+    /// Synchronous, like every bind here: `addr` is std's `ToSocketAddrs`,
+    /// so a host name is resolved on the calling thread and blocks the core.
+    /// A server binds once, usually to a literal address; where a name must
+    /// be bound on a running core, resolve it first with
+    /// [`lookup_host`](super::lookup_host).
+    ///
     /// # Errors
     ///
     /// As `bind(2)` and `listen(2)`, or `InvalidInput` when `addr` resolves
     /// to nothing.
-    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+    pub fn bind<A: StdToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
         TcpListener::bind_with(addr, false)
     }
 
@@ -60,11 +67,11 @@ impl TcpListener {
     /// # Errors
     ///
     /// As [`bind`](Self::bind).
-    pub fn bind_reuse_port<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+    pub fn bind_reuse_port<A: StdToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
         TcpListener::bind_with(addr, true)
     }
 
-    fn bind_with<A: ToSocketAddrs>(addr: A, reuse_port: bool) -> io::Result<TcpListener> {
+    fn bind_with<A: StdToSocketAddrs>(addr: A, reuse_port: bool) -> io::Result<TcpListener> {
         each_addr(addr, |addr| {
             let fd = socket::listen(addr, reuse_port, BACKLOG)?;
             Ok(TcpListener::from(fd))
@@ -277,18 +284,39 @@ impl TcpStream {
         }
     }
 
-    /// Connects to `addr`, trying each address it resolves to in turn.
+    /// Connects to `addr`, trying each address it stands for in order and
+    /// returning the first connection made.
     ///
-    /// Host names are resolved with the system resolver, which blocks the
-    /// core; pass a `SocketAddr` where that matters.
+    /// A literal address (`SocketAddr`, `"127.0.0.1:80"`, `(ip, port)`, a
+    /// slice of addresses) is used as it is; a host name is resolved on the
+    /// blocking pool ([`lookup_host`](super::lookup_host)), so the core
+    /// serves its other tasks meanwhile. A name that gives `::1` before
+    /// `127.0.0.1` still reaches a server listening on IPv4 only: the
+    /// refused first address is followed by the next.
     ///
     /// # Errors
     ///
-    /// The last address's error (`ConnectionRefused`, `TimedOut`, ...), or
-    /// `InvalidInput` when `addr` resolves to nothing.
+    /// The last address's error (`ConnectionRefused`, `TimedOut`, ...); the
+    /// resolver's for a name that does not resolve; `InvalidInput` for a
+    /// string with no port, or when `addr` stands for no address at all.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use corering::net::{TcpListener, TcpStream};
+    ///
+    /// corering::start(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let port = listener.local_addr().unwrap().port();
+    ///     // Resolved off the core; `localhost` may give `::1` first, which
+    ///     // refuses, and then `127.0.0.1`, which connects.
+    ///     let stream = TcpStream::connect(("localhost", port)).await.unwrap();
+    ///     assert_eq!(stream.peer_addr().unwrap(), listener.local_addr().unwrap());
+    /// });
+    /// ```
     pub async fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
         let mut last_error = None;
-        for addr in addr.to_socket_addrs()? {
+        for addr in resolve(&addr).await? {
             match TcpStream::connect_addr(addr).await {
                 Ok(stream) => return Ok(stream),
                 Err(error) => last_error = Some(error),
@@ -304,12 +332,14 @@ impl TcpStream {
         Ok(stream)
     }
 
-    /// [`connect`](Self::connect), giving up after `limit`.
+    /// [`connect`](Self::connect), giving up after `limit`. The limit
+    /// covers the whole: resolving a name, then every address tried.
     ///
     /// # Errors
     ///
     /// `TimedOut` when no connection was made in time; the half-open socket
-    /// is closed.
+    /// is closed, and a resolution still queued on the blocking pool is
+    /// dropped unrun. Otherwise as [`connect`](Self::connect).
     pub async fn connect_timeout<A: ToSocketAddrs>(
         addr: A,
         limit: Duration,
