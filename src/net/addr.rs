@@ -226,7 +226,7 @@ impl ToSocketAddrs for [SocketAddr] {}
 
 impl ToSocketAddrsPriv for [SocketAddr] {
     fn sort(&self) -> io::Result<Sorted> {
-        Ok(Sorted::Literal(Addrs::Many(self.to_vec().into_iter())))
+        Ok(Sorted::Literal(Addrs::Many(Vec::from(self).into_iter())))
     }
 }
 
@@ -296,7 +296,8 @@ mod tests {
         assert_eq!(literal((Ipv6Addr::LOCALHOST, 80)), [v6]);
         assert_eq!(literal((v4.ip(), 80)), [v4]);
         assert_eq!(literal(&[v6, v4][..]), [v6, v4]);
-        assert_eq!(literal(&&v4), [v4]);
+        let by_ref: &SocketAddr = &v4;
+        assert_eq!(literal(by_ref), [v4], "a reference resolves as its target");
         assert!(matches!(
             "localhost:80".sort().unwrap(),
             Sorted::Name(host, 80) if host == "localhost"
