@@ -20,7 +20,7 @@ impl<T> fmt::Display for SendError<T> {
 
 impl<T> std::error::Error for SendError<T> {}
 
-/// Why [`Sender::try_send`] did not send; the message is handed back.
+/// Why [`Sender::try_send`](super::Sender::try_send) did not send; the message is handed back.
 #[derive(PartialEq, Eq)]
 pub enum TrySendError<T> {
     /// The channel is full.
@@ -58,7 +58,7 @@ impl<T> fmt::Display for TrySendError<T> {
 
 impl<T> std::error::Error for TrySendError<T> {}
 
-/// Why [`Receiver::try_recv`] has no message.
+/// Why [`Receiver::try_recv`](super::Receiver::try_recv) has no message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TryRecvError {
     /// Nothing is queued; a sender may still send.
