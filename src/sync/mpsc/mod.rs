@@ -318,7 +318,9 @@ impl<T> Drop for Chan<T> {
     }
 }
 
-/// Adds `waker` unless the same task already waits.
+/// Adds `waker` unless the same task already waits. O(waiters): the list
+/// holds one entry per task waiting for room, and is emptied on every
+/// receive (see "Waiters").
 fn add_waiter(waiters: &mut Vec<Waker>, waker: &Waker) {
     if !waiters.iter().any(|stored| stored.will_wake(waker)) {
         waiters.push(waker.clone());
