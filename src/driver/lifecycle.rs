@@ -49,7 +49,7 @@ use std::collections::VecDeque;
 use std::task::{Poll, Waker};
 
 use super::slot::SlotId;
-use super::wake::{self, Waiter, Wake};
+use super::wake::{self, Tokens, Waiter, Wake};
 use super::{Completion, Driver};
 
 /// State an operation leaves behind when its future is dropped in flight: it
@@ -99,7 +99,11 @@ pub(crate) struct StreamSlot {
 impl Driver {
     /// Takes a slot's completion if it arrived; otherwise stores `wake`.
     #[inline]
-    pub(crate) fn poll_completion(&mut self, id: SlotId, wake: Wake<'_>) -> Poll<Completion> {
+    pub(crate) fn poll_completion<T: Tokens + ?Sized>(
+        &mut self,
+        id: SlotId,
+        wake: Wake<'_, T>,
+    ) -> Poll<Completion> {
         let lifecycle = self
             .slots
             .get_mut(id)
@@ -124,7 +128,11 @@ impl Driver {
 
     /// Takes the next CQE of a multishot slot. `Ready(None)` once the final
     /// CQE has been taken (the slot is then free).
-    pub(crate) fn poll_stream(&mut self, id: SlotId, wake: Wake<'_>) -> Poll<Option<Completion>> {
+    pub(crate) fn poll_stream<T: Tokens + ?Sized>(
+        &mut self,
+        id: SlotId,
+        wake: Wake<'_, T>,
+    ) -> Poll<Option<Completion>> {
         let Some(Lifecycle::Streaming(stream)) = self.slots.get_mut(id) else {
             unreachable!("stream poll on a slot that is not streaming")
         };

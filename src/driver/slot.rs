@@ -13,7 +13,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::lifecycle::Lifecycle;
-use super::wake::{Waiter, Wake};
+use super::wake::{Tokens, Waiter, Wake};
 
 /// `user_data` of the cancellation of the doorbell read; its CQE carries
 /// nothing to deliver. (A slot's cancellation carries the slot's id, see
@@ -185,7 +185,7 @@ impl SlotTable {
     /// on the stack and then copied in costs a store-forwarding stall on the
     /// hottest path. The caller checks [`is_full`](Self::is_full) first.
     #[inline]
-    pub(crate) fn claim_submitted(&mut self, wake: Wake<'_>) -> SlotId {
+    pub(crate) fn claim_submitted<T: Tokens + ?Sized>(&mut self, wake: Wake<'_, T>) -> SlotId {
         let (id, lifecycle) = self.claim_vacant();
         // The old value is `None` and owns nothing: skip its drop glue.
         let vacant = match wake.token() {

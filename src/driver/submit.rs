@@ -31,7 +31,7 @@ use std::time::Duration;
 use io_uring::{opcode, squeue, types, EnterFlags};
 
 use super::slot::SlotId;
-use super::wake::{SlotTicket, Wake};
+use super::wake::{SlotTicket, Tokens, Wake};
 use super::{with_target, Driver, Lifecycle, Target, Wait};
 
 /// What waits in the FIFO for room in the SQ.
@@ -59,7 +59,11 @@ impl Driver {
     /// stored (once per `ticket`) to be woken after the next reap that
     /// leaves a slot free.
     #[inline]
-    pub(crate) fn wait_for_slot(&mut self, wake: Wake<'_>, ticket: &mut SlotTicket) -> bool {
+    pub(crate) fn wait_for_slot<T: Tokens + ?Sized>(
+        &mut self,
+        wake: Wake<'_, T>,
+        ticket: &mut SlotTicket,
+    ) -> bool {
         if self.slots.is_full() {
             self.slot_waiters.wait(wake, ticket);
             true
@@ -94,10 +98,10 @@ impl Driver {
     ///
     /// As for [`push`](Self::push).
     #[inline]
-    pub(crate) unsafe fn push_submitted(
+    pub(crate) unsafe fn push_submitted<T: Tokens + ?Sized>(
         &mut self,
         build: impl FnOnce() -> squeue::Entry,
-        wake: Wake<'_>,
+        wake: Wake<'_, T>,
     ) -> SlotId {
         let id = self.slots.claim_submitted(wake);
         self.stats.submitted += 1;
@@ -147,11 +151,11 @@ impl Driver {
     /// As for [`push`](Self::push), for both SQEs; [`can_link`](Self::can_link)
     /// said yes.
     #[inline]
-    pub(crate) unsafe fn push_linked(
+    pub(crate) unsafe fn push_linked<T: Tokens + ?Sized>(
         &mut self,
         head: squeue::Entry,
         main: squeue::Entry,
-        wake: Wake<'_>,
+        wake: Wake<'_, T>,
     ) -> SlotId {
         debug_assert!(self.skip_success);
         let id = self.slots.claim_submitted(wake);

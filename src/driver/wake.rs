@@ -36,13 +36,22 @@ impl Tokens for Option<u32> {
 }
 
 /// The waker an operation is polled with, and how to find its token.
-#[derive(Clone, Copy)]
-pub(crate) struct Wake<'a> {
+/// Generic over the caller's `Tokens`, so that it is two words and the
+/// token's computation inlines where it is needed.
+pub(crate) struct Wake<'a, T: Tokens + ?Sized> {
     pub(crate) waker: &'a Waker,
-    pub(crate) tokens: &'a dyn Tokens,
+    pub(crate) tokens: &'a T,
 }
 
-impl Wake<'_> {
+impl<T: Tokens + ?Sized> Clone for Wake<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: Tokens + ?Sized> Copy for Wake<'_, T> {}
+
+impl<T: Tokens + ?Sized> Wake<'_, T> {
     /// The waker's token, if it has one.
     #[inline]
     pub(crate) fn token(self) -> Option<u32> {
@@ -111,7 +120,7 @@ pub(crate) struct SlotWaiters {
 
 impl SlotWaiters {
     /// Stores `wake` for the operation holding `ticket`.
-    pub(crate) fn wait(&mut self, wake: Wake<'_>, ticket: &mut SlotTicket) {
+    pub(crate) fn wait<T: Tokens + ?Sized>(&mut self, wake: Wake<'_, T>, ticket: &mut SlotTicket) {
         let round = u64::from(self.round) << 32;
         if ticket.packed & !u64::from(u32::MAX) == round && ticket.packed != 0 {
             let index = (ticket.packed as u32 - 1) as usize;

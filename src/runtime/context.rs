@@ -61,7 +61,7 @@ impl Core {
     /// `waker`, to store as the waiter of an operation on this core: with
     /// its task's key as the token when it wakes one of this core's tasks.
     #[inline]
-    pub(crate) fn wake_by<'a>(&'a self, waker: &'a Waker) -> Wake<'a> {
+    pub(crate) fn wake_by<'a>(&'a self, waker: &'a Waker) -> Wake<'a, Core> {
         Wake {
             waker,
             tokens: self,
