@@ -13,10 +13,14 @@
 //! ```
 //!
 //! Each core runs its own runtime, binds its own `SO_REUSEPORT` listener
-//! on the port, and owns a keyspace ([`store::Shard`]). Until requests can
-//! cross cores, a connection runs its commands against the keyspace of the
-//! core it landed on, so with more than one core two connections may see
-//! different keyspaces; see [`serve`] for where the cross-core hop goes.
+//! on the port, and owns the shard of the keyspace ([`store::Shard`]) that
+//! holds the keys [`store::shard_of`] gives it. A task on each core, its
+//! shard server ([`serve_shard`]), runs the batches other cores send it
+//! over a `corering::sync::mpsc` channel and answers each with a
+//! `oneshot`. A connection's pipeline is split by the core that owns each
+//! key ([`route::Plan`]): this core's commands run here, each other
+//! core's go to it as one batch, and the replies are put back in request
+//! order; see [`serve`].
 //!
 //! Input that breaks the protocol, or the limits of [`resp::Limits`], gets
 //! `-ERR Protocol error: ...` after the replies to the commands before it,
@@ -25,16 +29,21 @@
 #[path = "../common/accept.rs"]
 mod accept;
 mod resp;
+mod route;
 mod store;
 
 use std::cell::RefCell;
+use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use corering::buf::IoBuf;
 use corering::net::{TcpListener, TcpStream};
+use corering::sync::{mpsc, oneshot};
 
 use resp::{Command, Limits, Parser, Replies, Stop};
+use route::Plan;
 use store::Shard;
 
 /// The least room made for each receive.
@@ -53,6 +62,27 @@ const BUFFER_KEEP_MAX: usize = 64 * 1024;
 /// How long a closing connection waits for the client to stop sending.
 const LINGER: Duration = Duration::from_secs(1);
 
+/// The batches that may wait for a core's shard server; a connection
+/// sending one more waits for room.
+const SHARD_QUEUE_MAX: usize = 256;
+
+/// A part of a connection's batch for the core that owns its keys, and
+/// where that core sends the replies.
+struct Batch {
+    commands: Vec<Command>,
+    replies: oneshot::Sender<Replies>,
+}
+
+/// What a core's connections reach the keyspace through: this core's
+/// shard, and every core's shard server.
+struct Keyspace {
+    /// This core's index.
+    here: usize,
+    shard: Rc<RefCell<Shard>>,
+    /// Each core's shard server, by index (this core's unused).
+    servers: Vec<mpsc::Sender<Batch>>,
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let port: u16 = parse_arg(args.next(), "port", 6379);
@@ -61,53 +91,88 @@ fn main() {
         "cores",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
     );
-    if port == 0 && cores > 1 {
-        // Each core would get a port of its own.
-        eprintln!("kv: port 0 (any free port) needs one core");
-        std::process::exit(2);
-    }
+    let listeners = match bind(port, cores) {
+        Ok(listeners) => listeners,
+        Err(error) => {
+            eprintln!("kv: cannot listen on port {port}: {error}");
+            std::process::exit(1);
+        }
+    };
+    // Every channel is made before the cores start, so that each core
+    // has every shard server's sender from its first connection on.
+    let (servers, inboxes): (Vec<_>, Vec<_>) = (0..cores)
+        .map(|_| mpsc::channel::<Batch>(SHARD_QUEUE_MAX))
+        .unzip();
+    let inboxes: Vec<_> = inboxes
+        .into_iter()
+        .map(|inbox| Mutex::new(Some(inbox)))
+        .collect();
     let launched = corering::Runtime::builder()
         .cores(cores)
         .pin_cores(true)
         .run_on_cores(|core| {
-            let listener = TcpListener::bind_reuse_port(("0.0.0.0", port));
+            let take = |what: &str| format!("core {core} takes its {what} once");
+            let listener = listeners[core.index()].lock().unwrap().take();
+            let listener =
+                TcpListener::from(listener.unwrap_or_else(|| panic!("{}", take("listener"))));
+            let inbox = inboxes[core.index()].lock().unwrap().take();
+            let inbox = inbox.unwrap_or_else(|| panic!("{}", take("inbox")));
+            let servers = servers.clone();
             async move {
-                let listener = match listener {
-                    Ok(listener) => listener,
-                    Err(error) => {
-                        return Err::<(), _>(format!(
-                            "{core}: cannot listen on port {port}: {error}"
-                        ))
-                    }
-                };
                 let _ = listener.set_nodelay(true);
                 if core.index() == 0 {
                     let port = listener.local_addr().map_or(port, |addr| addr.port());
                     println!("kv: listening on port {port} on {cores} cores");
-                    if cores > 1 {
-                        println!("kv: each core has its own keyspace until requests cross cores");
-                    }
                 }
-                let shard = Rc::new(RefCell::new(Shard::new()));
+                let shard = Rc::new(RefCell::new(Shard::for_core(core.index())));
                 corering::spawn(sweep(shard.clone()));
+                corering::spawn(serve_shard(shard.clone(), inbox));
+                let keyspace = Rc::new(Keyspace {
+                    here: core.index(),
+                    shard,
+                    servers,
+                });
                 // Direct descriptors while the ring's table has room;
                 // TCP_NODELAY comes from the listener.
                 let serve = |stream| {
-                    corering::spawn(serve(stream, shard.clone()));
+                    corering::spawn(serve(stream, keyspace.clone()));
                 };
                 let label = format!("kv: {core}");
                 match accept::accept_loop(label, || listener.accept_direct(), serve).await {}
             }
         });
-    let failed = match launched {
-        Ok(results) => results.into_iter().filter_map(Result::err).collect(),
-        Err(error) => vec![error.to_string()],
-    };
-    for error in &failed {
+    if let Err(error) = launched {
         eprintln!("kv: {error}");
-    }
-    if !failed.is_empty() {
         std::process::exit(1);
+    }
+}
+
+/// One `SO_REUSEPORT` listener per core on `port`, each to be taken once
+/// by its core. With port 0 the first gets a free port from the kernel and
+/// the others bind that one, so that every core listens on the same port.
+fn bind(port: u16, cores: usize) -> std::io::Result<Vec<Mutex<Option<OwnedFd>>>> {
+    let mut port = port;
+    let mut listeners = Vec::with_capacity(cores);
+    for _ in 0..cores {
+        let listener = TcpListener::bind_reuse_port(("0.0.0.0", port))?;
+        port = listener.local_addr()?.port();
+        // A descriptor crosses to the core's thread; the listener made
+        // here does not.
+        listeners.push(Mutex::new(Some(listener.as_fd().try_clone_to_owned()?)));
+    }
+    Ok(listeners)
+}
+
+/// Runs the batches other cores send for this core's `shard`, each
+/// answered as a whole, until every sender is gone.
+async fn serve_shard(shard: Rc<RefCell<Shard>>, mut inbox: mpsc::Receiver<Batch>) {
+    while let Some(Batch { commands, replies }) = inbox.recv().await {
+        let mut answered = Replies::default();
+        shard
+            .borrow_mut()
+            .execute(commands, Instant::now(), &mut answered);
+        // The connection that sent it may have gone.
+        let _ = replies.send(answered);
     }
 }
 
@@ -128,7 +193,7 @@ async fn sweep(shard: Rc<RefCell<Shard>>) {
 /// [`BATCH_MAX`]), runs them as one batch, and sends all their replies
 /// linked with the next receive: one submission and one wake per turn,
 /// however many commands a pipeline brings.
-async fn serve(stream: TcpStream, shard: Rc<RefCell<Shard>>) {
+async fn serve(stream: TcpStream, keyspace: Rc<Keyspace>) {
     let mut parser = Parser::new(Limits::DEFAULT);
     // What has arrived and the parser has not taken in yet: at most one
     // receive and the unfinished line of a header or inline command.
@@ -141,18 +206,13 @@ async fn serve(stream: TcpStream, shard: Rc<RefCell<Shard>>) {
         if input.is_empty() && input.capacity() > BUFFER_KEEP_MAX {
             input = Vec::with_capacity(READ_SIZE);
         }
-        if !commands.is_empty() {
-            // The cross-core hop goes here. Each command is routed by its
-            // key, `store::shard_of(key, corering::cores())`: this core's
-            // run here as now; each other core's go to it as one batch
-            // (a `Vec<Command>` over `corering::sync::mpsc` to a task
-            // there that owns its shard), and its `Replies` come back
-            // (a `oneshot`) to be put in request order by their `ends`.
-            // Multi-key commands (DEL, EXISTS, MGET, MSET) split by key
-            // and merge; DBSIZE and FLUSHALL go to every core.
-            shard
-                .borrow_mut()
-                .execute(commands.drain(..), Instant::now(), &mut replies);
+        if !commands.is_empty()
+            && execute(&keyspace, &mut commands, &mut replies)
+                .await
+                .is_err()
+        {
+            // A shard server is gone: the server is going down.
+            return;
         }
         let output = std::mem::take(&mut replies.bytes);
         replies.ends.clear();
@@ -179,6 +239,68 @@ async fn serve(stream: TcpStream, shard: Rc<RefCell<Shard>>) {
         }
     }
 }
+
+/// Runs `commands` (and empties it), each on the core that owns its keys,
+/// and appends their replies to `replies` in request order; an error when
+/// a core's shard server is gone.
+///
+/// This core's part runs while the other cores run theirs: the batches
+/// for them are sent first, and their replies awaited after.
+async fn execute(
+    keyspace: &Keyspace,
+    commands: &mut Vec<Command>,
+    replies: &mut Replies,
+) -> Result<(), ShardGone> {
+    let cores = keyspace.servers.len();
+    if cores == 1 {
+        let now = Instant::now();
+        keyspace
+            .shard
+            .borrow_mut()
+            .execute(commands.drain(..), now, replies);
+        return Ok(());
+    }
+    let here = keyspace.here;
+    let mut plan = Plan::new(commands.drain(..), cores, here);
+    if plan.is_local(here) {
+        let local = std::mem::take(&mut plan.parts[here]);
+        keyspace
+            .shard
+            .borrow_mut()
+            .execute(local, Instant::now(), replies);
+        return Ok(());
+    }
+    let mut pending = Vec::new();
+    for (core, part) in plan.parts.iter_mut().enumerate() {
+        if core == here || part.is_empty() {
+            continue;
+        }
+        let (sender, receiver) = oneshot::channel();
+        let batch = Batch {
+            commands: std::mem::take(part),
+            replies: sender,
+        };
+        if keyspace.servers[core].send(batch).await.is_err() {
+            return Err(ShardGone);
+        }
+        pending.push((core, receiver));
+    }
+    let mut answered: Vec<Replies> = (0..cores).map(|_| Replies::default()).collect();
+    let local = std::mem::take(&mut plan.parts[here]);
+    keyspace
+        .shard
+        .borrow_mut()
+        .execute(local, Instant::now(), &mut answered[here]);
+    for (core, receiver) in pending {
+        answered[core] = receiver.await.map_err(|_| ShardGone)?;
+    }
+    plan.assemble(&answered, replies);
+    Ok(())
+}
+
+/// A core's shard server stopped: its runtime is going down.
+#[derive(Debug)]
+struct ShardGone;
 
 /// Sends `output`, the replies to the commands before `error`, and then
 /// the error, and closes the connection.

@@ -39,8 +39,6 @@ pub const SWEEP_ROUNDS_MAX: usize = 16;
 /// # Panics
 ///
 /// When `cores` is zero.
-// Routing is the cross-core step's; until then only the tests call this.
-#[cfg_attr(not(test), allow(dead_code))]
 pub fn shard_of(key: &[u8], cores: usize) -> usize {
     assert!(cores > 0, "a key belongs to one of at least one shard");
     const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
@@ -64,6 +62,8 @@ pub struct Shard {
     /// Where in `expiring` the next sweep looks first: sweeps go round it,
     /// so every key with a deadline is looked at in turn.
     cursor: usize,
+    /// The index of the core that owns this shard, which `INFO` shows.
+    core: usize,
 }
 
 /// A value, and when it expires.
@@ -127,9 +127,18 @@ const OVERFLOW: &[u8] = b"ERR increment or decrement would overflow";
 const SYNTAX: &[u8] = b"ERR syntax error";
 
 impl Shard {
-    /// An empty shard.
+    /// An empty shard, core 0's.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn new() -> Shard {
         Shard::default()
+    }
+
+    /// An empty shard, owned by the core of index `core`.
+    pub fn for_core(core: usize) -> Shard {
+        Shard {
+            core,
+            ..Shard::default()
+        }
     }
 
     /// Runs `commands` in order at `now`, appending each one's reply to
@@ -385,7 +394,7 @@ impl Shard {
             }
             _ => return out.error(SYNTAX),
         }
-        *self = Shard::new();
+        *self = Shard::for_core(self.core);
         out.simple("OK");
     }
 
@@ -395,11 +404,14 @@ impl Shard {
         out.array(0);
     }
 
-    /// `INFO [section ...]`: a few lines, whatever the section.
+    /// `INFO [section ...]`: a few lines, whatever the section; `core`
+    /// is the index of the core that answered (a connection's own: see
+    /// the `route` module).
     fn info(&mut self, _args: Vec<Vec<u8>>, _now: Instant, out: &mut Replies) {
-        let mut info = String::from(
+        let mut info = format!(
             "# Server\r\nserver_name:corering-kv\r\nredis_mode:standalone\r\n\
-             multiplexing_api:io_uring\r\n\r\n# Keyspace\r\n",
+             multiplexing_api:io_uring\r\ncore:{}\r\n\r\n# Keyspace\r\n",
+            self.core
         );
         if !self.entries.is_empty() {
             info += &format!(

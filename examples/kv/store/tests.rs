@@ -377,7 +377,7 @@ fn dbsize_and_flushall_see_the_whole_shard() {
 fn command_info_and_config_get_answer_what_clients_ask_at_start() {
     let mut fixture = Fixture::new();
     let info_empty = "# Server\r\nserver_name:corering-kv\r\nredis_mode:standalone\r\n\
-                      multiplexing_api:io_uring\r\n\r\n# Keyspace\r\n";
+                      multiplexing_api:io_uring\r\ncore:0\r\n\r\n# Keyspace\r\n";
     replies(
         &mut fixture,
         &[
