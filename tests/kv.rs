@@ -203,7 +203,7 @@ fn redis_cli_gets_the_exact_reply_to_every_command() {
     assert_eq!(
         server.cli(&["INFO"]),
         "# Server\r\nserver_name:corering-kv\r\nredis_mode:standalone\r\n\
-         multiplexing_api:io_uring\r\n\r\n# Keyspace\r\ndb0:keys=1,expires=0,avg_ttl=0\r\n"
+         multiplexing_api:io_uring\r\ncore:0\r\n\r\n# Keyspace\r\ndb0:keys=1,expires=0,avg_ttl=0\r\n"
     );
 }
 
