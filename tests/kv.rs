@@ -55,8 +55,7 @@ fn binary() -> &'static Path {
     })
 }
 
-/// A kv server on one core, on a port the kernel picked; killed when
-/// dropped.
+/// A kv server, on a port the kernel picked; killed when dropped.
 struct Server {
     child: Child,
     port: u16,
@@ -65,9 +64,14 @@ struct Server {
 }
 
 impl Server {
+    /// On one core.
     fn start() -> Server {
+        Server::on_cores(1)
+    }
+
+    fn on_cores(cores: usize) -> Server {
         let mut child = Command::new(binary())
-            .args(["0", "1"])
+            .args(["0", &cores.to_string()])
             .stdout(Stdio::piped())
             .spawn()
             .expect("the kv example starts");
@@ -76,7 +80,7 @@ impl Server {
         stdout.read_line(&mut line).unwrap();
         let port = line
             .strip_prefix("kv: listening on port ")
-            .and_then(|rest| rest.strip_suffix(" on 1 cores\n"))
+            .and_then(|rest| rest.strip_suffix(&format!(" on {cores} cores\n")))
             .and_then(|port| port.parse().ok())
             .unwrap_or_else(|| {
                 let _ = child.kill();
@@ -378,4 +382,65 @@ fn redis_benchmark_pipelined_run_leaves_every_key_set() {
     // redis-cli aligns the numbers of the elements.
     let expected: String = (1..=100).map(|n| format!("{n:>3}) \"VXK\"\n")).collect();
     assert_eq!(server.cli(&mget), expected);
+}
+
+/// Two cores, each owning half the keys: a pipelined redis-benchmark run
+/// through connections on both leaves every key set once, and commands
+/// that span both shards (MSET, MGET, DEL, EXISTS, DBSIZE, FLUSHALL) give
+/// exactly redis's replies from either core.
+#[test]
+fn two_cores_share_one_keyspace() {
+    let server = Server::on_cores(2);
+    // Connections land on both cores (SO_REUSEPORT spreads them): with 32
+    // of them, the chance that all land on one is 2^-31.
+    let cores: std::collections::BTreeSet<String> = (0..32)
+        .map(|_| {
+            let info = server.cli(&["INFO"]);
+            info.lines()
+                .find(|line| line.starts_with("core:"))
+                .unwrap_or_else(|| panic!("INFO names its core: {info}"))
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(cores.len(), 2, "{cores:?}");
+    let output = Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &server.port.to_string()])
+        .args(["-t", "set", "-n", "20000", "-P", "16", "-c", "20", "-q"])
+        .args(["-r", "100"])
+        .output()
+        .expect("redis-benchmark is installed (ci/setup installs redis-tools)");
+    assert!(output.status.success(), "{output:?}");
+    for _ in 0..8 {
+        assert_eq!(server.cli(&["DBSIZE"]), "(integer) 100\n");
+        let mut mget = vec!["MGET"];
+        let keys: Vec<String> = (0..100).map(|n| format!("key:{n:012}")).collect();
+        mget.extend(keys.iter().map(String::as_str));
+        let expected: String = (1..=100).map(|n| format!("{n:>3}) \"VXK\"\n")).collect();
+        assert_eq!(server.cli(&mget), expected);
+    }
+    let pairs: Vec<String> = (0..16)
+        .flat_map(|n| [format!("k{n}"), n.to_string()])
+        .collect();
+    let mut mset = vec!["MSET"];
+    mset.extend(pairs.iter().map(String::as_str));
+    assert_eq!(server.cli(&mset), "OK\n");
+    for _ in 0..4 {
+        assert_eq!(
+            server.cli(&["MGET", "k3", "nope", "k15", "k0"]),
+            "1) \"3\"\n2) (nil)\n3) \"15\"\n4) \"0\"\n"
+        );
+        assert_eq!(
+            server.cli(&["EXISTS", "k1", "k2", "k2", "nope"]),
+            "(integer) 3\n"
+        );
+    }
+    assert_eq!(
+        server.cli(&["DEL", "k1", "k2", "k3", "nope"]),
+        "(integer) 3\n"
+    );
+    assert_eq!(server.cli(&["DBSIZE"]), "(integer) 113\n");
+    assert_eq!(server.cli(&["FLUSHALL"]), "OK\n");
+    for _ in 0..4 {
+        assert_eq!(server.cli(&["DBSIZE"]), "(integer) 0\n");
+    }
 }
