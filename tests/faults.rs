@@ -178,7 +178,7 @@ async fn client(addr: std::net::SocketAddr, id: usize, turn: Turn) -> Result<u64
 /// One seed of the echo: four connections per kind of turn, served and
 /// driven on the same faulty core.
 fn echo_seed(faults: Faults) -> (Stats, u64, u64) {
-    let fds_before = open_fds();
+    let fds_before = common::steady_fds_for(Duration::from_millis(30));
     let runtime = runtime(faults);
     let (bytes, errors) = runtime.block_on(async {
         let listener = Rc::new(TcpListener::bind("127.0.0.1:0").unwrap());
@@ -254,7 +254,7 @@ fn files_read_back_exactly_under_transient_faults() {
     std::fs::create_dir_all(&dir).unwrap();
     let mut tally = Tally::default();
     for seed in 0..seeds() {
-        let fds_before = open_fds();
+        let fds_before = common::steady_fds_for(Duration::from_millis(30));
         let runtime = runtime(Faults::new(2000 + seed));
         let path = dir.join(format!("seed-{seed}"));
         let expected: Vec<u8> = (0..256 * 1024)
@@ -324,7 +324,7 @@ where
     let stop = Arc::new(AtomicBool::new(false));
     let stopping = stop.clone();
     let server = std::thread::spawn(move || {
-        let fds_before = open_fds();
+        let fds_before = common::steady_fds_for(Duration::from_millis(30));
         let runtime = runtime(faults);
         runtime.block_on(async move {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -473,7 +473,7 @@ fn closes_deferred_while_closes_are_pushed_are_all_made() {
     let _serial = common::serial();
     let mut tally = Tally::default();
     for seed in 0..seeds() {
-        let fds_before = open_fds();
+        let fds_before = common::steady_fds_for(Duration::from_millis(30));
         let faults = Faults {
             sq_full_one_in: 2,
             enter_busy_one_in: 2,

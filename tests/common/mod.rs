@@ -28,9 +28,16 @@ pub fn open_fds() -> usize {
 /// This process's descriptor count once it has not changed for 200 ms
 /// (at most 10 s).
 pub fn steady_fds() -> usize {
+    steady_fds_for(Duration::from_millis(200))
+}
+
+/// This process's descriptor count once it has not changed for `still`
+/// (at most 10 s): a baseline that a descriptor closed a moment late
+/// elsewhere in the process does not inflate.
+pub fn steady_fds_for(still: Duration) -> usize {
     let deadline = Instant::now() + Duration::from_secs(10);
     let (mut count, mut since) = (open_fds(), Instant::now());
-    while since.elapsed() < Duration::from_millis(200) && Instant::now() < deadline {
+    while since.elapsed() < still && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
         let now = open_fds();
         if now != count {
