@@ -56,7 +56,11 @@ impl Driver {
             MSG_SENT_TAG => return self.msg_ring_failed(completion),
             _ => {}
         }
-        let mut id = SlotId::from_user_data(user_data);
+        let Some(mut id) = SlotId::from_user_data(user_data) else {
+            self.stats.stale_completions += 1;
+            debug_assert!(false, "CQE with user_data 0: {completion:?}");
+            return;
+        };
         if id.is_cancel() {
             return self.cancel_done(id.cancelled(), completion.result);
         }

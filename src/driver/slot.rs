@@ -6,10 +6,14 @@
 //! carries the slot index and a generation, so a CQE that arrives for a slot
 //! that has since been reused is detected as stale and never delivered to the
 //! wrong future. Each slot keeps its own generation, bumped when it is
-//! freed; indices stay below 2^30, so no id equals a reserved tag, bit 31
+//! freed and never 0, so no id is 0 and `Option<SlotId>` is one word with
+//! no undefined bytes (an operation's state is built in place, where a
+//! tag beside an uninitialised payload was assembled on the stack and
+//! copied, a store-forwarding stall on every operation); indices stay below 2^30, so no id equals a reserved tag, bit 31
 //! can mark the head SQE of a linked pair and bit 30 the cancellation of a
 //! slot's SQE.
 
+use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::lifecycle::Lifecycle;
@@ -44,75 +48,91 @@ pub(crate) const SLOTS_LIMIT: usize = CANCEL_BIT as usize - 4;
 /// with, packed as the SQE `user_data` (generation high, index low). The id
 /// of a linked pair's head SQE also carries [`HEAD_BIT`].
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SlotId(u64);
+pub(crate) struct SlotId(NonZeroU64);
 
 impl SlotId {
     #[inline]
     fn new(index: u32, generation: u32) -> SlotId {
-        SlotId((u64::from(generation) << 32) | u64::from(index))
+        debug_assert_ne!(generation, 0, "generations skip 0");
+        SlotId::from_bits((u64::from(generation) << 32) | u64::from(index))
+    }
+
+    /// An id from its bits, never 0 (generations skip 0, and the marks
+    /// only add bits).
+    #[inline]
+    fn from_bits(bits: u64) -> SlotId {
+        match NonZeroU64::new(bits) {
+            Some(bits) => SlotId(bits),
+            None => unreachable!("a slot id is never 0"),
+        }
+    }
+
+    #[inline]
+    fn bits(self) -> u64 {
+        self.0.get()
     }
 
     #[inline]
     fn index(self) -> u32 {
-        (self.0 & !(HEAD_BIT | CANCEL_BIT)) as u32
+        (self.bits() & !(HEAD_BIT | CANCEL_BIT)) as u32
     }
 
     /// The id of the `ASYNC_CANCEL` SQE aimed at this SQE, so its CQE
     /// names what it was meant to cancel (and a miss can be retried).
     #[inline]
     pub(crate) fn cancel(self) -> SlotId {
-        SlotId(self.0 | CANCEL_BIT)
+        SlotId::from_bits(self.bits() | CANCEL_BIT)
     }
 
     /// Whether this names a cancellation; [`cancelled`](Self::cancelled)
     /// then gives its target.
     #[inline]
     pub(crate) fn is_cancel(self) -> bool {
-        self.0 & CANCEL_BIT != 0
+        self.bits() & CANCEL_BIT != 0
     }
 
     /// The SQE a cancellation was aimed at.
     #[inline]
     pub(crate) fn cancelled(self) -> SlotId {
-        SlotId(self.0 & !CANCEL_BIT)
+        SlotId::from_bits(self.bits() & !CANCEL_BIT)
     }
 
     /// The id of the head SQE of a linked pair that completes in this slot:
     /// the same slot, with its CQEs told apart from the second SQE's.
     #[inline]
     pub(crate) fn head(self) -> SlotId {
-        SlotId(self.0 | HEAD_BIT)
+        SlotId::from_bits(self.bits() | HEAD_BIT)
     }
 
     /// Whether this names a linked pair's head SQE.
     #[inline]
     pub(crate) fn is_head(self) -> bool {
-        self.0 & HEAD_BIT != 0
+        self.bits() & HEAD_BIT != 0
     }
 
     /// The slot's own id, without the head mark.
     #[inline]
     pub(crate) fn slot(self) -> SlotId {
-        SlotId(self.0 & !HEAD_BIT)
+        SlotId::from_bits(self.bits() & !HEAD_BIT)
     }
 
     #[inline]
     fn generation(self) -> u32 {
-        (self.0 >> 32) as u32
+        (self.bits() >> 32) as u32
     }
 
     /// The SQE `user_data` naming this slot. Never equals a reserved tag,
     /// because indices stay below `HEAD_BIT`.
     #[inline]
     pub(crate) fn user_data(self) -> u64 {
-        self.0
+        self.bits()
     }
 
-    /// A CQE's `user_data` as a slot id. Reserved tags are handled before
-    /// this is called.
+    /// A CQE's `user_data` as a slot id; `None` for 0, which names no
+    /// slot. Reserved tags are handled before this is called.
     #[inline]
-    pub(crate) fn from_user_data(user_data: u64) -> SlotId {
-        SlotId(user_data)
+    pub(crate) fn from_user_data(user_data: u64) -> Option<SlotId> {
+        NonZeroU64::new(user_data).map(SlotId)
     }
 }
 
@@ -132,6 +152,15 @@ struct Slot {
     next_free: u32,
     /// `Some` while claimed.
     lifecycle: Option<Lifecycle>,
+}
+
+/// The generation after `generation`, skipping 0 (see the module docs).
+#[inline]
+fn next_generation(generation: u32) -> u32 {
+    match generation.wrapping_add(1) {
+        0 => 1,
+        next => next,
+    }
 }
 
 /// The end of the free list.
@@ -157,9 +186,11 @@ impl SlotTable {
         // from one runtime into another (a future moved between them) is
         // stale there rather than naming an unrelated slot.
         static TABLES: AtomicU32 = AtomicU32::new(0);
-        let first_generation = TABLES
-            .fetch_add(1, Ordering::Relaxed)
-            .wrapping_mul(0x9e37_79b9);
+        let first_generation = next_generation(
+            TABLES
+                .fetch_add(1, Ordering::Relaxed)
+                .wrapping_mul(0x9e37_79b9),
+        );
         SlotTable {
             slots: Vec::with_capacity(capacity.min(4096)),
             free_head: NO_SLOT,
@@ -258,7 +289,7 @@ impl SlotTable {
             Some(slot) if slot.generation == id.generation() => slot,
             _ => panic!("freeing a stale slot {id:?}"),
         };
-        slot.generation = slot.generation.wrapping_add(1);
+        slot.generation = next_generation(slot.generation);
         slot.next_free = self.free_head;
         self.free_head = id.index();
         self.len -= 1;
@@ -296,15 +327,15 @@ mod tests {
     fn user_data_round_trips_and_avoids_tags() {
         let mut table = SlotTable::new(4);
         let id = table.claim(Lifecycle::Submitted(None));
-        assert_eq!(SlotId::from_user_data(id.user_data()), id);
+        assert_eq!(SlotId::from_user_data(id.user_data()).unwrap(), id);
         assert_ne!(id.user_data(), CANCEL_TAG);
         assert_ne!(id.user_data(), DOORBELL_TAG);
-        let head = SlotId::from_user_data(id.head().user_data());
+        let head = SlotId::from_user_data(id.head().user_data()).unwrap();
         assert!(head.is_head() && !id.is_head());
         assert_ne!(head, id);
         assert_eq!(head.slot(), id);
         assert!(table.get_mut(head).is_some(), "a head id names its slot");
-        let cancel = SlotId::from_user_data(id.head().cancel().user_data());
+        let cancel = SlotId::from_user_data(id.head().cancel().user_data()).unwrap();
         assert!(cancel.is_cancel() && !id.is_cancel() && !head.is_cancel());
         assert_eq!(cancel.cancelled(), head);
         assert_eq!(cancel.cancelled().slot(), id);
@@ -332,6 +363,12 @@ mod tests {
     }
 
     #[test]
+    fn an_absent_id_costs_no_word() {
+        assert_eq!(std::mem::size_of::<Option<SlotId>>(), 8);
+        assert_eq!(SlotId::from_user_data(0), None);
+    }
+
+    #[test]
     fn generation_wraps_around() {
         let mut table = SlotTable::new(1);
         table.first_generation = u32::MAX;
@@ -339,7 +376,7 @@ mod tests {
         assert_eq!(id.generation(), u32::MAX);
         table.free(id);
         let id = table.claim(Lifecycle::Submitted(None));
-        assert_eq!(id.generation(), 0);
+        assert_eq!(id.generation(), 1, "0 is skipped");
         assert_ne!(id.user_data(), CANCEL_TAG);
     }
 
