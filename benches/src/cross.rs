@@ -6,13 +6,15 @@
 //!   capacity-1 channels, each side parked between messages; the latency of
 //!   a round trip, p50 and p99 over the rounds' samples. corering with
 //!   `MSG_RING` waking the parked core, corering with the eventfd (the
-//!   switch `Builder::msg_ring(false)`), and tokio's `mpsc` between two
-//!   current-thread runtimes.
+//!   switch `Builder::msg_ring(false)`), tokio's `mpsc` between two
+//!   current-thread runtimes, and glommio's `shared_channel` between two
+//!   executors placed on the two CPUs.
 //! - `one-way`: messages per second from one core to the other through a
 //!   channel of capacity 1024 (the same contenders).
 //! - `spawn-on`: a `spawn_on` of an empty future to the other core and the
-//!   await of its handle, ns per round trip (corering only; tokio has no
-//!   cross-runtime spawn without tokio-util).
+//!   await of its handle, ns per round trip, against tokio-util's
+//!   `LocalPoolHandle::spawn_pinned_by_idx` from a current-thread runtime
+//!   to a one-thread pool on the other CPU.
 //! - `spawn-blocking`: a `spawn_blocking` of an empty closure awaited, ns
 //!   per round trip, against tokio's `spawn_blocking`.
 //!
@@ -131,6 +133,43 @@ fn tokio_runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// The same between two glommio executors placed on CPU 0 and CPU 1,
+/// through a pair of `shared_channel`s of capacity 1.
+fn glommio_ping_pong(count: usize) -> Vec<f64> {
+    use glommio::channels::shared_channel;
+    let (there_tx, there_rx) = shared_channel::new_bounded::<u32>(1);
+    let (back_tx, back_rx) = shared_channel::new_bounded::<u32>(1);
+    let echo = glommio_executor(1)
+        .spawn(move || async move {
+            let (rx, tx) = (there_rx.connect().await, back_tx.connect().await);
+            while let Some(round) = rx.recv().await {
+                tx.send(round).await.unwrap();
+            }
+        })
+        .unwrap();
+    let samples = glommio_executor(0)
+        .spawn(move || async move {
+            let (tx, rx) = (there_tx.connect().await, back_rx.connect().await);
+            let mut samples = Vec::with_capacity(count);
+            for round in 0..count as u32 {
+                let started = Instant::now();
+                tx.send(round).await.unwrap();
+                rx.recv().await.unwrap();
+                samples.push(started.elapsed().as_nanos() as f64);
+            }
+            samples
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    echo.join().unwrap();
+    samples
+}
+
+fn glommio_executor(cpu: usize) -> glommio::LocalExecutorBuilder {
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Fixed(cpu))
+}
+
 /// Messages per second, `count` of them from core 0 to core 1.
 fn corering_one_way(count: usize, msg_ring: bool) -> f64 {
     let (tx, rx) = mpsc::channel::<u64>(1024);
@@ -189,6 +228,35 @@ fn tokio_one_way(count: usize) -> f64 {
     rate
 }
 
+fn glommio_one_way(count: usize) -> f64 {
+    use glommio::channels::shared_channel;
+    let (tx, rx) = shared_channel::new_bounded::<u64>(1024);
+    let producer = glommio_executor(0)
+        .spawn(move || async move {
+            let tx = tx.connect().await;
+            for i in 0..count as u64 {
+                tx.send(i).await.unwrap();
+            }
+        })
+        .unwrap();
+    let rate = glommio_executor(1)
+        .spawn(move || async move {
+            let rx = rx.connect().await;
+            let started = Instant::now();
+            let mut got = 0;
+            while rx.recv().await.is_some() {
+                got += 1;
+            }
+            assert_eq!(got, count);
+            count as f64 / started.elapsed().as_secs_f64()
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    producer.join().unwrap();
+    rate
+}
+
 /// ns per `spawn_on` round trip to the other core.
 fn corering_spawn_on(count: usize) -> f64 {
     let (done_tx, done_rx) = corering::sync::oneshot::channel::<()>();
@@ -219,6 +287,24 @@ fn corering_spawn_on(count: usize) -> f64 {
         })
         .unwrap();
     outputs[0]
+}
+
+/// ns per `spawn_pinned_by_idx` round trip from a current-thread runtime
+/// on CPU 0 to a one-thread `LocalPoolHandle` whose worker is on CPU 1.
+fn tokio_spawn_pinned(count: usize) -> f64 {
+    pin(0);
+    let pool = tokio_util::task::LocalPoolHandle::new(1);
+    tokio_runtime().block_on(async move {
+        // The pool's worker pins itself, before the clock starts.
+        pool.spawn_pinned_by_idx(|| async { pin(1) }, 0)
+            .await
+            .unwrap();
+        let started = Instant::now();
+        for _ in 0..count {
+            pool.spawn_pinned_by_idx(|| async {}, 0).await.unwrap();
+        }
+        started.elapsed().as_nanos() as f64 / count as f64
+    })
 }
 
 fn corering_spawn_blocking(count: usize) -> f64 {
@@ -283,22 +369,31 @@ fn main() {
     // blocking pool's first threads.
     corering_ping_pong(500, true);
     tokio_ping_pong(500);
+    glommio_ping_pong(500);
     corering_spawn_blocking(100);
     tokio_spawn_blocking(100);
 
-    let names = ["corering MSG_RING", "corering eventfd", "tokio mpsc"];
-    let mut latency: [Vec<f64>; 3] = Default::default();
-    let mut rates: [Vec<f64>; 3] = Default::default();
-    let mut spawn_on = Vec::new();
+    let names = [
+        "corering MSG_RING",
+        "corering eventfd",
+        "tokio mpsc",
+        "glommio shared_channel",
+    ];
+    let mut latency: [Vec<f64>; 4] = Default::default();
+    let mut rates: [Vec<f64>; 4] = Default::default();
+    let mut spawn_on: [Vec<f64>; 2] = Default::default();
     let mut blocking: [Vec<f64>; 2] = Default::default();
     for _ in 0..sizes.rounds {
         latency[0].extend(corering_ping_pong(sizes.ping_pong, true));
         latency[1].extend(corering_ping_pong(sizes.ping_pong, false));
         latency[2].extend(tokio_ping_pong(sizes.ping_pong));
+        latency[3].extend(glommio_ping_pong(sizes.ping_pong));
         rates[0].push(corering_one_way(sizes.one_way, true));
         rates[1].push(corering_one_way(sizes.one_way, false));
         rates[2].push(tokio_one_way(sizes.one_way));
-        spawn_on.push(corering_spawn_on(sizes.spawns));
+        rates[3].push(glommio_one_way(sizes.one_way));
+        spawn_on[0].push(corering_spawn_on(sizes.spawns));
+        spawn_on[1].push(tokio_spawn_pinned(sizes.spawns));
         blocking[0].push(corering_spawn_blocking(sizes.spawns));
         blocking[1].push(tokio_spawn_blocking(sizes.spawns));
     }
@@ -314,24 +409,26 @@ fn main() {
         let p99 = percentile(&mut latency[index], 0.99) / 1000.0;
         let rate = median(rates[index].clone()) / 1e6;
         p50s.push(p50);
-        let key = name.replace(' ', "-");
+        let key = name.replace([' ', '_'], "-");
         println!("cross-ping-pong {key} p50-us {p50:.2} p99-us {p99:.2}");
         println!("cross-one-way {key} mmsg-per-s {rate:.2}");
         table += &format!("| {name} | {p50:.2} | {p99:.2} | {rate:.2} |\n");
     }
-    let spawn_on = median(spawn_on);
+    let [spawn_on, pinned] = spawn_on.map(median);
     let (ours, theirs) = (median(blocking[0].clone()), median(blocking[1].clone()));
-    println!("cross-spawn-on corering-ns {spawn_on:.0}");
+    println!("cross-spawn-on corering-ns {spawn_on:.0} tokio-util-ns {pinned:.0}");
     println!("cross-spawn-blocking corering-ns {ours:.0} tokio-ns {theirs:.0}");
+    let best_peer = p50s[2].min(p50s[3]);
     println!(
-        "cross-ping-pong-ratio msg-ring-over-tokio {:.2} msg-ring-over-eventfd {:.2}",
-        p50s[0] / p50s[2],
+        "cross-ping-pong-ratio msg-ring-over-best-peer {:.2} msg-ring-over-eventfd {:.2}",
+        p50s[0] / best_peer,
         p50s[0] / p50s[1]
     );
     table += &format!(
-        "\nspawn_on round trip: {spawn_on:.0} ns. spawn_blocking round trip: corering \
-         {ours:.0} ns, tokio {theirs:.0} ns. Medians of {} rounds; the latencies are \
-         percentiles of every round's samples.\n",
+        "\nspawn_on round trip: corering {spawn_on:.0} ns, tokio-util `spawn_pinned_by_idx` \
+         {pinned:.0} ns. spawn_blocking round trip: corering {ours:.0} ns, tokio \
+         {theirs:.0} ns. Medians of {} rounds; the latencies are percentiles of every \
+         round's samples.\n",
         sizes.rounds
     );
     print!("\n{table}");
