@@ -21,7 +21,8 @@
 //! Prints one machine-readable line per figure (`cross-<name> ...`) and
 //! writes the table to `target/bench/cross.md`.
 //!
-//! Usage: `cross [--quick]`
+//! Usage: `cross [--quick]`; `cross --one-way-only` or `cross
+//! --blocking-only` runs that figure alone, 5 times, for profiling.
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -345,6 +346,16 @@ fn main() {
                 "corering {:.0} ns, tokio {:.0} ns",
                 corering_spawn_blocking(5_000),
                 tokio_spawn_blocking(5_000)
+            );
+        }
+        return;
+    }
+    if std::env::args().any(|arg| arg == "--one-way-only") {
+        for _ in 0..5 {
+            println!(
+                "corering {:.2} M/s, glommio {:.2} M/s",
+                corering_one_way(1_000_000, true) / 1e6,
+                glommio_one_way(1_000_000) / 1e6
             );
         }
         return;

@@ -98,10 +98,10 @@ impl Driver {
     }
 
     /// Wakes the core whose ring is `target` with one `MSG_RING`, sent
-    /// with this core's next submission. Its CQE on the target carries
-    /// [`MSG_WAKE_TAG`]; on this side a CQE comes only if it fails
-    /// (`IOSQE_CQE_SKIP_SUCCESS`). The caller checked
-    /// [`can_msg_ring`](Self::can_msg_ring).
+    /// with this core's next submission (the runtime submits at once). Its
+    /// CQE on the target carries [`MSG_WAKE_TAG`]; on this side a CQE
+    /// comes only if it fails (`IOSQE_CQE_SKIP_SUCCESS`). The caller
+    /// checked [`can_msg_ring`](Self::can_msg_ring).
     pub(crate) fn msg_ring(&mut self, target: RawFd) {
         debug_assert!(self.msg_ring);
         let sqe = opcode::MsgRingData::new(types::Fd(target), 0, MSG_WAKE_TAG, None)

@@ -524,10 +524,14 @@ fn tick(core: &Core, scratch: &mut Scratch) {
 }
 
 /// The executor's way to wake another core from this thread: a `MSG_RING`
-/// queued on this core's ring (sent with its next submission, which comes
-/// at the end of the current tick at the latest). False off a core, on a
-/// ring without `MSG_RING`, or with the driver in use (the caller writes
-/// the target's eventfd then).
+/// pushed on this core's ring and submitted at once, with whatever else
+/// the tick queued so far. Waiting for the tick's end would leave the
+/// target parked while this core runs on: a producer that sends a burst
+/// in one poll then fills the channel before its consumer wakes, and the
+/// two take turns instead of running side by side (one-way messages per
+/// second fell to a third in the A/B). False off a core, on a ring
+/// without `MSG_RING`, or with the driver in use (the caller writes the
+/// target's eventfd then).
 fn msg_ring_from_here(target: RawFd) -> bool {
     context::try_with_core(|core| {
         let Ok(mut driver) = core.driver.try_borrow_mut() else {
@@ -537,6 +541,7 @@ fn msg_ring_from_here(target: RawFd) -> bool {
             return false;
         }
         driver.msg_ring(target);
+        driver.submit_queued();
         true
     })
     .unwrap_or(false)

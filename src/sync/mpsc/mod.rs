@@ -9,81 +9,113 @@
 //!
 //! # Two sides
 //!
-//! The channel keeps two queues. A send on the receiver's own thread goes
-//! to the *local* queue, which only that thread touches: no lock and no
-//! atomic read-modify-write, so two tasks of one core talk at the cost of a
-//! `VecDeque` push and a same-core wake. A send from anywhere else goes to
-//! the *remote* queue, under a mutex, and wakes the receiver through its
-//! waker (for a corering task, through its core's inbox). The receiver
-//! takes from the local queue first. Until the receiver has received once,
-//! every send goes to the remote queue.
+//! A send on the receiver's own thread goes to the *local* queue, a
+//! `VecDeque` only that thread touches: no lock and no atomic
+//! read-modify-write, so two tasks of one core talk at the cost of a push
+//! and, when the receiver waits, a same-core wake. A send from anywhere
+//! else goes to the *ring*: `capacity` slots allocated with the channel, in
+//! the manner of Vyukov's bounded queue. A sender claims the next position
+//! with one compare-and-swap on `tail`, writes its message into the slot
+//! and publishes it by storing the slot's stamp; the receiver, the ring's
+//! only consumer, takes the slot at `head` once its stamp says so and
+//! hands the slot to the next lap. No lock is taken on either side while
+//! the receiver keeps up, and the receiver is woken only when it went
+//! pending, once per park, not once per message. The receiver takes from
+//! the local queue first, then from the ring. Until the receiver has
+//! received once, every send goes to the ring.
 //!
 //! # Order and delivery
 //!
 //! Messages of one sender arrive in the order sent. A sender that has sent
-//! from a thread other than the receiver's once keeps to the remote queue
-//! from then on, so a sender moved between threads cannot overtake itself.
-//! Every message is received once, or dropped once: by the receiver's
-//! drop or close (what is queued), or handed back to its sender (a send to
-//! a closed channel).
+//! from a thread other than the receiver's once keeps to the ring from
+//! then on, so a sender moved between threads cannot overtake itself; and
+//! the receiver's first receive moves what the ring holds into the local
+//! queue, so that a sender of that thread whose first messages went to the
+//! ring cannot overtake them with its next ones. Every message is received
+//! once, or dropped once: by the receiver's drop or close (what is
+//! queued), by the channel's drop (what a receiver dropped away from its
+//! thread left), or handed back to its sender (a send to a closed channel).
 //!
 //! # The bound
 //!
-//! `capacity` counts both queues. A local send reads the remote count and a
-//! remote send the local count without a lock shared between them, so a
-//! local and a remote send racing for the last place may both take it:
-//! the channel then holds `capacity + 1` messages, never more.
+//! `capacity` counts both sides. The ring alone never holds more than its
+//! slots. A remote send checks the local queue's length too, and a local
+//! send the ring's occupancy, without a lock between them, so a local and
+//! a remote send racing for the last place may both take it: the channel
+//! then holds `capacity + 1` messages. That is the one exception; remote
+//! senders among themselves never exceed the bound.
 //!
 //! # Memory ordering
 //!
-//! - `local_len` is written only by the receiver's thread (plain `Release`
-//!   stores after each change of the local queue) and read by remote
-//!   senders (`Acquire`) for the bound.
-//! - `remote_len` is written only under the mutex (`Release`) and read by
-//!   the receiver's thread without it (`Acquire`): a zero there lets the
-//!   receiver skip the lock; a message pushed just after the read is not
-//!   lost, since its sender wakes the receiver, whose waker sits in the
-//!   remote side (registered under the mutex before the receiver's last
-//!   look at the queue).
-//! - `owner` is set once, by the receiver's first receive (`Release`), and
-//!   read by senders (`Acquire`); only that thread touches the local side.
+//! - A claim is a `SeqCst` compare-and-swap on `tail`; the slot's value is
+//!   published by a `Release` store of its stamp and taken after an
+//!   `Acquire` load of it; the receiver frees the slot for the next lap
+//!   with a `Release` store of the stamp that the next claim reads
+//!   (`Acquire`).
+//! - `head` is written only by the receiver. Senders read it only for the
+//!   local-plus-ring bound, when the local queue holds something.
+//! - `local_len` (the local queue's length) is written only by the
+//!   receiver's thread (`Release`) and read by remote senders (`Acquire`)
+//!   for the bound.
+//! - Parking is a Dekker pair in `SeqCst`: the receiver stores `parked`,
+//!   then reads `tail`; a sender claims (`tail`), then reads `parked` and,
+//!   if it wins the flag back with a swap, wakes the receiver. One of the
+//!   two sees the other, so no wake is lost, and one park costs at most one
+//!   wake. Until the first remote claim the receiver parks without the
+//!   flag and the first remote send wakes it whatever the flag says, which
+//!   keeps a channel between tasks of one core free of atomic
+//!   read-modify-writes. A message claimed but not yet published when the
+//!   receiver looks makes it yield once rather than park: its sender is
+//!   between two stores.
+//! - The receiver's waker for remote senders is stored under a small mutex
+//!   only when it changes, and read under it only by a sender that wakes.
+//! - `owner` is set once, by the receiver's first receive (`SeqCst`),
+//!   before it reads `tail` (`SeqCst`) to move what was claimed; a sender
+//!   reads `owner` after its claim (`SeqCst`), so either its message moves
+//!   or it sees the owner and keeps to the ring.
 //! - `senders` counts the live senders (an atomic read-modify-write on
 //!   clone and drop, never on a send); the last drop then takes the mutex
-//!   and wakes the receiver, who re-reads the count after registering its
-//!   waker under the same mutex, so the end of the channel is never missed.
+//!   and wakes the receiver, who stored its waker under the same mutex
+//!   before re-reading the count, so the end of the channel is never
+//!   missed.
 //! - `closed` is set by the receiver (`Release`) and read by senders
 //!   (`Acquire`).
+//! - Every field one side writes per message sits on its own cache line.
 //!
 //! # Waiters
 //!
 //! Senders waiting for room wait in one list under the mutex, one waker
 //! per task (a second poll of the same task replaces nothing), so that a
 //! close from any thread reaches them. A receive that makes room wakes
-//! every waiter (a flag read without the lock says whether there is one):
-//! they race for the room and the losers wait again; waking one would
-//! strand the others if it were dropped without sending. The list holds
-//! at most one entry per waiting task.
+//! every waiter (a flag read after a `SeqCst` fence, which pairs with one
+//! in the waiting sender, says whether there is one): they race for the
+//! room and the losers wait again; waking one would strand the others if
+//! it were dropped without sending. The list holds at most one entry per
+//! waiting task.
 
-use std::cell::UnsafeCell;
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::poll_fn;
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use crate::executor::ThreadSerial;
 
+mod chan;
 mod error;
 
+use chan::Chan;
 pub use error::{SendError, TryRecvError, TrySendError};
 
 /// Makes a channel that holds at most `capacity` messages (see the module
 /// docs for the one exception).
 ///
+/// The ring that other threads send into is allocated here, `capacity`
+/// slots of a `T` and a word each; the local queue grows as it fills.
+///
 /// # Panics
 ///
-/// When `capacity` is 0.
+/// When `capacity` is 0 or above 2^32.
 ///
 /// # Examples
 ///
@@ -105,25 +137,11 @@ pub use error::{SendError, TryRecvError, TrySendError};
 /// ```
 pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     assert!(capacity > 0, "an mpsc channel needs room for one message");
-    let chan = Arc::new(Chan {
-        capacity,
-        owner: AtomicU64::new(0),
-        local: UnsafeCell::new(Local {
-            queue: VecDeque::new(),
-            receiver: None,
-            registered: None,
-        }),
-        local_len: AtomicUsize::new(0),
-        remote: Mutex::new(Remote {
-            queue: VecDeque::new(),
-            receiver: None,
-            waiters: Vec::new(),
-        }),
-        remote_len: AtomicUsize::new(0),
-        remote_waiting: AtomicBool::new(false),
-        senders: AtomicUsize::new(1),
-        closed: AtomicBool::new(false),
-    });
+    assert!(
+        capacity <= chan::MAX_CAPACITY,
+        "an mpsc channel holds at most 2^32 messages"
+    );
+    let chan = Arc::new(Chan::new(capacity));
     (
         Sender {
             chan: chan.clone(),
@@ -131,200 +149,6 @@ pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
         },
         Receiver { chan },
     )
-}
-
-struct Chan<T> {
-    capacity: usize,
-    /// The receiver's thread serial; 0 until its first receive.
-    owner: AtomicU64,
-    /// Touched only on the thread named by `owner` (see `local`).
-    local: UnsafeCell<Local<T>>,
-    local_len: AtomicUsize,
-    remote: Mutex<Remote<T>>,
-    remote_len: AtomicUsize,
-    /// Some sender waits in the remote side's list of waiters.
-    remote_waiting: AtomicBool,
-    senders: AtomicUsize,
-    closed: AtomicBool,
-}
-
-// SAFETY: the local side is touched only by the owner thread (checked
-// against `owner` before every access, see `Chan::local`) or with the
-// channel exclusively held (its drop); everything else is atomic or under
-// the mutex. Messages cross threads, hence `T: Send`.
-unsafe impl<T: Send> Send for Chan<T> {}
-// SAFETY: as above.
-unsafe impl<T: Send> Sync for Chan<T> {}
-
-struct Local<T> {
-    queue: VecDeque<T>,
-    /// The receiver's waker, for sends on its own thread.
-    receiver: Option<Waker>,
-    /// The waker last registered in the remote side, so an unchanged one
-    /// is not registered again (no lock when the receiver parks again).
-    registered: Option<Waker>,
-}
-
-struct Remote<T> {
-    queue: VecDeque<T>,
-    /// The receiver's waker, for sends from other threads and the last
-    /// sender's drop; kept (woken by reference) until replaced.
-    receiver: Option<Waker>,
-    /// Senders waiting for room (from any thread: waiting is the slow
-    /// path, and a close from any thread must reach them).
-    waiters: Vec<Waker>,
-}
-
-impl<T> Chan<T> {
-    /// Whether the calling thread is the receiver's.
-    #[inline]
-    fn on_owner(&self, here: ThreadSerial) -> bool {
-        self.owner.load(Ordering::Acquire) == here.get()
-    }
-
-    /// The local side.
-    ///
-    /// # Safety
-    ///
-    /// The caller runs on the owner thread ([`on_owner`](Self::on_owner)
-    /// said so) and holds no other reference from this call: every use
-    /// finishes before it returns and runs no user code meanwhile (wakers
-    /// are woken and values dropped after).
-    #[allow(clippy::mut_from_ref)]
-    #[inline]
-    unsafe fn local(&self) -> &mut Local<T> {
-        // SAFETY: forwarded from the caller: one thread, one reference.
-        unsafe { &mut *self.local.get() }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Remote<T>> {
-        // No user code runs under the lock, so it is never poisoned in a
-        // way that leaves the state inconsistent.
-        self.remote
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Tries to queue `value` from this thread; gives it back when the
-    /// channel is full or closed.
-    fn try_push(&self, value: T, remote_only: &AtomicBool) -> Result<(), TrySendError<T>> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(TrySendError::Closed(value));
-        }
-        let here = ThreadSerial::current();
-        if !remote_only.load(Ordering::Relaxed) && self.on_owner(here) {
-            // SAFETY: on the owner thread; the borrow ends before any wake.
-            let local = unsafe { self.local() };
-            let remote = self.remote_len.load(Ordering::Acquire);
-            if local.queue.len() + remote >= self.capacity {
-                return Err(TrySendError::Full(value));
-            }
-            local.queue.push_back(value);
-            self.local_len.store(local.queue.len(), Ordering::Release);
-            let receiver = local.receiver.clone();
-            if let Some(receiver) = receiver {
-                receiver.wake();
-            }
-            return Ok(());
-        }
-        let receiver = {
-            let mut remote = self.lock();
-            let local = self.local_len.load(Ordering::Acquire);
-            if local + remote.queue.len() >= self.capacity {
-                return Err(TrySendError::Full(value));
-            }
-            // Read under the lock, which orders it with the binding: sent
-            // here after the receiver was bound elsewhere, this sender
-            // keeps to the remote queue from now on (see "Order").
-            if self.owner.load(Ordering::Acquire) != 0 {
-                remote_only.store(true, Ordering::Relaxed);
-            }
-            remote.queue.push_back(value);
-            self.remote_len.store(remote.queue.len(), Ordering::Release);
-            remote.receiver.clone()
-        };
-        if let Some(receiver) = receiver {
-            receiver.wake();
-        }
-        Ok(())
-    }
-
-    /// Registers `waker` to be woken when room is made or the channel
-    /// closes.
-    fn wait_for_room(&self, waker: &Waker) {
-        let mut remote = self.lock();
-        add_waiter(&mut remote.waiters, waker);
-        self.remote_waiting.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether the channel is still full and open, read after registering
-    /// a waiter, so that a receive in between is not missed. The fence
-    /// pairs with the one in `made_room`: either the receiver
-    /// sees the waiter's flag, or this read sees the room it made.
-    fn still_full(&self) -> bool {
-        fence(Ordering::SeqCst);
-        let local = self.local_len.load(Ordering::Acquire);
-        let remote = self.remote_len.load(Ordering::Acquire);
-        local + remote >= self.capacity && !self.closed.load(Ordering::Acquire)
-    }
-
-    /// On the owner thread: takes the next message, local first.
-    fn pop(&self) -> Option<T> {
-        // SAFETY: called on the owner thread only (the receiver checks).
-        let local = unsafe { self.local() };
-        if let Some(value) = local.queue.pop_front() {
-            self.local_len.store(local.queue.len(), Ordering::Release);
-            return Some(value);
-        }
-        if self.remote_len.load(Ordering::Acquire) == 0 {
-            return None;
-        }
-        let mut remote = self.lock();
-        let value = remote.queue.pop_front();
-        self.remote_len.store(remote.queue.len(), Ordering::Release);
-        value
-    }
-
-    /// After a message was taken or the channel closed: wakes every
-    /// sender waiting for room.
-    fn made_room(&self) {
-        // Pairs with the fence in `still_full` (see there).
-        fence(Ordering::SeqCst);
-        if !self.remote_waiting.load(Ordering::Relaxed) {
-            return;
-        }
-        let waiters = {
-            let mut remote = self.lock();
-            self.remote_waiting.store(false, Ordering::Relaxed);
-            std::mem::take(&mut remote.waiters)
-        };
-        for waiter in waiters {
-            waiter.wake();
-        }
-    }
-}
-
-impl<T> Drop for Chan<T> {
-    fn drop(&mut self) {
-        // The last handle is gone: both queues are this thread's now (a
-        // receiver dropped away from its thread left the local one).
-        let local = self.local.get_mut();
-        drop(std::mem::take(&mut local.queue));
-        let remote = self
-            .remote
-            .get_mut()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        drop(std::mem::take(&mut remote.queue));
-    }
-}
-
-/// Adds `waker` unless the same task already waits. O(waiters): the list
-/// holds one entry per task waiting for room, and is emptied on every
-/// receive (see "Waiters").
-fn add_waiter(waiters: &mut Vec<Waker>, waker: &Waker) {
-    if !waiters.iter().any(|stored| stored.will_wake(waker)) {
-        waiters.push(waker.clone());
-    }
 }
 
 /// Sends messages; made by [`channel`], cloned for more producers.
@@ -353,7 +177,10 @@ impl<T> Sender<T> {
             Err(TrySendError::Closed(taken)) => Poll::Ready(Err(SendError(taken))),
             Err(TrySendError::Full(taken)) => {
                 self.chan.wait_for_room(cx.waker());
-                if self.chan.still_full() {
+                if self
+                    .chan
+                    .still_full(self.chan.sends_local(&self.remote_only))
+                {
                     *value = Some(taken);
                     return Poll::Pending;
                 }
@@ -402,7 +229,7 @@ impl<T> Sender<T> {
 
     /// Whether the receiver was closed or dropped.
     pub fn is_closed(&self) -> bool {
-        self.chan.closed.load(Ordering::Acquire)
+        self.chan.is_closed()
     }
 }
 
@@ -421,7 +248,7 @@ impl Wake for ThreadWaker {
 
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Sender<T> {
-        self.chan.senders.fetch_add(1, Ordering::Relaxed);
+        self.chan.add_sender();
         Sender {
             chan: self.chan.clone(),
             remote_only: AtomicBool::new(self.remote_only.load(Ordering::Relaxed)),
@@ -431,21 +258,7 @@ impl<T> Clone for Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        if self.chan.senders.fetch_sub(1, Ordering::AcqRel) != 1 {
-            return;
-        }
-        // The last sender: the receiver sees the end once the queues are
-        // empty. Woken through the side it can be reached from here.
-        let here = ThreadSerial::current();
-        let receiver = if self.chan.on_owner(here) {
-            // SAFETY: on the owner thread; the clone ends the borrow.
-            unsafe { self.chan.local() }.receiver.clone()
-        } else {
-            self.chan.lock().receiver.clone()
-        };
-        if let Some(receiver) = receiver {
-            receiver.wake();
-        }
+        self.chan.drop_sender();
     }
 }
 
@@ -467,32 +280,14 @@ impl<T> Receiver<T> {
     #[inline]
     fn bind(&self) {
         let here = ThreadSerial::current().get();
-        match self.chan.owner.load(Ordering::Acquire) {
+        match self.chan.owner() {
             owner if owner == here => {}
-            0 => self.bind_here(here),
+            0 => self.chan.bind(here),
             _ => panic!(
                 "an mpsc Receiver is bound to the core that first received from it; \
                  it was used on another thread"
             ),
         }
-    }
-
-    /// The first receive: this thread becomes the owner, and what was sent
-    /// before moves to the local queue first, so that a sender of this
-    /// thread, whose earlier messages went to the remote queue, cannot
-    /// overtake them with its next ones.
-    #[cold]
-    fn bind_here(&self, here: u64) {
-        let mut remote = self.chan.lock();
-        self.chan.owner.store(here, Ordering::Release);
-        let early = std::mem::take(&mut remote.queue);
-        self.chan.remote_len.store(0, Ordering::Release);
-        // SAFETY: this thread is the owner from now on; nothing else runs.
-        let local = unsafe { self.chan.local() };
-        local.queue = early;
-        self.chan
-            .local_len
-            .store(local.queue.len(), Ordering::Release);
     }
 
     /// The next message; `None` once every sender is gone and the queues
@@ -504,60 +299,43 @@ impl<T> Receiver<T> {
     /// Polls for the next message (see [`recv`](Self::recv)).
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         self.bind();
-        if let Some(value) = self.chan.pop() {
-            self.chan.made_room();
+        if let Some(value) = self.take() {
             return Poll::Ready(Some(value));
         }
-        self.register(cx.waker());
-        // Registered: whatever is sent from now on wakes this task. Look
-        // again for what came in between.
-        if let Some(value) = self.chan.pop() {
-            self.chan.made_room();
-            return Poll::Ready(Some(value));
+        // Parked: whatever is sent from now on wakes this task; what came
+        // in while parking is taken now, or yielded for while its sender
+        // is between claiming a place and filling it.
+        if self.chan.park(cx.waker()) {
+            if let Some(value) = self.take() {
+                return Poll::Ready(Some(value));
+            }
+            if self.chan.on_the_way() {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
         }
-        if self.chan.senders.load(Ordering::Acquire) == 0
-            || self.chan.closed.load(Ordering::Acquire)
-        {
+        if self.chan.is_finished() {
             // Sent before the last sender went (or before the close).
-            return match self.chan.pop() {
-                Some(value) => Poll::Ready(Some(value)),
-                None => Poll::Ready(None),
-            };
+            return Poll::Ready(self.chan.pop());
         }
         Poll::Pending
     }
 
-    /// Stores the receiver's waker on both sides; the remote side's only
-    /// when it changed, so parking again takes no lock.
-    fn register(&self, waker: &Waker) {
-        // SAFETY: bound to this thread (`bind`); no wake runs meanwhile.
-        let local = unsafe { self.chan.local() };
-        match &local.receiver {
-            Some(stored) if stored.will_wake(waker) => {}
-            _ => local.receiver = Some(waker.clone()),
-        }
-        if local
-            .registered
-            .as_ref()
-            .is_some_and(|stored| stored.will_wake(waker))
-        {
-            return;
-        }
-        local.registered = Some(waker.clone());
-        let old = self.chan.lock().receiver.replace(waker.clone());
-        drop(old);
+    /// Pops a message, then wakes the senders waiting for the room it
+    /// made.
+    fn take(&self) -> Option<T> {
+        let value = self.chan.pop()?;
+        self.chan.made_room();
+        Some(value)
     }
 
     /// The next message if one is queued now.
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
         self.bind();
-        if let Some(value) = self.chan.pop() {
-            self.chan.made_room();
+        if let Some(value) = self.take() {
             return Ok(value);
         }
-        if self.chan.senders.load(Ordering::Acquire) == 0
-            || self.chan.closed.load(Ordering::Acquire)
-        {
+        if self.chan.is_finished() {
             return self.chan.pop().ok_or(TryRecvError::Disconnected);
         }
         Err(TryRecvError::Empty)
@@ -566,34 +344,17 @@ impl<T> Receiver<T> {
     /// Refuses every later send (each hands its value back); what is
     /// queued can still be received.
     pub fn close(&mut self) {
-        self.chan.closed.store(true, Ordering::Release);
-        // The senders waiting for room see the close.
-        self.chan.made_room();
+        self.chan.close();
     }
 }
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         self.close();
-        // Drop what is queued now, outside the locks and borrows (a
-        // message's `Drop` may send on this very channel, which is closed).
-        // Away from its thread the local queue is left to the channel's
-        // own drop, since senders of that thread may still touch it.
-        let here = ThreadSerial::current().get();
-        let owner = self.chan.owner.load(Ordering::Acquire);
-        if owner == here {
-            // SAFETY: on the owner thread; the queue is moved out.
-            let local = std::mem::take(&mut unsafe { self.chan.local() }.queue);
-            self.chan.local_len.store(0, Ordering::Release);
-            drop(local);
-        }
-        let remote = {
-            let mut remote = self.chan.lock();
-            self.chan.remote_len.store(0, Ordering::Release);
-            remote.receiver = None;
-            std::mem::take(&mut remote.queue)
-        };
-        drop(remote);
+        // Dropped here, outside the locks and borrows: a message's `Drop`
+        // may send on this very channel, which is closed.
+        let queued = self.chan.take_queued(ThreadSerial::current().get());
+        drop(queued);
     }
 }
 
