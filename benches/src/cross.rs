@@ -16,7 +16,8 @@
 //!   `LocalPoolHandle::spawn_pinned_by_idx` from a current-thread runtime
 //!   to a one-thread pool on the other CPU.
 //! - `spawn-blocking`: a `spawn_blocking` of an empty closure awaited, ns
-//!   per round trip, against tokio's `spawn_blocking`.
+//!   per round trip, against tokio's `spawn_blocking`, each from a
+//!   current-thread runtime on a thread free to run on either CPU.
 //!
 //! Prints one machine-readable line per figure (`cross-<name> ...`) and
 //! writes the table to `target/bench/cross.md`.
@@ -46,6 +47,35 @@ fn pin(cpu: usize) {
         libc::CPU_SET(cpu, &mut set);
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
     }
+}
+
+/// Runs `body` on a new thread pinned to `cpu`, or free to run on every
+/// CPU (`None`). The main thread is never pinned: a corering launch takes
+/// its CPUs from the launching thread's affinity, so a pin left on the main
+/// thread by a peer's round would put both corering cores on one CPU. A
+/// pool thread started from a pinned thread inherits its CPU (tokio's do;
+/// corering's reset theirs, so that blocking work does not take the core's
+/// CPU), so each spawn_blocking round says where its caller runs.
+fn on_cpu<T: Send>(cpu: Option<usize>, body: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                match cpu {
+                    Some(cpu) => pin(cpu),
+                    // SAFETY: as in `pin`; every CPU of the set is allowed.
+                    None => unsafe {
+                        let mut set: libc::cpu_set_t = std::mem::zeroed();
+                        for cpu in 0..libc::CPU_SETSIZE as usize {
+                            libc::CPU_SET(cpu, &mut set);
+                        }
+                        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+                    },
+                }
+                body()
+            })
+            .join()
+            .unwrap()
+    })
 }
 
 /// Two channel ends handed to the two cores of a launch.
@@ -112,16 +142,17 @@ fn tokio_ping_pong(count: usize) -> Vec<f64> {
             }
         })
     });
-    pin(0);
-    let samples = tokio_runtime().block_on(async move {
-        let mut samples = Vec::with_capacity(count);
-        for round in 0..count as u32 {
-            let started = Instant::now();
-            there_tx.send(round).await.unwrap();
-            back_rx.recv().await.unwrap();
-            samples.push(started.elapsed().as_nanos() as f64);
-        }
-        samples
+    let samples = on_cpu(Some(0), || {
+        tokio_runtime().block_on(async move {
+            let mut samples = Vec::with_capacity(count);
+            for round in 0..count as u32 {
+                let started = Instant::now();
+                there_tx.send(round).await.unwrap();
+                back_rx.recv().await.unwrap();
+                samples.push(started.elapsed().as_nanos() as f64);
+            }
+            samples
+        })
     });
     echo.join().unwrap();
     samples
@@ -215,15 +246,16 @@ fn tokio_one_way(count: usize) -> f64 {
             }
         })
     });
-    pin(1);
-    let rate = tokio_runtime().block_on(async move {
-        let started = Instant::now();
-        let mut got = 0;
-        while rx.recv().await.is_some() {
-            got += 1;
-        }
-        assert_eq!(got, count);
-        count as f64 / started.elapsed().as_secs_f64()
+    let rate = on_cpu(Some(1), || {
+        tokio_runtime().block_on(async move {
+            let started = Instant::now();
+            let mut got = 0;
+            while rx.recv().await.is_some() {
+                got += 1;
+            }
+            assert_eq!(got, count);
+            count as f64 / started.elapsed().as_secs_f64()
+        })
     });
     producer.join().unwrap();
     rate
@@ -293,38 +325,43 @@ fn corering_spawn_on(count: usize) -> f64 {
 /// ns per `spawn_pinned_by_idx` round trip from a current-thread runtime
 /// on CPU 0 to a one-thread `LocalPoolHandle` whose worker is on CPU 1.
 fn tokio_spawn_pinned(count: usize) -> f64 {
-    pin(0);
-    let pool = tokio_util::task::LocalPoolHandle::new(1);
-    tokio_runtime().block_on(async move {
-        // The pool's worker pins itself, before the clock starts.
-        pool.spawn_pinned_by_idx(|| async { pin(1) }, 0)
-            .await
-            .unwrap();
-        let started = Instant::now();
-        for _ in 0..count {
-            pool.spawn_pinned_by_idx(|| async {}, 0).await.unwrap();
-        }
-        started.elapsed().as_nanos() as f64 / count as f64
+    on_cpu(Some(0), || {
+        let pool = tokio_util::task::LocalPoolHandle::new(1);
+        tokio_runtime().block_on(async move {
+            // The pool's worker pins itself, before the clock starts.
+            pool.spawn_pinned_by_idx(|| async { pin(1) }, 0)
+                .await
+                .unwrap();
+            let started = Instant::now();
+            for _ in 0..count {
+                pool.spawn_pinned_by_idx(|| async {}, 0).await.unwrap();
+            }
+            started.elapsed().as_nanos() as f64 / count as f64
+        })
     })
 }
 
-fn corering_spawn_blocking(count: usize) -> f64 {
-    corering::start(async move {
-        let started = Instant::now();
-        for _ in 0..count {
-            corering::spawn_blocking(|| ()).await.unwrap();
-        }
-        started.elapsed().as_nanos() as f64 / count as f64
+fn corering_spawn_blocking(count: usize, cpu: Option<usize>) -> f64 {
+    on_cpu(cpu, || {
+        corering::start(async move {
+            let started = Instant::now();
+            for _ in 0..count {
+                corering::spawn_blocking(|| ()).await.unwrap();
+            }
+            started.elapsed().as_nanos() as f64 / count as f64
+        })
     })
 }
 
-fn tokio_spawn_blocking(count: usize) -> f64 {
-    tokio_runtime().block_on(async move {
-        let started = Instant::now();
-        for _ in 0..count {
-            tokio::task::spawn_blocking(|| ()).await.unwrap();
-        }
-        started.elapsed().as_nanos() as f64 / count as f64
+fn tokio_spawn_blocking(count: usize, cpu: Option<usize>) -> f64 {
+    on_cpu(cpu, || {
+        tokio_runtime().block_on(async move {
+            let started = Instant::now();
+            for _ in 0..count {
+                tokio::task::spawn_blocking(|| ()).await.unwrap();
+            }
+            started.elapsed().as_nanos() as f64 / count as f64
+        })
     })
 }
 
@@ -342,11 +379,13 @@ fn median(mut values: Vec<f64>) -> f64 {
 fn main() {
     if std::env::args().any(|arg| arg == "--blocking-only") {
         for _ in 0..5 {
-            println!(
-                "corering {:.0} ns, tokio {:.0} ns",
-                corering_spawn_blocking(5_000),
-                tokio_spawn_blocking(5_000)
-            );
+            for cpu in [None, Some(1)] {
+                println!(
+                    "caller on {cpu:?}: corering {:.0} ns, tokio {:.0} ns",
+                    corering_spawn_blocking(5_000, cpu),
+                    tokio_spawn_blocking(5_000, cpu)
+                );
+            }
         }
         return;
     }
@@ -381,8 +420,8 @@ fn main() {
     corering_ping_pong(500, true);
     tokio_ping_pong(500);
     glommio_ping_pong(500);
-    corering_spawn_blocking(100);
-    tokio_spawn_blocking(100);
+    corering_spawn_blocking(100, None);
+    tokio_spawn_blocking(100, None);
 
     let names = [
         "corering MSG_RING",
@@ -393,7 +432,8 @@ fn main() {
     let mut latency: [Vec<f64>; 4] = Default::default();
     let mut rates: [Vec<f64>; 4] = Default::default();
     let mut spawn_on: [Vec<f64>; 2] = Default::default();
-    let mut blocking: [Vec<f64>; 2] = Default::default();
+    // Caller free, then caller pinned to CPU 1; corering, then tokio.
+    let mut blocking: [[Vec<f64>; 2]; 2] = Default::default();
     for _ in 0..sizes.rounds {
         latency[0].extend(corering_ping_pong(sizes.ping_pong, true));
         latency[1].extend(corering_ping_pong(sizes.ping_pong, false));
@@ -405,8 +445,10 @@ fn main() {
         rates[3].push(glommio_one_way(sizes.one_way));
         spawn_on[0].push(corering_spawn_on(sizes.spawns));
         spawn_on[1].push(tokio_spawn_pinned(sizes.spawns));
-        blocking[0].push(corering_spawn_blocking(sizes.spawns));
-        blocking[1].push(tokio_spawn_blocking(sizes.spawns));
+        for (placement, cpu) in [None, Some(1)].into_iter().enumerate() {
+            blocking[placement][0].push(corering_spawn_blocking(sizes.spawns, cpu));
+            blocking[placement][1].push(tokio_spawn_blocking(sizes.spawns, cpu));
+        }
     }
 
     let mut table = String::from(
@@ -426,9 +468,12 @@ fn main() {
         table += &format!("| {name} | {p50:.2} | {p99:.2} | {rate:.2} |\n");
     }
     let [spawn_on, pinned] = spawn_on.map(median);
-    let (ours, theirs) = (median(blocking[0].clone()), median(blocking[1].clone()));
+    let [[ours, theirs], [ours_pinned, theirs_pinned]] = blocking.map(|pair| pair.map(median));
     println!("cross-spawn-on corering-ns {spawn_on:.0} tokio-util-ns {pinned:.0}");
     println!("cross-spawn-blocking corering-ns {ours:.0} tokio-ns {theirs:.0}");
+    println!(
+        "cross-spawn-blocking-pinned-caller corering-ns {ours_pinned:.0} tokio-ns {theirs_pinned:.0}"
+    );
     let best_peer = p50s[2].min(p50s[3]);
     println!(
         "cross-ping-pong-ratio msg-ring-over-best-peer {:.2} msg-ring-over-eventfd {:.2}",
@@ -437,8 +482,10 @@ fn main() {
     );
     table += &format!(
         "\nspawn_on round trip: corering {spawn_on:.0} ns, tokio-util `spawn_pinned_by_idx` \
-         {pinned:.0} ns. spawn_blocking round trip: corering {ours:.0} ns, tokio \
-         {theirs:.0} ns. Medians of {} rounds; the latencies are percentiles of every \
+         {pinned:.0} ns. spawn_blocking round trip, the caller free to run on either \
+         CPU: corering {ours:.0} ns, tokio {theirs:.0} ns; the caller pinned to CPU 1 (tokio's \
+         pool threads inherit the pin, corering's do not): corering {ours_pinned:.0} ns, tokio \
+         {theirs_pinned:.0} ns. Medians of {} rounds; the latencies are percentiles of every \
          round's samples.\n",
         sizes.rounds
     );
