@@ -40,6 +40,7 @@
 //! - [`fs`]: files and directories, `O_DIRECT`, registered buffers,
 //!   `splice` to sockets.
 //! - [`fd`]: any descriptor (pipes, eventfds) with its I/O on the ring.
+//! - [`signal`]: process signals any task can await.
 //! - [`buf`]: the owned-buffer traits, buffer rings, registered buffer
 //!   pools, aligned buffers.
 //! - [`op`]: the operations themselves; [`op::nop`] measures the runtime.
@@ -67,6 +68,7 @@ pub mod fs;
 pub mod net;
 pub mod op;
 mod runtime;
+pub mod signal;
 pub mod sync;
 mod sys;
 pub mod time;
