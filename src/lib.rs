@@ -40,7 +40,9 @@
 //! - [`fs`]: files and directories, `O_DIRECT`, registered buffers,
 //!   `splice` to sockets.
 //! - [`fd`]: any descriptor (pipes, eventfds) with its I/O on the ring.
-//! - [`signal`]: process signals any task can await.
+//! - [`signal`]: process signals any task can await; [`shutdown`]: the
+//!   launch's shutdown token and the connection tracking of a graceful
+//!   shutdown.
 //! - [`buf`]: the owned-buffer traits, buffer rings, registered buffer
 //!   pools, aligned buffers.
 //! - [`op`]: the operations themselves; [`op::nop`] measures the runtime.
@@ -68,6 +70,7 @@ pub mod fs;
 pub mod net;
 pub mod op;
 mod runtime;
+pub mod shutdown;
 pub mod signal;
 pub mod sync;
 mod sys;

@@ -14,6 +14,7 @@ use std::sync::{mpsc, Arc, OnceLock};
 
 use super::Builder;
 use crate::executor::Handle;
+use crate::sync::shutdown::Shutdown;
 use crate::sys::affinity::{allowed_cpus, pin_to, remember_process_cpus};
 
 /// Names one core of a launch: `0..cores()`. A lone [`Runtime`](crate::Runtime)
@@ -38,18 +39,20 @@ impl CoreId {
 /// handle, filled in before any core runs user code.
 pub(crate) struct Launch {
     cores: Vec<OnceLock<Handle>>,
+    shutdown: Shutdown,
 }
 
 impl Launch {
-    pub(crate) fn new(cores: usize) -> Arc<Launch> {
+    pub(crate) fn new(cores: usize, shutdown: Shutdown) -> Arc<Launch> {
         Arc::new(Launch {
             cores: (0..cores).map(|_| OnceLock::new()).collect(),
+            shutdown,
         })
     }
 
     /// A launch of one core, `handle`'s.
-    pub(crate) fn alone(handle: Handle) -> Arc<Launch> {
-        let launch = Launch::new(1);
+    pub(crate) fn alone(handle: Handle, shutdown: Shutdown) -> Arc<Launch> {
+        let launch = Launch::new(1, shutdown);
         launch.join(CoreId(0), handle);
         launch
     }
@@ -59,6 +62,11 @@ impl Launch {
             self.cores[core.0].set(handle).is_ok(),
             "one runtime per core"
         );
+    }
+
+    /// The launch's shutdown token.
+    pub(crate) fn shutdown(&self) -> &Shutdown {
+        &self.shutdown
     }
 
     /// The cores in the launch.
@@ -105,7 +113,10 @@ where
         Vec::new()
     };
     let (built_tx, built_rx) = mpsc::channel::<io::Result<()>>();
-    let launch = Launch::new(cores);
+    // One token for every core; only the first core listens for signals,
+    // so that one signal triggers once.
+    let token = builder.shutdown.clone().unwrap_or_default();
+    let launch = Launch::new(cores, token.clone());
     std::thread::scope(|scope| {
         let mut handles = Vec::with_capacity(cores);
         // Each core waits for the go (`true`) or the abort (`false`, or the
@@ -114,13 +125,14 @@ where
         for index in 0..cores {
             let (go_tx, go_rx) = mpsc::channel::<bool>();
             let (built_tx, make, launch) = (built_tx.clone(), &make, launch.clone());
+            let mut builder = builder.clone();
+            builder.shutdown = Some(token.clone());
+            builder.shutdown_on_signals &= index == 0;
             let cpu = (!cpus.is_empty()).then(|| cpus[index % cpus.len()]);
             let handle = std::thread::Builder::new()
                 .name(format!("corering-{index}"))
                 .spawn_scoped(scope, move || {
-                    let built = cpu
-                        .map_or(Ok(()), pin_to)
-                        .and_then(|()| builder.clone().build());
+                    let built = cpu.map_or(Ok(()), pin_to).and_then(|()| builder.build());
                     let runtime = match built {
                         Ok(runtime) => {
                             launch.join(CoreId(index), runtime.core.executor.handle());

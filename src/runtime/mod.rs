@@ -40,6 +40,8 @@ pub use remote_spawn::{cores, current_core, spawn_blocking, spawn_on, RemoteHand
 use crate::driver::{Abandoned, Driver, DriverConfig, Stats, Wait};
 use crate::executor::{self, Executor, Job, JoinHandle};
 use crate::runtime::wheel::Wheel;
+use crate::signal::{self, Signal, SignalKind};
+use crate::sync::shutdown::Shutdown;
 use crate::sys::eventfd::EventFd;
 
 /// Whether this thread is running a corering core (inside `block_on`, or
@@ -113,6 +115,10 @@ pub struct Builder {
     /// The blocking pool's cap and keep-alive, when set.
     blocking_threads: Option<usize>,
     blocking_keep_alive: Option<Duration>,
+    /// The launch's shutdown token, when the caller gave one.
+    shutdown: Option<Shutdown>,
+    /// Trigger the token on `SIGINT` and `SIGTERM`.
+    shutdown_on_signals: bool,
 }
 
 impl Builder {
@@ -233,6 +239,25 @@ impl Builder {
         self
     }
 
+    /// The shutdown token of what this builder builds (its launch, or its
+    /// lone runtime), in place of a new one: keep a clone to trigger the
+    /// shutdown from any thread. [`shutdown::token`](crate::shutdown::token)
+    /// returns it on every core.
+    pub fn shutdown(mut self, token: Shutdown) -> Builder {
+        self.shutdown = Some(token);
+        self
+    }
+
+    /// Triggers the shutdown token on `SIGINT` or `SIGTERM`, and forces it
+    /// on a second one (default off). The handlers are installed when the
+    /// runtime is built (for a launch, by its first core), so a signal
+    /// that comes after never takes the default action of ending the
+    /// process.
+    pub fn shutdown_on_signals(mut self, on: bool) -> Builder {
+        self.shutdown_on_signals = on;
+        self
+    }
+
     /// Starts one thread per core, each with its own runtime built from
     /// this configuration, runs `make(core)` to completion on each, and
     /// returns their outputs in core order.
@@ -301,7 +326,13 @@ impl Builder {
         )?;
         executor.set_ring_fd(driver.ring_fd());
         executor::set_ring_hook(msg_ring_from_here);
-        let place = (Launch::alone(executor.handle()), CoreId::new(0));
+        let token = self.shutdown.unwrap_or_default();
+        if self.shutdown_on_signals {
+            let interrupt = signal::signal(SignalKind::interrupt())?;
+            let terminate = signal::signal(SignalKind::terminate())?;
+            drop(executor.spawn(trigger_on_signals([interrupt, terminate], token.clone())));
+        }
+        let place = (Launch::alone(executor.handle(), token), CoreId::new(0));
         let core = Box::new(Core {
             driver: driver.into(),
             timers: Wheel::new(Instant::now()).into(),
@@ -316,6 +347,30 @@ impl Builder {
             shut_down: false,
             _not_send: PhantomData,
         })
+    }
+}
+
+/// The current launch's shutdown token.
+pub(crate) fn shutdown_token() -> Shutdown {
+    context::with_core(|core| core.place.borrow().0.shutdown().clone())
+}
+
+/// Triggers `token` on each delivery of either signal: the first starts
+/// the shutdown, the second forces it.
+async fn trigger_on_signals(mut signals: [Signal; 2], token: Shutdown) {
+    loop {
+        std::future::poll_fn(|cx| {
+            let ready = signals
+                .iter_mut()
+                .any(|signal| signal.poll_recv(cx).is_ready());
+            if ready {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+        token.trigger();
     }
 }
 

@@ -43,8 +43,9 @@ use std::future::poll_fn;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
+use crate::sync::waker_slots::WakerSlots;
 use crate::sys::eventfd::EventFd;
 
 /// The largest signal number (`SIGRTMAX` on Linux).
@@ -169,17 +170,7 @@ impl Signal {
         if self.take_delivery() {
             return Poll::Ready(Some(()));
         }
-        {
-            let mut waiters = self.slot.waiters();
-            let key = *self.key.get_or_insert_with(|| waiters.insert());
-            let stored = &mut waiters.list[key];
-            if !stored
-                .as_ref()
-                .is_some_and(|stored| stored.will_wake(cx.waker()))
-            {
-                *stored = Some(cx.waker().clone());
-            }
-        }
+        self.slot.waiters().store(&mut self.key, cx.waker());
         // Stored before this look, under the lock the signal thread takes
         // after it read the doorbell, which the handler wrote after
         // counting: either this sees the count, or the thread sees the
@@ -220,32 +211,8 @@ struct Slot {
     count: AtomicU64,
     /// Whether the handler is installed; held while installing it.
     installed: Mutex<bool>,
-    waiters: Mutex<Waiters>,
-}
-
-/// The wakers of the listeners that wait, one place per listener that has
-/// waited (freed by its drop): the list never holds more than the live
-/// listeners.
-struct Waiters {
-    list: Vec<Option<Waker>>,
-    free: Vec<usize>,
-}
-
-impl Waiters {
-    fn insert(&mut self) -> usize {
-        match self.free.pop() {
-            Some(key) => key,
-            None => {
-                self.list.push(None);
-                self.list.len() - 1
-            }
-        }
-    }
-
-    fn remove(&mut self, key: usize) -> Option<Waker> {
-        self.free.push(key);
-        self.list[key].take()
-    }
+    /// The listeners that wait: one place per listener that has waited.
+    waiters: Mutex<WakerSlots>,
 }
 
 impl Slot {
@@ -253,14 +220,11 @@ impl Slot {
         Slot {
             count: AtomicU64::new(0),
             installed: Mutex::new(false),
-            waiters: Mutex::new(Waiters {
-                list: Vec::new(),
-                free: Vec::new(),
-            }),
+            waiters: Mutex::new(WakerSlots::new()),
         }
     }
 
-    fn waiters(&self) -> MutexGuard<'_, Waiters> {
+    fn waiters(&self) -> MutexGuard<'_, WakerSlots> {
         // No user code runs under the lock (wakers are woken after it).
         self.waiters
             .lock()
@@ -345,12 +309,7 @@ fn fan_out(registry: &'static Registry) {
                 continue;
             }
             *fanned = count;
-            let wakers: Vec<Waker> = slot
-                .waiters()
-                .list
-                .iter_mut()
-                .filter_map(Option::take)
-                .collect();
+            let wakers = slot.waiters().take_all();
             for waker in wakers {
                 waker.wake();
             }
