@@ -1,6 +1,9 @@
 //! A TCP echo server on every core: each core binds its own `SO_REUSEPORT`
 //! listener on the same port and echoes every byte back until the client
-//! closes.
+//! closes. On `SIGINT` or `SIGTERM` it stops accepting, echoes what it
+//! has read, closes each connection when it next waits for input, and
+//! exits 0 within the drain deadline (`--drain SECONDS`, default 5),
+//! printing a line per core.
 //!
 //! ```sh
 //! cargo run --release --example echo               # port 7878, every core
@@ -11,10 +14,15 @@
 #[path = "common/accept.rs"]
 mod accept;
 
+use std::cell::Cell;
+
 use corering::net::{TcpListener, TcpStream};
+use corering::shutdown::{Conn, Tracker};
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let drain = accept::take_drain_flag(&mut args, "echo");
+    let mut args = args.into_iter();
     let port: u16 = arg(args.next(), "port", 7878);
     let cores: usize = arg(
         args.next(),
@@ -24,31 +32,39 @@ fn main() {
     let launched = corering::Runtime::builder()
         .cores(cores)
         .pin_cores(true)
+        .shutdown_on_signals(true)
         .run_on_cores(|core| {
             let listener = TcpListener::bind_reuse_port(("0.0.0.0", port));
             async move {
                 let listener = match listener {
                     Ok(listener) => listener,
-                    Err(error) => return Err::<(), _>(format!("{core}: port {port}: {error}")),
+                    Err(error) => return Err(format!("{core}: port {port}: {error}")),
                 };
                 let _ = listener.set_nodelay(true);
                 if core.index() == 0 {
                     println!("echo: listening on port {port} on {cores} cores");
                 }
+                let shutdown = corering::shutdown::token();
+                let tracker = Tracker::new(&shutdown);
                 // Direct descriptors while the ring's table has room;
                 // TCP_NODELAY comes from the listener.
-                let serve = |stream| {
-                    corering::spawn(echo(stream));
-                };
+                let serve = |stream| tracker.spawn(|conn| echo(stream, conn));
                 let label = format!("echo: {core}");
-                match accept::accept_loop(label, || listener.accept_direct(), serve).await {}
+                accept::accept_loop(label, &shutdown, || listener.accept_direct(), serve).await;
+                drop(listener);
+                let drained = tracker.drain(drain).await;
+                let served = format!("{} bytes echoed", ECHOED.get());
+                Ok(accept::report("echo", core, &served, &drained))
             }
         });
-    let failed = match launched {
-        Ok(results) => results.into_iter().filter_map(Result::err).collect(),
-        Err(error) => vec![error.to_string()],
+    let (lines, failed): (Vec<_>, Vec<_>) = match launched {
+        Ok(results) => results.into_iter().partition(Result::is_ok),
+        Err(error) => (Vec::new(), vec![Err(error.to_string())]),
     };
-    for error in &failed {
+    for line in lines.into_iter().flatten() {
+        println!("{line}");
+    }
+    for error in failed.iter().filter_map(|result| result.as_ref().err()) {
         eprintln!("echo: {error}");
     }
     if !failed.is_empty() {
@@ -56,19 +72,28 @@ fn main() {
     }
 }
 
-/// Echoes until the peer closes or the connection fails.
-async fn echo(stream: TcpStream) {
+thread_local! {
+    /// Bytes this core has echoed, for the line it prints at exit.
+    static ECHOED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Echoes until the peer closes, the connection fails, or the shutdown
+/// finds it waiting for input (what it has read is echoed first).
+async fn echo(stream: TcpStream, conn: Conn) {
     let mut buf = Vec::with_capacity(16 * 1024);
     loop {
         buf.clear();
-        let (read, returned) = stream.read(buf).await;
+        let Some((read, returned)) = conn.until(stream.read(buf)).await else {
+            return;
+        };
         match read {
             Ok(0) | Err(_) => return,
-            Ok(_) => {
+            Ok(n) => {
                 let (written, returned) = stream.write_all(returned).await;
                 if written.is_err() {
                     return;
                 }
+                ECHOED.set(ECHOED.get() + n as u64);
                 buf = returned;
             }
         }
@@ -79,7 +104,7 @@ fn arg<T: std::str::FromStr>(arg: Option<String>, what: &str, default: T) -> T {
     match arg {
         None => default,
         Some(text) => text.parse().unwrap_or_else(|_| {
-            eprintln!("echo: bad {what}: {text:?}\nusage: echo [port] [cores]");
+            eprintln!("echo: bad {what}: {text:?}\nusage: echo [port] [cores] [--drain seconds]");
             std::process::exit(2);
         }),
     }

@@ -6,6 +6,8 @@
 //! child process.
 
 #[path = "../examples/common/accept.rs"]
+// The accept loop only: the drain helpers are the examples' own.
+#[allow(dead_code)]
 mod accept;
 mod common;
 #[path = "../examples/file_server/http.rs"]
@@ -529,7 +531,8 @@ fn accept_loop_out_of_descriptors_child() {
         println!("accept-child-port {port}");
         let accepting = corering::spawn(async move {
             let serve = drop::<corering::net::TcpStream>;
-            match accept::accept_loop("file_server: test", || listener.accept(), serve).await {}
+            let shutdown = corering::shutdown::Shutdown::new();
+            accept::accept_loop("file_server: test", &shutdown, || listener.accept(), serve).await;
         });
         corering::time::sleep(Duration::from_millis(1500)).await;
         drop(fillers);

@@ -8,6 +8,8 @@
 //! test's profile and target: `cargo test` builds the examples before it
 //! runs any test, but `cargo test --test kv` does not.
 
+mod common;
+
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::{Path, PathBuf};
@@ -18,41 +20,7 @@ use std::time::{Duration, Instant};
 /// The kv example's binary, built on first use.
 fn binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        // This test is <target dir>/[<target>/]<profile>/deps/kv-<hash>.
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().unwrap().parent().unwrap();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.args(["build", "--quiet", "-p", "corering", "--example", "kv"]);
-        match profile_dir.file_name().unwrap().to_str().unwrap() {
-            "debug" => {}
-            "release" => {
-                build.arg("--release");
-            }
-            profile => {
-                build.args(["--profile", profile]);
-            }
-        }
-        // Cargo tags its target directory (and, with `--target`, the
-        // directory of that target inside it): a tagged directory above the
-        // one above the profile's means this test was built for a target
-        // named with `--target`.
-        let above = profile_dir.parent().unwrap();
-        let target_dir = above.parent().unwrap();
-        if !target_dir.join("CACHEDIR.TAG").exists() {
-            build.arg("--target-dir").arg(above);
-        } else {
-            build
-                .arg("--target")
-                .arg(above.file_name().unwrap())
-                .arg("--target-dir")
-                .arg(target_dir);
-        }
-        let status = build.status().expect("cargo runs");
-        assert!(status.success(), "building the kv example: {status}");
-        profile_dir.join("examples").join("kv")
-    })
+    BINARY.get_or_init(|| common::example_binary("kv"))
 }
 
 /// A kv server, on a port the kernel picked; killed when dropped.

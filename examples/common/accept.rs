@@ -1,5 +1,8 @@
-//! The accept loop the example servers share (hello, file_server, echo),
-//! and how it rides out a process out of descriptors.
+//! The accept loop the example servers share (hello, file_server, echo,
+//! kv), how it rides out a process out of descriptors, and their graceful
+//! shutdown: on `SIGINT` or `SIGTERM` the loop stops (the listener closes),
+//! the connections drain for at most the `--drain SECONDS` deadline
+//! (default 5), and each core prints one line with what it served.
 //!
 //! When the process is out of descriptors (`EMFILE`, `ENFILE`) every accept
 //! fails at once, even with no connection waiting (io_uring takes the
@@ -10,12 +13,13 @@
 //! when accepts succeed again, with the count of refused attempts (and
 //! within [`LOG_QUIET`] of that, nothing more).
 
-use std::convert::Infallible;
 use std::fmt::Display;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+use corering::shutdown::{Drained, Shutdown};
 
 /// The wait after the first refused accept of an episode; it doubles with
 /// each refusal after it.
@@ -32,20 +36,20 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// their own. The next episode logged says how many went unreported.
 pub const LOG_QUIET: Duration = Duration::from_secs(10);
 
-/// Accepts connections forever, handing each to `serve`; `label` starts
-/// the lines it logs.
+/// Accepts connections until `shutdown` is triggered, handing each to
+/// `serve`; `label` starts the lines it logs.
 pub async fn accept_loop<S, A>(
     label: impl Display,
+    shutdown: &Shutdown,
     mut accept: impl FnMut() -> A,
     mut serve: impl FnMut(S),
-) -> Infallible
-where
+) where
     A: Future<Output = io::Result<(S, SocketAddr)>>,
 {
     let mut episode: Option<Episode> = None;
     let mut quiet = Quiet::default();
-    loop {
-        match accept().await {
+    while let Some(accepted) = shutdown.until(accept()).await {
+        match accepted {
             Ok((stream, _)) => {
                 if let Some(ended) = episode.take() {
                     quiet.ended(&label, &ended);
@@ -58,7 +62,13 @@ where
             Err(error) => {
                 let episode = episode.get_or_insert_with(|| quiet.started(&label, &error));
                 episode.refused += 1;
-                corering::time::sleep(episode.wait).await;
+                if shutdown
+                    .until(corering::time::sleep(episode.wait))
+                    .await
+                    .is_none()
+                {
+                    return;
+                }
                 episode.wait = (episode.wait * 2).min(BACKOFF_MAX);
             }
         }
@@ -127,4 +137,34 @@ impl Quiet {
             self.refused += episode.refused;
         }
     }
+}
+
+/// The drain deadline when `--drain` is not given.
+pub const DRAIN_DEFAULT: Duration = Duration::from_secs(5);
+
+/// Takes `--drain SECONDS` out of the arguments (anywhere among them);
+/// exits with a message when its value does not parse.
+pub fn take_drain_flag(args: &mut Vec<String>, program: &str) -> Duration {
+    let Some(at) = args.iter().position(|arg| arg == "--drain") else {
+        return DRAIN_DEFAULT;
+    };
+    args.remove(at);
+    let value = (at < args.len()).then(|| args.remove(at));
+    match value.as_deref().map(str::parse::<f64>) {
+        Some(Ok(seconds)) if seconds >= 0.0 && seconds.is_finite() => {
+            Duration::from_secs_f64(seconds)
+        }
+        _ => {
+            eprintln!("{program}: --drain needs a number of seconds");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// The line a core prints at exit: what it served and how the drain went.
+pub fn report(program: &str, core: corering::CoreId, served: &str, drained: &Drained) -> String {
+    format!(
+        "{program}: {core}: {} connections, {served}; {} open at shutdown, {} cut at the deadline",
+        drained.served, drained.open, drained.aborted
+    )
 }

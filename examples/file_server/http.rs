@@ -13,6 +13,7 @@ use std::time::Duration;
 use corering::buf::IoBuf;
 use corering::fs::{File, OpenOptions};
 use corering::net::TcpStream;
+use corering::shutdown::Conn as Tracked;
 use corering::time::timeout;
 
 /// The most bytes a request head may take.
@@ -287,14 +288,30 @@ pub async fn open_root(path: &Path) -> io::Result<File> {
 /// Serves one connection until the client closes it, asks to close, sends
 /// something refused, stays silent for `idle`, or takes longer than `send`
 /// to accept a piece of a response (see [`SEND_TIMEOUT`]).
+#[allow(dead_code)] // the tests serve untracked connections
 pub async fn serve(stream: TcpStream, root: Rc<File>, idle: Duration, send: Duration) {
+    serve_tracked(stream, root, idle, send, None).await;
+}
+
+/// [`serve`] for a connection of a graceful shutdown's tracker: once
+/// `tracked` says closing, the next request answered says
+/// `Connection: close` and is the last (a transfer in progress finishes
+/// first, or the drain deadline cuts it), and a connection waiting for a
+/// request closes.
+pub async fn serve_tracked(
+    stream: TcpStream,
+    root: Rc<File>,
+    idle: Duration,
+    send: Duration,
+    tracked: Option<Tracked>,
+) {
     let conn = Conn {
         stream: &stream,
         send,
     };
     let mut input: Vec<u8> = Vec::with_capacity(1024);
     loop {
-        let request = match parse(&input) {
+        let mut request = match parse(&input) {
             Parse::Request(request) => request,
             Parse::Refuse(status) => {
                 if conn.send(refusal(status)).await.is_ok() {
@@ -305,9 +322,13 @@ pub async fn serve(stream: TcpStream, root: Rc<File>, idle: Duration, send: Dura
             Parse::Partial => {
                 input.reserve(1024);
                 let len = input.len();
-                let Ok((read, returned)) = timeout(idle, stream.read(input.slice(len..))).await
-                else {
-                    return; // idle too long
+                let read = timeout(idle, stream.read(input.slice(len..)));
+                let read = match &tracked {
+                    Some(tracked) => tracked.until(read).await,
+                    None => Some(read.await),
+                };
+                let Some(Ok((read, returned))) = read else {
+                    return; // shutting down, or idle too long
                 };
                 input = returned.into_inner();
                 if !matches!(read, Ok(n) if n > 0) {
@@ -317,12 +338,25 @@ pub async fn serve(stream: TcpStream, root: Rc<File>, idle: Duration, send: Dura
             }
         };
         input.drain(..request.len);
+        request.close |= tracked.as_ref().is_some_and(Tracked::is_closing);
+        ANSWERED.set(ANSWERED.get() + 1);
         match respond(&conn, &root, &request).await {
             Ok(true) if !request.close => {}
             // Closing after the response, or the connection failed.
             _ => return,
         }
     }
+}
+
+thread_local! {
+    /// Requests answered on this thread (a core), for the report at exit.
+    static ANSWERED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Requests this core has answered.
+#[allow(dead_code)] // read by main.rs, not by the tests that share this file
+pub fn answered() -> u64 {
+    ANSWERED.get()
 }
 
 /// A connection being answered: where responses go, and how long each

@@ -7,6 +7,12 @@
 //! it stays silent for 30 s, or when the client takes no piece of a
 //! response (the head, or the next 256 KiB of a body) for 10 s.
 //!
+//! On `SIGINT` or `SIGTERM` it stops accepting, finishes the responses in
+//! progress (the last of each connection says `Connection: close`),
+//! closes idle connections and exits 0 within the drain deadline
+//! (`--drain SECONDS`, default 5; a transfer still going then is cut),
+//! printing a line per core.
+//!
 //! ```sh
 //! cargo run --release --example file_server -- [dir] [port] [cores]
 //! cargo run --release --example file_server -- . 8000
@@ -22,12 +28,15 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use corering::net::TcpListener;
+use corering::shutdown::Tracker;
 
 /// How long a connection may stay silent.
 const IDLE: Duration = Duration::from_secs(30);
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let drain = accept::take_drain_flag(&mut args, "file_server");
+    let mut args = args.into_iter();
     let root = args.next().unwrap_or_else(|| ".".into());
     let port: u16 = parse_arg(args.next(), "port", 8000);
     let cores: usize = parse_arg(
@@ -42,6 +51,7 @@ fn main() {
     let launched = corering::Runtime::builder()
         .cores(cores)
         .pin_cores(true)
+        .shutdown_on_signals(true)
         .run_on_cores(|core| {
             let listener = TcpListener::bind_reuse_port(("0.0.0.0", port));
             let root_path = root.clone();
@@ -57,26 +67,30 @@ fn main() {
                         "file_server: serving {root_path} on http://127.0.0.1:{port}/ on {cores} cores"
                     );
                 }
+                let shutdown = corering::shutdown::token();
+                let tracker = Tracker::new(&shutdown);
                 let serve = |stream| {
-                    corering::spawn(http::serve(
-                        stream,
-                        root.clone(),
-                        IDLE,
-                        http::SEND_TIMEOUT,
-                    ));
+                    let root = root.clone();
+                    tracker.spawn(move |conn| {
+                        http::serve_tracked(stream, root, IDLE, http::SEND_TIMEOUT, Some(conn))
+                    });
                 };
                 let label = format!("file_server: {core}");
-                match accept::accept_loop(label, || listener.accept(), serve).await {}
+                accept::accept_loop(label, &shutdown, || listener.accept(), serve).await;
+                drop(listener);
+                let drained = tracker.drain(drain).await;
+                let served = format!("{} responses", http::answered());
+                Ok::<_, String>(accept::report("file_server", core, &served, &drained))
             }
         });
-    let failed: Vec<String> = match launched {
-        Ok(results) => results
-            .into_iter()
-            .filter_map(Result::<(), String>::err)
-            .collect(),
-        Err(error) => vec![error.to_string()],
+    let (lines, failed): (Vec<_>, Vec<_>) = match launched {
+        Ok(results) => results.into_iter().partition(Result::is_ok),
+        Err(error) => (Vec::new(), vec![Err(error.to_string())]),
     };
-    for error in &failed {
+    for line in lines.into_iter().flatten() {
+        println!("{line}");
+    }
+    for error in failed.iter().filter_map(|result| result.as_ref().err()) {
         eprintln!("file_server: {error}");
     }
     if !failed.is_empty() {
@@ -90,7 +104,7 @@ fn parse_arg<T: std::str::FromStr>(arg: Option<String>, what: &str, default: T) 
     match arg {
         None => default,
         Some(text) => text.parse().unwrap_or_else(|_| {
-            eprintln!("file_server: bad {what}: {text:?}\nusage: file_server [dir] [port] [cores]");
+            eprintln!("file_server: bad {what}: {text:?}\nusage: file_server [dir] [port] [cores] [--drain seconds]");
             std::process::exit(2);
         }),
     }

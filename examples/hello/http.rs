@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use corering::buf::BufRing;
 use corering::net::TcpStream;
+use corering::shutdown::Conn;
 use corering::time::timeout;
 
 /// The room made for each receive: the size of each buffer of the ring the
@@ -223,13 +224,26 @@ const OK: &[u8] =
 /// The response to a request after which the connection closes.
 const OK_CLOSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 12\r\nConnection: close\r\n\r\nHello World!";
 
+thread_local! {
+    /// Requests answered on this thread (a core), for the report at exit.
+    static ANSWERED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Requests this core has answered (with 200 or a refusal).
+#[allow(dead_code)] // read by main.rs, not by the tests and benches that share this file
+pub fn answered() -> u64 {
+    ANSWERED.get()
+}
+
 /// Appends the response to a served request.
 fn respond_ok(out: &mut Vec<u8>, close: bool) {
+    ANSWERED.set(ANSWERED.get() + 1);
     out.extend_from_slice(if close { OK_CLOSE } else { OK });
 }
 
 /// Appends a refusal, which always closes the connection.
 fn respond_refused(out: &mut Vec<u8>, status: &str) {
+    ANSWERED.set(ANSWERED.get() + 1);
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_bytes());
     out.extend_from_slice(b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
@@ -279,14 +293,32 @@ pub fn answer(input: &mut Vec<u8>, output: &mut Vec<u8>) -> bool {
 /// the small response buffer of its last turn (back to this core's pool
 /// when the turn ends), and the start of a request that has not fully
 /// arrived, copied.
+#[allow(dead_code)] // the tests serve untracked connections
 pub async fn serve(stream: TcpStream, ring: BufRing, idle: Duration) {
+    serve_tracked(stream, ring, idle, None).await;
+}
+
+/// [`serve`] for a connection of a graceful shutdown's tracker: once
+/// `conn` says closing, a connection waiting for its next request closes
+/// (the turn is cancelled: its send went out before the receive began,
+/// unless the client had stopped reading), and one whose requests arrive
+/// answers the whole ones, the last with `Connection: close`, then closes.
+pub async fn serve_tracked(stream: TcpStream, ring: BufRing, idle: Duration, conn: Option<Conn>) {
     // The start of a request still arriving; unallocated between requests.
     let mut partial: Vec<u8> = Vec::new();
     // The responses to send; from this core's pool while there are any.
     let mut output: Vec<u8> = Vec::new();
     loop {
-        let turn = stream.write_all_then_recv_buf(output, &ring);
-        let buf = match timeout(idle, turn).await {
+        let turn = timeout(idle, stream.write_all_then_recv_buf(output, &ring));
+        let waited = match &conn {
+            Some(conn) => conn.until(turn).await,
+            None => Some(turn.await),
+        };
+        let Some(waited) = waited else {
+            // Shutting down, and no request came: close.
+            return;
+        };
+        let buf = match waited {
             Ok((Ok(Some(buf)), sent)) => {
                 recycle(sent);
                 buf
@@ -309,6 +341,10 @@ pub async fn serve(stream: TcpStream, ring: BufRing, idle: Duration) {
             closing
         };
         drop(buf); // back to the ring before the send
+        let closing = closing
+            || conn
+                .as_ref()
+                .is_some_and(|conn| close_after(conn, &mut output));
         if closing {
             if !output.is_empty() && stream.write_all(output).await.0.is_err() {
                 return;
@@ -320,6 +356,20 @@ pub async fn serve(stream: TcpStream, ring: BufRing, idle: Duration) {
             recycle(std::mem::take(&mut output));
         }
     }
+}
+
+/// When `conn` is closing: makes the last response of `output` say
+/// `Connection: close` and says to close after sending it (with none, the
+/// connection closes at once).
+fn close_after(conn: &Conn, output: &mut Vec<u8>) -> bool {
+    if !conn.is_closing() {
+        return false;
+    }
+    if output.ends_with(OK) {
+        output.truncate(output.len() - OK.len());
+        output.extend_from_slice(OK_CLOSE);
+    }
+    true
 }
 
 thread_local! {

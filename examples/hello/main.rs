@@ -6,9 +6,16 @@
 //! gets 400 (an oversized head 431, a body over 64 KiB 413) and its
 //! connection closes; an idle connection closes after the idle timeout.
 //!
+//! On `SIGINT` or `SIGTERM` it drains: the listeners close, requests
+//! already received are answered (the last response of each connection
+//! with `Connection: close`), idle connections close, and after at most
+//! the drain deadline (`--drain SECONDS`, default 5) it exits 0, printing
+//! a line per core with what it served. A second signal cuts the drain.
+//!
 //! ```sh
 //! cargo run --release --example hello                 # port 8080, every core
 //! cargo run --release --example hello -- 9000 2 10    # port, cores, idle seconds
+//! cargo run --release --example hello -- 9000 --drain 2
 //! curl -i http://127.0.0.1:8080/
 //! ```
 
@@ -20,9 +27,12 @@ use std::time::Duration;
 
 use corering::buf::BufRing;
 use corering::net::TcpListener;
+use corering::shutdown::Tracker;
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let drain = accept::take_drain_flag(&mut args, "hello");
+    let mut args = args.into_iter();
     let port: u16 = parse_arg(args.next(), "port", 8080);
     let cores: usize = parse_arg(
         args.next(),
@@ -34,15 +44,14 @@ fn main() {
     let launched = corering::Runtime::builder()
         .cores(cores)
         .pin_cores(true)
+        .shutdown_on_signals(true)
         .run_on_cores(|core| {
             let listener = TcpListener::bind_reuse_port(("0.0.0.0", port));
             async move {
                 let listener = match listener {
                     Ok(listener) => listener,
                     Err(error) => {
-                        return Err::<(), _>(format!(
-                            "{core}: cannot listen on port {port}: {error}"
-                        ))
+                        return Err(format!("{core}: cannot listen on port {port}: {error}"))
                     }
                 };
                 let _ = listener.set_nodelay(true);
@@ -56,22 +65,36 @@ fn main() {
                 if core.index() == 0 {
                     println!("hello: serving http://127.0.0.1:{port}/ on {cores} cores");
                 }
+                let shutdown = corering::shutdown::token();
+                let tracker = Tracker::new(&shutdown);
                 // Direct descriptors while the ring's table has room;
                 // TCP_NODELAY comes from the listener.
                 let serve = |stream| {
-                    corering::spawn(http::serve(stream, ring.clone(), idle));
+                    let ring = ring.clone();
+                    tracker.spawn(move |conn| http::serve_tracked(stream, ring, idle, Some(conn)));
                 };
                 let label = format!("hello: {core}");
-                match accept::accept_loop(label, || listener.accept_direct(), serve).await {}
+                accept::accept_loop(label, &shutdown, || listener.accept_direct(), serve).await;
+                drop(listener);
+                let drained = tracker.drain(drain).await;
+                let served = format!("{} responses", http::answered());
+                Ok(accept::report("hello", core, &served, &drained))
             }
         });
     match launched {
         Ok(results) => {
+            let mut failed = false;
             for result in results {
-                if let Err(error) = result {
-                    eprintln!("hello: {error}");
-                    std::process::exit(1);
+                match result {
+                    Ok(line) => println!("{line}"),
+                    Err(error) => {
+                        eprintln!("hello: {error}");
+                        failed = true;
+                    }
                 }
+            }
+            if failed {
+                std::process::exit(1);
             }
         }
         Err(error) => {
@@ -87,7 +110,7 @@ fn parse_arg<T: std::str::FromStr>(arg: Option<String>, what: &str, default: T) 
     match arg {
         None => default,
         Some(text) => text.parse().unwrap_or_else(|_| {
-            eprintln!("hello: bad {what}: {text:?}\nusage: hello [port] [cores] [idle seconds]");
+            eprintln!("hello: bad {what}: {text:?}\nusage: hello [port] [cores] [idle seconds] [--drain seconds]");
             std::process::exit(2);
         }),
     }

@@ -25,6 +25,12 @@
 //! Input that breaks the protocol, or the limits of [`resp::Limits`], gets
 //! `-ERR Protocol error: ...` after the replies to the commands before it,
 //! and the connection closes, as redis does.
+//!
+//! On `SIGINT` or `SIGTERM` it stops accepting, answers the commands it
+//! has read, closes each connection when it next waits for input, keeps
+//! every shard server up until no core can send it a batch, and exits 0
+//! within the drain deadline (`--drain SECONDS`, default 5), printing a
+//! line per core.
 
 #[path = "../common/accept.rs"]
 mod accept;
@@ -40,6 +46,7 @@ use std::time::{Duration, Instant};
 
 use corering::buf::IoBuf;
 use corering::net::{TcpListener, TcpStream};
+use corering::shutdown::{Conn, Tracker};
 use corering::sync::{mpsc, oneshot};
 
 use resp::{Command, Limits, Parser, Replies, Stop};
@@ -84,7 +91,9 @@ struct Keyspace {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let drain = accept::take_drain_flag(&mut args, "kv");
+    let mut args = args.into_iter();
     let port: u16 = parse_arg(args.next(), "port", 6379);
     let cores: usize = parse_arg(
         args.next(),
@@ -107,9 +116,17 @@ fn main() {
         .into_iter()
         .map(|inbox| Mutex::new(Some(inbox)))
         .collect();
+    // Each core's own copy of the senders, taken once: a shard server ends
+    // when every core has dropped its copy, none being kept here.
+    let copies: Vec<_> = (0..cores)
+        .map(|_| Mutex::new(Some(servers.clone())))
+        .collect();
+    drop(servers);
+    let servers = copies;
     let launched = corering::Runtime::builder()
         .cores(cores)
         .pin_cores(true)
+        .shutdown_on_signals(true)
         .run_on_cores(|core| {
             let take = |what: &str| format!("core {core} takes its {what} once");
             let listener = listeners[core.index()].lock().unwrap().take();
@@ -117,7 +134,8 @@ fn main() {
                 TcpListener::from(listener.unwrap_or_else(|| panic!("{}", take("listener"))));
             let inbox = inboxes[core.index()].lock().unwrap().take();
             let inbox = inbox.unwrap_or_else(|| panic!("{}", take("inbox")));
-            let servers = servers.clone();
+            let servers = servers[core.index()].lock().unwrap().take();
+            let servers = servers.unwrap_or_else(|| panic!("{}", take("senders")));
             async move {
                 let _ = listener.set_nodelay(true);
                 if core.index() == 0 {
@@ -125,8 +143,8 @@ fn main() {
                     println!("kv: listening on port {port} on {cores} cores");
                 }
                 let shard = Rc::new(RefCell::new(Shard::for_core(core.index())));
-                corering::spawn(sweep(shard.clone()));
-                corering::spawn(serve_shard(shard.clone(), inbox));
+                let sweeping = corering::spawn(sweep(shard.clone()));
+                let shard_server = corering::spawn(serve_shard(shard.clone(), inbox));
                 let keyspace = Rc::new(Keyspace {
                     here: core.index(),
                     shard,
@@ -134,16 +152,37 @@ fn main() {
                 });
                 // Direct descriptors while the ring's table has room;
                 // TCP_NODELAY comes from the listener.
+                let shutdown = corering::shutdown::token();
+                let tracker = Tracker::new(&shutdown);
                 let serve = |stream| {
-                    corering::spawn(serve(stream, keyspace.clone()));
+                    let keyspace = keyspace.clone();
+                    tracker.spawn(move |conn| serve(stream, keyspace, conn));
                 };
                 let label = format!("kv: {core}");
-                match accept::accept_loop(label, || listener.accept_direct(), serve).await {}
+                accept::accept_loop(label, &shutdown, || listener.accept_direct(), serve).await;
+                drop(listener);
+                let drained = tracker.drain(drain).await;
+                // Other cores' connections may still send batches here:
+                // the shard server runs until every core has let go of
+                // its senders (each core's keyspace, and the connections
+                // it aborted, dropped at its next tick).
+                drop(keyspace);
+                let _ = shard_server.await;
+                sweeping.abort();
+                let served = format!("{} commands", COMMANDS.get());
+                accept::report("kv", core, &served, &drained)
             }
         });
-    if let Err(error) = launched {
-        eprintln!("kv: {error}");
-        std::process::exit(1);
+    match launched {
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
+            }
+        }
+        Err(error) => {
+            eprintln!("kv: {error}");
+            std::process::exit(1);
+        }
     }
 }
 
@@ -193,7 +232,7 @@ async fn sweep(shard: Rc<RefCell<Shard>>) {
 /// [`BATCH_MAX`]), runs them as one batch, and sends all their replies
 /// linked with the next receive: one submission and one wake per turn,
 /// however many commands a pipeline brings.
-async fn serve(stream: TcpStream, keyspace: Rc<Keyspace>) {
+async fn serve(stream: TcpStream, keyspace: Rc<Keyspace>, conn: Conn) {
     let mut parser = Parser::new(Limits::DEFAULT);
     // What has arrived and the parser has not taken in yet: at most one
     // receive and the unfinished line of a header or inline command.
@@ -218,7 +257,21 @@ async fn serve(stream: TcpStream, keyspace: Rc<Keyspace>) {
         replies.ends.clear();
         match stop {
             Stop::NeedInput => {
-                let (received, output) = receive(&stream, output, &mut input).await;
+                // Shutting down: the replies go out, then the connection
+                // closes; one waiting for input closes (its turn's send
+                // went out before its receive began, unless the client
+                // had stopped reading).
+                if conn.is_closing() {
+                    if !output.is_empty() {
+                        let _ = stream.write_all(output).await;
+                    }
+                    return;
+                }
+                let Some((received, output)) =
+                    conn.until(receive(&stream, output, &mut input)).await
+                else {
+                    return;
+                };
                 replies.bytes = recycle(output);
                 match received {
                     Ok(1..) => {}
@@ -240,6 +293,11 @@ async fn serve(stream: TcpStream, keyspace: Rc<Keyspace>) {
     }
 }
 
+thread_local! {
+    /// Commands this core's connections ran, for the line it prints at exit.
+    static COMMANDS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// Runs `commands` (and empties it), each on the core that owns its keys,
 /// and appends their replies to `replies` in request order; an error when
 /// a core's shard server is gone.
@@ -251,6 +309,7 @@ async fn execute(
     commands: &mut Vec<Command>,
     replies: &mut Replies,
 ) -> Result<(), ShardGone> {
+    COMMANDS.set(COMMANDS.get() + commands.len() as u64);
     let cores = keyspace.servers.len();
     if cores == 1 {
         let now = Instant::now();
@@ -374,7 +433,7 @@ fn parse_arg<T: std::str::FromStr>(arg: Option<String>, what: &str, default: T) 
     match arg {
         None => default,
         Some(text) => text.parse().unwrap_or_else(|_| {
-            eprintln!("kv: bad {what}: {text:?}\nusage: kv [port] [cores]");
+            eprintln!("kv: bad {what}: {text:?}\nusage: kv [port] [cores] [--drain seconds]");
             std::process::exit(2);
         }),
     }

@@ -88,6 +88,8 @@ struct Inner {
     shutdown: Shutdown,
     /// Set when the shutdown was seen (or a drain began).
     closing: Cell<bool>,
+    /// Connections open when `closing` was set.
+    open_at_close: Cell<usize>,
     conns: RefCell<Slab<Entry>>,
     /// Handles of finished connections, dropped at the next spawn or
     /// drain rather than from inside their own task's last poll.
@@ -113,7 +115,8 @@ struct Entry {
 pub struct Drained {
     /// Connections the tracker spawned over its life.
     pub served: usize,
-    /// Connections open when the drain began.
+    /// Connections open when the shutdown was seen (or the drain began,
+    /// if that came first).
     pub open: usize,
     /// Of those, the ones aborted at the deadline (or when forced).
     pub aborted: usize,
@@ -130,6 +133,7 @@ impl Tracker {
         let inner = Rc::new(Inner {
             shutdown: shutdown.clone(),
             closing: Cell::new(false),
+            open_at_close: Cell::new(0),
             conns: RefCell::new(Slab::new()),
             finished: RefCell::new(Vec::new()),
             drain: RefCell::new(None),
@@ -198,7 +202,6 @@ impl Tracker {
     pub async fn drain(&self, deadline: Duration) -> Drained {
         self.inner.close_all();
         self.inner.finished.borrow_mut().clear();
-        let open = self.len();
         let inner = &self.inner;
         let all_done = poll_fn(|cx| {
             if inner.conns.borrow().is_empty() {
@@ -241,7 +244,7 @@ impl Tracker {
         inner.finished.borrow_mut().clear();
         Drained {
             served: inner.spawned.get(),
-            open,
+            open: inner.open_at_close.get(),
             aborted,
         }
     }
@@ -254,6 +257,7 @@ impl Inner {
         if self.closing.replace(true) {
             return;
         }
+        self.open_at_close.set(self.conns.borrow().len());
         let waiters: Vec<Waker> = self
             .conns
             .borrow_mut()

@@ -394,3 +394,43 @@ pub fn check_and_free_quarantine() -> QuarantineReport {
         bytes,
     }
 }
+
+/// The example `name`'s binary, built by the cargo that runs this test,
+/// with this test's profile and target (`cargo test` builds the examples
+/// before it runs any test, but `cargo test --test NAME` does not).
+pub fn example_binary(name: &str) -> std::path::PathBuf {
+    use std::process::Command;
+    // This test is <target dir>/[<target>/]<profile>/deps/<test>-<hash>.
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.args(["build", "--quiet", "-p", "corering", "--example", name]);
+    match profile_dir.file_name().unwrap().to_str().unwrap() {
+        "debug" => {}
+        "release" => {
+            build.arg("--release");
+        }
+        profile => {
+            build.args(["--profile", profile]);
+        }
+    }
+    // Cargo tags its target directory (and, with `--target`, the
+    // directory of that target inside it): a tagged directory above the
+    // one above the profile's means this test was built for a target
+    // named with `--target`.
+    let above = profile_dir.parent().unwrap();
+    let target_dir = above.parent().unwrap();
+    if !target_dir.join("CACHEDIR.TAG").exists() {
+        build.arg("--target-dir").arg(above);
+    } else {
+        build
+            .arg("--target")
+            .arg(above.file_name().unwrap())
+            .arg("--target-dir")
+            .arg(target_dir);
+    }
+    let status = build.status().expect("cargo runs");
+    assert!(status.success(), "building the {name} example: {status}");
+    profile_dir.join("examples").join(name)
+}
