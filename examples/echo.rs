@@ -8,6 +8,7 @@
 //! ```sh
 //! cargo run --release --example echo               # port 7878, every core
 //! cargo run --release --example echo -- 9000 2     # port, cores
+//! cargo run --release --example echo -- 9000 2 --stall-ms 100   # report stalls
 //! cargo run --release --example echo_client -- 127.0.0.1:7878 64 1024 5
 //! ```
 
@@ -15,6 +16,7 @@
 mod accept;
 
 use std::cell::Cell;
+use std::time::Duration;
 
 use corering::net::{TcpListener, TcpStream};
 use corering::shutdown::{Conn, Tracker};
@@ -22,6 +24,7 @@ use corering::shutdown::{Conn, Tracker};
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let drain = accept::take_drain_flag(&mut args, "echo");
+    let stall = take_stall_flag(&mut args);
     let mut args = args.into_iter();
     let port: u16 = arg(args.next(), "port", 7878);
     let cores: usize = arg(
@@ -29,7 +32,13 @@ fn main() {
         "cores",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
     );
-    let launched = corering::Runtime::builder()
+    let mut builder = corering::Runtime::builder();
+    if let Some(threshold) = stall {
+        builder = builder.on_stall(threshold, |stall| {
+            eprintln!("echo: {} held for {:?}", stall.core(), stall.duration());
+        });
+    }
+    let launched = builder
         .cores(cores)
         .pin_cores(true)
         .shutdown_on_signals(true)
@@ -100,11 +109,26 @@ async fn echo(stream: TcpStream, conn: Conn) {
     }
 }
 
+/// Takes `--stall-ms MS` out of the arguments: report a core held that
+/// long (the benchmarks measure what the reports cost).
+fn take_stall_flag(args: &mut Vec<String>) -> Option<Duration> {
+    let at = args.iter().position(|arg| arg == "--stall-ms")?;
+    args.remove(at);
+    let value = (at < args.len()).then(|| args.remove(at));
+    match value.as_deref().map(str::parse::<u64>) {
+        Some(Ok(ms)) => Some(Duration::from_millis(ms)),
+        _ => {
+            eprintln!("echo: --stall-ms needs a number of milliseconds");
+            std::process::exit(2);
+        }
+    }
+}
+
 fn arg<T: std::str::FromStr>(arg: Option<String>, what: &str, default: T) -> T {
     match arg {
         None => default,
         Some(text) => text.parse().unwrap_or_else(|_| {
-            eprintln!("echo: bad {what}: {text:?}\nusage: echo [port] [cores] [--drain seconds]");
+            eprintln!("echo: bad {what}: {text:?}\nusage: echo [port] [cores] [--drain seconds] [--stall-ms ms]");
             std::process::exit(2);
         }),
     }

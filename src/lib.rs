@@ -82,7 +82,7 @@ pub use driver::Stats;
 pub use executor::{yield_now, JoinError, JoinHandle};
 pub use runtime::{
     cores, current_core, spawn, spawn_blocking, spawn_on, start, stats, Builder, CoreId,
-    RemoteHandle, Runtime,
+    RemoteHandle, Runtime, Stall,
 };
 
 /// The README's code blocks, compiled and run as doc tests so that they

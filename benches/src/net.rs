@@ -18,6 +18,10 @@
 //! servers against those in `DIR` (the `target/release` of an earlier
 //! commit, built by `ci/ab`), alternating rounds, and prints the ratios
 //! of requests per server-CPU-second, new over old.
+//!
+//! Every run first measures echo with stall reports on (`--stall-ms 100`)
+//! against off, alternating rounds (`net-stall ...`); `net --stall-only`
+//! stops after that.
 
 mod process;
 mod report;
@@ -188,6 +192,11 @@ fn main() {
             &|| wrk(seconds),
             &|| echo_load(64, 1024, seconds),
         );
+        return;
+    }
+    let stall_only = args.iter().any(|arg| arg == "--stall-only");
+    stall_cost(rounds, seconds, port, &|| echo_load(64, 1024, seconds));
+    if stall_only {
         return;
     }
     let workloads = [
@@ -361,6 +370,33 @@ fn ab(
             new.per_second / old.per_second,
         );
     }
+}
+
+/// Echo with stall reports on (a 100 ms threshold) against off, rounds
+/// alternated: what the reports cost per request.
+fn stall_cost(rounds: usize, seconds: u32, port: u16, echo: &dyn Fn() -> Load) {
+    let off = corering("echo", "corering", "target/release", port.to_string());
+    let mut on = corering(
+        "echo",
+        "corering-stall-reports",
+        "target/release",
+        port.to_string(),
+    );
+    on.args.extend(["--stall-ms".into(), "100".into()]);
+    let result = alternate(
+        "stall",
+        format!("echo (64 connections x 1 KiB), stall reports on and off, {rounds} rounds of {seconds} s"),
+        &[off, on],
+        rounds,
+        port,
+        echo,
+    );
+    let (off, on) = (result.results[0].1, result.results[1].1);
+    println!(
+        "net-stall cpu-per-request-on-over-off {:.4} per-second-ratio {:.3}",
+        off.per_cpu_second / on.per_cpu_second,
+        on.per_second / off.per_second,
+    );
 }
 
 /// One round: start the server on CPU 0, run the load on CPU 1, read the

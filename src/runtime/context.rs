@@ -16,6 +16,7 @@ use std::task::Waker;
 
 use super::config::Config;
 use super::launcher::{CoreId, Launch};
+use super::stall::Progress;
 use crate::driver::{Driver, Stats, Target, Tokens, Wake};
 use crate::executor::{Executor, RuntimeId};
 use crate::runtime::wheel::Wheel;
@@ -35,11 +36,16 @@ pub(crate) struct Core {
     /// The launch this core belongs to and its index there (a lone
     /// runtime: a launch of one).
     pub(crate) place: RefCell<(Arc<Launch>, CoreId)>,
+    /// The progress word the stall watchdog reads, when reports are on.
+    pub(crate) progress: Option<Arc<Progress>>,
 }
 
 impl Core {
     /// Makes this core `core` of `launch`.
     pub(crate) fn place_in(&self, launch: Arc<Launch>, core: CoreId) {
+        if let Some(progress) = &self.progress {
+            progress.place(core);
+        }
         *self.place.borrow_mut() = (launch, core);
     }
 

@@ -19,6 +19,7 @@ mod config;
 pub(crate) mod context;
 mod launcher;
 mod remote_spawn;
+mod stall;
 pub(crate) mod wheel;
 
 use std::future::Future;
@@ -27,6 +28,7 @@ use std::marker::PhantomData;
 use std::os::fd::RawFd;
 use std::pin::pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -36,6 +38,7 @@ use context::{Core, Enter};
 pub use launcher::CoreId;
 use launcher::Launch;
 pub use remote_spawn::{cores, current_core, spawn_blocking, spawn_on, RemoteHandle};
+pub use stall::Stall;
 
 use crate::driver::{Abandoned, Driver, DriverConfig, Stats, Wait};
 use crate::executor::{self, Executor, Job, JoinHandle};
@@ -119,6 +122,23 @@ pub struct Builder {
     shutdown: Option<Shutdown>,
     /// Trigger the token on `SIGINT` and `SIGTERM`.
     shutdown_on_signals: bool,
+    /// Stall reports, when asked for.
+    on_stall: Option<OnStall>,
+}
+
+/// The builder's stall threshold and report.
+#[derive(Clone)]
+struct OnStall {
+    threshold: Duration,
+    report: stall::Report,
+}
+
+impl std::fmt::Debug for OnStall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnStall")
+            .field("threshold", &self.threshold)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Builder {
@@ -258,6 +278,38 @@ impl Builder {
         self
     }
 
+    /// Reports, with `report` on a watchdog thread, each time user code
+    /// holds a core for longer than `threshold` without coming back to the
+    /// core's loop (a poll that blocks or spins), once per stall and while
+    /// it lasts (default off). See [`Stall`].
+    ///
+    /// With it on, each core stores one word per tick and two per park;
+    /// the watchdog wakes every quarter of the threshold (at most every
+    /// 100 ms, at least every 1 ms).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let runtime = corering::Runtime::builder()
+    ///     .on_stall(Duration::from_millis(100), |stall| {
+    ///         eprintln!("{} held for {:?}", stall.core(), stall.duration())
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(runtime);
+    /// ```
+    pub fn on_stall(
+        mut self,
+        threshold: Duration,
+        report: impl Fn(&Stall) + Send + Sync + 'static,
+    ) -> Builder {
+        self.on_stall = Some(OnStall {
+            threshold,
+            report: Arc::new(report),
+        });
+        self
+    }
+
     /// Starts one thread per core, each with its own runtime built from
     /// this configuration, runs `make(core)` to completion on each, and
     /// returns their outputs in core order.
@@ -332,6 +384,10 @@ impl Builder {
             let terminate = signal::signal(SignalKind::terminate())?;
             drop(executor.spawn(trigger_on_signals([interrupt, terminate], token.clone())));
         }
+        let progress = match self.on_stall {
+            Some(OnStall { threshold, report }) => Some(stall::watch(threshold, report)?),
+            None => None,
+        };
         let place = (Launch::alone(executor.handle(), token), CoreId::new(0));
         let core = Box::new(Core {
             driver: driver.into(),
@@ -339,6 +395,7 @@ impl Builder {
             executor,
             closes: Default::default(),
             place: place.into(),
+            progress,
             config,
         });
         context::register(&core);
@@ -523,6 +580,9 @@ impl std::fmt::Debug for Runtime {
 
 /// One turn of the run loop (see the module docs).
 fn tick(core: &Core, scratch: &mut Scratch) {
+    if let Some(progress) = &core.progress {
+        progress.tick();
+    }
     let executor = &core.executor;
     executor.drain_inbox(&mut scratch.jobs);
     for job in scratch.jobs.drain(..) {
@@ -567,7 +627,14 @@ fn tick(core: &Core, scratch: &mut Scratch) {
         let mut driver = core.driver.borrow_mut();
         executor.compact();
         let mut ready = |token| executor.schedule(token as usize);
+        let parks = matches!(wait, Wait::For(_));
+        if let (true, Some(progress)) = (parks, &core.progress) {
+            progress.flip();
+        }
         driver.enter(wait, &mut ready);
+        if let (true, Some(progress)) = (parks, &core.progress) {
+            progress.flip();
+        }
         driver.take_ready(&mut ready, &mut scratch.wakers, &mut scratch.graveyard);
     }
     executor.unpark();
