@@ -377,3 +377,52 @@ fn file_server_finishes_a_transfer_or_cuts_it_at_the_deadline() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn file_server_serves_every_cores_counters_at_metrics() {
+    let dir = std::env::temp_dir().join(format!("corering-metrics-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let server = Server::start(
+        "file_server",
+        &[dir.to_str().unwrap(), &port.to_string(), "2"],
+        port,
+    );
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let curl = |args: &[&str]| {
+        let output = Command::new("curl")
+            .args(["-s", "--max-time", "10"])
+            .args(args)
+            .arg(&url)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "curl: {output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let head = curl(&["-I"]);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(
+        head.contains("Content-Type: text/plain; version=0.0.4\r\n"),
+        "{head}"
+    );
+    let text = curl(&[]);
+    for core in 0..2 {
+        for family in [
+            "busy_seconds_total",
+            "parked_seconds_total",
+            "ring_enters_total",
+            "wakes_msg_ring_total",
+        ] {
+            let prefix = format!("corering_{family}{{core=\"{core}\"}} ");
+            let line = text.lines().find(|line| line.starts_with(&prefix));
+            let value: f64 = line.unwrap_or_else(|| panic!("{prefix} missing:\n{text}"))
+                [prefix.len()..]
+                .parse()
+                .unwrap();
+            assert!(value >= 0.0);
+        }
+    }
+    let (_, lines) = server.terminate(Duration::from_secs(5));
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -440,6 +440,9 @@ fn refusal(status: &str) -> Vec<u8> {
 
 /// Answers one request; `Ok(false)` when the connection must close.
 async fn respond(conn: &Conn<'_>, root: &File, request: &Request) -> io::Result<bool> {
+    if request.path == Path::new(METRICS) {
+        return send_metrics(conn, request).await;
+    }
     let mut read = OpenOptions::new();
     read.read(true);
     // The root itself is "." (an empty path names nothing).
@@ -530,6 +533,30 @@ async fn send_error(conn: &Conn<'_>, request: &Request, error: &io::Error) -> io
 
 /// A response with no body; the connection stays open unless the client
 /// asked to close.
+/// The path (under the root) that serves every core's counters instead
+/// of a file: `GET /metrics`, in the Prometheus text format.
+pub const METRICS: &str = "metrics";
+
+/// The counters of every core of the launch, as Prometheus scrapes them.
+async fn send_metrics(conn: &Conn<'_>, request: &Request) -> io::Result<bool> {
+    let body = corering::CoreStats::render_prometheus(&corering::core_stats());
+    let connection = if request.close {
+        "Connection: close\r\n"
+    } else {
+        ""
+    };
+    let mut response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n{connection}\r\n",
+        body.len()
+    )
+    .into_bytes();
+    if !request.head {
+        response.extend_from_slice(body.as_bytes());
+    }
+    conn.send(response).await?;
+    Ok(true)
+}
+
 async fn send_status(conn: &Conn<'_>, request: &Request, status: &str) -> io::Result<bool> {
     let connection = if request.close {
         "Connection: close\r\n"

@@ -7,6 +7,10 @@
 //! it stays silent for 30 s, or when the client takes no piece of a
 //! response (the head, or the next 256 KiB of a body) for 10 s.
 //!
+//! `GET /metrics` answers with every core's counters in the Prometheus
+//! text format (busy and parked time, task polls, ring enters and
+//! completions, wakes, the operations' counters) instead of a file.
+//!
 //! On `SIGINT` or `SIGTERM` it stops accepting, finishes the responses in
 //! progress (the last of each connection says `Connection: close`),
 //! closes idle connections and exits 0 within the drain deadline
@@ -17,6 +21,7 @@
 //! cargo run --release --example file_server -- [dir] [port] [cores]
 //! cargo run --release --example file_server -- . 8000
 //! curl -i http://127.0.0.1:8000/README.md
+//! curl http://127.0.0.1:8000/metrics
 //! ```
 
 #[path = "../common/accept.rs"]

@@ -32,6 +32,7 @@ impl Driver {
                 self.dispatch(user_data, completion, ready)
             })
         };
+        self.stats.cqes += reaped as u64;
         #[cfg(feature = "fault-injection")]
         if let Some(injector) = &mut self.injector {
             let mut due = Vec::new();
@@ -48,7 +49,10 @@ impl Driver {
     fn dispatch(&mut self, user_data: u64, completion: Completion, ready: &mut impl FnMut(u32)) {
         match user_data {
             CANCEL_TAG => return,
-            DOORBELL_TAG => return self.doorbell.rang(),
+            DOORBELL_TAG => {
+                self.stats.eventfd_wakes += 1;
+                return self.doorbell.rang();
+            }
             MSG_WAKE_TAG => {
                 self.stats.msg_ring_wakes += 1;
                 return;

@@ -42,6 +42,11 @@ pub struct Stats {
     pub msg_ring_failed: u64,
     /// Parks of this core ended by another core's `MSG_RING`.
     pub msg_ring_wakes: u64,
+    /// Parks of this core ended by a write to its eventfd (a wake from a
+    /// thread without a ring, or with `MSG_RING` off).
+    pub eventfd_wakes: u64,
+    /// CQEs reaped: over `enters`, the completions each enter brings.
+    pub cqes: u64,
     /// Times the completion queue was seen overflowed (CQEs kept by the kernel).
     pub cq_overflows: u64,
     /// Times `io_uring_enter` answered `EBUSY` or `EAGAIN` and the driver reaped and retried.

@@ -187,9 +187,11 @@ impl Executor {
             .drain(|key| local.run_queue.push(key), jobs);
     }
 
-    /// Polls up to `polls_max` ready tasks in wake order.
-    pub(crate) fn run(&self, polls_max: usize) {
+    /// Polls up to `polls_max` ready tasks in wake order; returns how many
+    /// it polled.
+    pub(crate) fn run(&self, polls_max: usize) -> usize {
         let local = self.local();
+        let mut polled = 0;
         for _ in 0..polls_max {
             let Some(key) = local.run_queue.pop() else {
                 break;
@@ -200,6 +202,7 @@ impl Executor {
             let Some(task) = (unsafe { self.tasks.get(key) }) else {
                 continue; // the task finished after this wake
             };
+            polled += 1;
             // SAFETY: this loop is the owner's and not re-entered (the
             // runtime runs it from its tick only, never from inside a
             // task), and the task stays listed for the call (see above).
@@ -207,6 +210,7 @@ impl Executor {
                 drop(self.tasks.remove(key));
             }
         }
+        polled
     }
 
     /// Whether a task is ready to run (queued here, yielded, or woken from

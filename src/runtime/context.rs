@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::task::Waker;
 
 use super::config::Config;
+use super::counters::Accounting;
 use super::launcher::{CoreId, Launch};
 use super::stall::Progress;
 use crate::driver::{Driver, Stats, Target, Tokens, Wake};
@@ -38,6 +39,8 @@ pub(crate) struct Core {
     pub(crate) place: RefCell<(Arc<Launch>, CoreId)>,
     /// The progress word the stall watchdog reads, when reports are on.
     pub(crate) progress: Option<Arc<Progress>>,
+    /// The counters other cores read (see `counters`).
+    pub(crate) accounting: Accounting,
 }
 
 impl Core {

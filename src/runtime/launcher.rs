@@ -12,6 +12,7 @@ use std::future::Future;
 use std::io;
 use std::sync::{mpsc, Arc, OnceLock};
 
+use super::counters::Published;
 use super::Builder;
 use crate::executor::Handle;
 use crate::sync::shutdown::Shutdown;
@@ -19,7 +20,7 @@ use crate::sys::affinity::{allowed_cpus, pin_to, remember_process_cpus};
 
 /// Names one core of a launch: `0..cores()`. A lone [`Runtime`](crate::Runtime)
 /// is core 0 of a launch of 1.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CoreId(usize);
 
 impl CoreId {
@@ -38,7 +39,8 @@ impl CoreId {
 /// The cores of one launch, as other cores reach them: every core's
 /// handle, filled in before any core runs user code.
 pub(crate) struct Launch {
-    cores: Vec<OnceLock<Handle>>,
+    /// Each core's handle, and the slot it publishes its counters to.
+    cores: Vec<OnceLock<(Handle, Arc<Published>)>>,
     shutdown: Shutdown,
 }
 
@@ -51,15 +53,19 @@ impl Launch {
     }
 
     /// A launch of one core, `handle`'s.
-    pub(crate) fn alone(handle: Handle, shutdown: Shutdown) -> Arc<Launch> {
+    pub(crate) fn alone(
+        handle: Handle,
+        published: Arc<Published>,
+        shutdown: Shutdown,
+    ) -> Arc<Launch> {
         let launch = Launch::new(1, shutdown);
-        launch.join(CoreId(0), handle);
+        launch.join(CoreId(0), handle, published);
         launch
     }
 
-    fn join(&self, core: CoreId, handle: Handle) {
+    fn join(&self, core: CoreId, handle: Handle, published: Arc<Published>) {
         assert!(
-            self.cores[core.0].set(handle).is_ok(),
+            self.cores[core.0].set((handle, published)).is_ok(),
             "one runtime per core"
         );
     }
@@ -85,7 +91,15 @@ impl Launch {
             .get(core.0)
             .unwrap_or_else(|| panic!("{core} is not in this launch of {cores}"))
             .get()
+            .map(|(handle, _)| handle)
             .expect("every core joins its launch before any runs user code")
+    }
+
+    /// Every core's counters slot, in core order.
+    pub(crate) fn published(&self) -> impl Iterator<Item = &Published> {
+        self.cores
+            .iter()
+            .filter_map(|core| core.get().map(|(_, published)| &**published))
     }
 }
 
@@ -135,7 +149,11 @@ where
                     let built = cpu.map_or(Ok(()), pin_to).and_then(|()| builder.build());
                     let runtime = match built {
                         Ok(runtime) => {
-                            launch.join(CoreId(index), runtime.core.executor.handle());
+                            launch.join(
+                                CoreId(index),
+                                runtime.core.executor.handle(),
+                                runtime.core.accounting.published.clone(),
+                            );
                             runtime.core.place_in(launch, CoreId(index));
                             let _ = built_tx.send(Ok(()));
                             runtime

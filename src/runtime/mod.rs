@@ -17,6 +17,7 @@
 mod blocking;
 mod config;
 pub(crate) mod context;
+mod counters;
 mod launcher;
 mod remote_spawn;
 mod stall;
@@ -35,6 +36,8 @@ use std::time::{Duration, Instant};
 use config::Config;
 pub(crate) use context::defer_close;
 use context::{Core, Enter};
+use counters::Accounting;
+pub use counters::{core_stats, CoreStats};
 pub use launcher::CoreId;
 use launcher::Launch;
 pub use remote_spawn::{cores, current_core, spawn_blocking, spawn_on, RemoteHandle};
@@ -388,7 +391,11 @@ impl Builder {
             Some(OnStall { threshold, report }) => Some(stall::watch(threshold, report)?),
             None => None,
         };
-        let place = (Launch::alone(executor.handle(), token), CoreId::new(0));
+        let accounting = Accounting::new();
+        let place = (
+            Launch::alone(executor.handle(), accounting.published.clone(), token),
+            CoreId::new(0),
+        );
         let core = Box::new(Core {
             driver: driver.into(),
             timers: Wheel::new(Instant::now()).into(),
@@ -396,6 +403,7 @@ impl Builder {
             closes: Default::default(),
             place: place.into(),
             progress,
+            accounting,
             config,
         });
         context::register(&core);
@@ -557,6 +565,8 @@ impl Runtime {
             drop(driver);
             scratch.drop_leftovers(&core.executor);
         }
+        // The last word for cores that read this one's counters later.
+        counters::publish(core);
         self.stats()
     }
 }
@@ -590,7 +600,10 @@ fn tick(core: &Core, scratch: &mut Scratch) {
         // user code's panics; contained all the same.
         executor.contain(job);
     }
-    executor.run(core.config.tasks_per_tick);
+    let polled = executor.run(core.config.tasks_per_tick);
+    if core.accounting.ticked(polled) {
+        counters::publish(core);
+    }
 
     queue_closes(core);
     // One clock reading per tick, and none while no timer is pending: it
@@ -623,17 +636,26 @@ fn tick(core: &Core, scratch: &mut Scratch) {
             wait = Wait::No;
         }
     }
+    // Published before blocking, so that a parked core's counters are
+    // current for the cores that read them.
+    let parks = matches!(wait, Wait::For(_));
+    if parks {
+        counters::publish(core);
+    }
     {
         let mut driver = core.driver.borrow_mut();
         executor.compact();
         let mut ready = |token| executor.schedule(token as usize);
-        let parks = matches!(wait, Wait::For(_));
+        let parked = parks.then(Instant::now);
         if let (true, Some(progress)) = (parks, &core.progress) {
             progress.flip();
         }
         driver.enter(wait, &mut ready);
         if let (true, Some(progress)) = (parks, &core.progress) {
             progress.flip();
+        }
+        if let Some(parked) = parked {
+            core.accounting.parked(parked.elapsed());
         }
         driver.take_ready(&mut ready, &mut scratch.wakers, &mut scratch.graveyard);
     }
