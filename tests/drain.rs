@@ -426,3 +426,47 @@ fn file_server_serves_every_cores_counters_at_metrics() {
     assert_eq!(lines.len(), 2, "{lines:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn kv_drains_on_sigterm_with_clients_on_both_cores() {
+    let port = free_port();
+    let server = Server::start("kv", &[&port.to_string(), "2", "--drain", "5"], port);
+    // Idle clients, and one that writes keys of both cores back to back.
+    let idle: Vec<TcpStream> = (0..8).map(|_| server.connect()).collect();
+    let mut busy = server.connect();
+    let writer = std::thread::spawn(move || {
+        let mut acknowledged = 0u32;
+        let mut reply = [0u8; 5];
+        for key in 0u32.. {
+            let command = format!("*3\r\n$3\r\nSET\r\n$6\r\nk{key:05}\r\n$1\r\nv\r\n");
+            if busy.write_all(command.as_bytes()).is_err() {
+                return acknowledged;
+            }
+            match busy.read_exact(&mut reply) {
+                Ok(()) => {
+                    assert_eq!(&reply, b"+OK\r\n", "each reply whole");
+                    acknowledged += 1;
+                }
+                Err(_) => return acknowledged,
+            }
+        }
+        unreachable!()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let (took, lines) = server.terminate(Duration::from_secs(5));
+    let acknowledged = writer.join().unwrap();
+    for mut stream in idle {
+        let mut rest = Vec::new();
+        assert_eq!(stream.read_to_end(&mut rest).unwrap(), 0);
+    }
+    eprintln!("kv: exit {took:?} after SIGTERM; {acknowledged} SETs acknowledged; {lines:?}");
+    assert!(acknowledged > 0);
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .all(|line| line.ends_with(", 0 cut at the deadline")),
+        "{lines:?}"
+    );
+}

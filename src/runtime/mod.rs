@@ -566,7 +566,7 @@ impl Runtime {
             scratch.drop_leftovers(&core.executor);
         }
         // The last word for cores that read this one's counters later.
-        counters::publish(core);
+        counters::publish(core, Instant::now());
         self.stats()
     }
 }
@@ -602,7 +602,7 @@ fn tick(core: &Core, scratch: &mut Scratch) {
     }
     let polled = executor.run(core.config.tasks_per_tick);
     if core.accounting.ticked(polled) {
-        counters::publish(core);
+        counters::publish(core, Instant::now());
     }
 
     queue_closes(core);
@@ -636,17 +636,19 @@ fn tick(core: &Core, scratch: &mut Scratch) {
             wait = Wait::No;
         }
     }
-    // Published before blocking, so that a parked core's counters are
-    // current for the cores that read them.
+    // Published before blocking when the last publication is a period
+    // old (see `counters`), with the clock reading that times the park.
     let parks = matches!(wait, Wait::For(_));
-    if parks {
-        counters::publish(core);
+    let parked = parks.then(Instant::now);
+    if let Some(now) = parked {
+        if core.accounting.publish_due(now) {
+            counters::publish(core, now);
+        }
     }
     {
         let mut driver = core.driver.borrow_mut();
         executor.compact();
         let mut ready = |token| executor.schedule(token as usize);
-        let parked = parks.then(Instant::now);
         if let (true, Some(progress)) = (parks, &core.progress) {
             progress.flip();
         }
