@@ -32,6 +32,15 @@ struct Server {
     stdout: BufReader<std::process::ChildStdout>,
 }
 
+impl Drop for Server {
+    fn drop(&mut self) {
+        // A test that failed before `terminate`: the server must not
+        // outlive it (nor keep the test's output pipe open).
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Server {
     fn start(example: &str, args: &[&str], port: u16) -> Server {
         let mut child = Command::new(common::example_binary(example))

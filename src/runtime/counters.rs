@@ -246,7 +246,15 @@ pub fn core_stats() -> Vec<CoreStats> {
     context::with_core(|core| {
         publish(core, Instant::now());
         let launch = core.place.borrow().0.clone();
-        launch.published().map(Published::read).collect()
+        launch
+            .published()
+            .enumerate()
+            .map(|(index, slot)| CoreStats {
+                // A core that has not published yet has an empty slot.
+                core: CoreId::new(index),
+                ..slot.read()
+            })
+            .collect()
     })
 }
 
@@ -280,7 +288,8 @@ impl Accounting {
         let now = Instant::now();
         Accounting {
             started: now,
-            published_at: Cell::new(now),
+            // The first park publishes.
+            published_at: Cell::new(now.checked_sub(PUBLISH_PERIOD).unwrap_or(now)),
             parked: Cell::new(Duration::ZERO),
             ticks: Cell::new(0),
             polled: Cell::new(0),
