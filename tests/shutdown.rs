@@ -40,6 +40,7 @@ fn a_plain_thread_triggers_every_core_of_a_launch() {
 
 #[test]
 fn sigterm_triggers_the_launch_and_a_second_forces_it() {
+    static SEEN_FIRST: AtomicUsize = AtomicUsize::new(0);
     let states = corering::Runtime::builder()
         .cores(2)
         .shutdown_on_signals(true)
@@ -53,7 +54,13 @@ fn sigterm_triggers_the_launch_and_a_second_forces_it() {
             }
             token.triggered().await;
             let first = token.is_forced();
+            SEEN_FIRST.fetch_add(1, Ordering::SeqCst);
             if core.index() == 0 {
+                // The second signal waits until both cores have read the
+                // first state, or a slow core 1 would see it forced.
+                while SEEN_FIRST.load(Ordering::SeqCst) < 2 {
+                    corering::time::sleep(Duration::from_millis(1)).await;
+                }
                 // SAFETY: as above.
                 assert_eq!(unsafe { libc::kill(libc::getpid(), libc::SIGTERM) }, 0);
             }
