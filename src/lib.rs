@@ -46,6 +46,9 @@
 //! - [`buf`]: the owned-buffer traits, buffer rings, registered buffer
 //!   pools, aligned buffers.
 //! - [`op`]: the operations themselves; [`op::nop`] measures the runtime.
+//! - `compat` (features `tokio-io`, `futures-io`, `hyper`): tokio's,
+//!   futures-io's and hyper's I/O traits on a socket (`compat::PollIo`),
+//!   hyper's executor and timer.
 //!
 //! # Example
 //!
@@ -63,6 +66,8 @@
 )]
 
 pub mod buf;
+#[cfg(any(feature = "tokio-io", feature = "futures-io", feature = "hyper"))]
+pub mod compat;
 mod driver;
 mod executor;
 pub mod fd;

@@ -188,6 +188,13 @@ impl Stream {
 macro_rules! stream_methods {
     ($name:ident, $pair:literal) => {
         impl $name {
+            /// The descriptor handle its operations share (for
+            /// `compat::PollIo`).
+            #[cfg(any(feature = "tokio-io", feature = "futures-io", feature = "hyper"))]
+            pub(crate) fn shared_fd(&self) -> &$crate::op::SharedFd {
+                self.stream.shared()
+            }
+
             /// Receives into `buf`, filling it from its start up to its
             /// capacity. `Ok(0)` means the peer closed its side.
             pub async fn read<B: $crate::buf::IoBufMut>(

@@ -23,6 +23,8 @@ mod fs;
 mod linked;
 mod multi;
 mod nop;
+#[cfg(any(feature = "tokio-io", feature = "futures-io", feature = "hyper"))]
+mod poll;
 mod read_write;
 mod send_recv;
 mod shared_fd;
@@ -35,6 +37,8 @@ pub(crate) use fs::{Fsync, OpenAt, PathOp, Resize, Splice, Statx, StatxOf};
 pub(crate) use linked::{SendAllRecv, SendAllRecvBuf};
 pub(crate) use multi::{MultiOp, MultishotOperation};
 pub use nop::{nop, Nop};
+#[cfg(any(feature = "tokio-io", feature = "futures-io", feature = "hyper"))]
+pub(crate) use poll::PollAdd;
 pub(crate) use read_write::{Read, ReadFixed, Write, WriteFixed};
 pub(crate) use send_recv::{Recv, RecvBuf, RecvFrom, RecvMulti, Send, SendTo, SendZc};
 pub(crate) use shared_fd::SharedFd;

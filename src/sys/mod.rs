@@ -40,6 +40,7 @@
 //! | Call | Where | `EINTR` | Every other errno |
 //! |------|-------|---------|-------------------|
 //! | `socket`, `socketpair`, `bind`, `listen`, `connect` (a datagram socket's peer: no wait), `getsockname`, `getpeername`, `setsockopt`, `getsockopt` | [`socket`] | cannot happen | returned |
+//! | `recv`, `sendmsg` (`MSG_DONTWAIT`), `shutdown` | [`socket`], for `compat::PollIo` | cannot happen (never waits) | `EAGAIN`: the caller arms a readiness wait (`IORING_OP_POLL_ADD`) and tries again once it fires; the rest returned |
 //! | `eventfd`, `pipe2`, `mmap`, `sched_getaffinity`, `sched_setaffinity` | [`eventfd`], [`file`](mod@file), [`mapping`], [`affinity`] | cannot happen | returned |
 //! | `fcntl(F_SETPIPE_SZ)`, `fcntl(F_GETPIPE_SZ)`, `sysinfo` | [`file`](mod@file), [`memory`] | cannot happen | ignored: the pipe keeps its size (taken as 4 KiB when unknown), the check against the machine's memory is skipped |
 //! | `write` to an eventfd | [`eventfd`] | cannot happen (non-blocking) | `EAGAIN` (the counter is full, so a wake is already pending) ignored; anything else is a bug in us (debug assertion) |

@@ -346,6 +346,51 @@ pub(crate) fn peer_addr(fd: RawFd) -> io::Result<SocketAddr> {
     peer_raw(fd)?.socket_addr()
 }
 
+/// One `recv(2)` that never waits (`MSG_DONTWAIT`, whatever the
+/// descriptor's own mode): the bytes the kernel has now, `Ok(0)` at end of
+/// stream, `WouldBlock` when it has none.
+#[cfg(any(feature = "tokio-io", feature = "futures-io", feature = "hyper"))]
+pub(crate) fn recv_now(fd: RawFd, buf: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<usize> {
+    // SAFETY: `buf` is live, writable memory of `buf.len()` bytes; recv
+    // writes at most that many and never reads them.
+    let n = unsafe {
+        syscall!(recv(
+            fd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT
+        ))?
+    };
+    Ok(n as usize)
+}
+
+/// One `sendmsg(2)` of `bufs` that never waits and never raises `SIGPIPE`:
+/// the bytes the kernel took, `WouldBlock` when it took none.
+#[cfg(any(feature = "tokio-io", feature = "futures-io", feature = "hyper"))]
+pub(crate) fn send_now(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    // SAFETY: a zeroed msghdr is valid (no address, no control data).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    // `IoSlice` is ABI-compatible with `iovec`; the kernel only reads them.
+    msg.msg_iov = bufs.as_ptr().cast_mut().cast();
+    msg.msg_iovlen = bufs.len().min(libc::UIO_MAXIOV as usize);
+    // SAFETY: `msg` points at `msg_iovlen` live iovecs, each at live
+    // memory of its length; sendmsg only reads them.
+    let n = unsafe { syscall!(sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL))? };
+    Ok(n as usize)
+}
+
+/// `shutdown(2)`: ends one or both directions of a connected socket now.
+#[cfg(any(feature = "tokio-io", feature = "futures-io", feature = "hyper"))]
+pub(crate) fn shutdown_now(fd: RawFd, how: std::net::Shutdown) -> io::Result<()> {
+    let how = match how {
+        std::net::Shutdown::Read => libc::SHUT_RD,
+        std::net::Shutdown::Write => libc::SHUT_WR,
+        std::net::Shutdown::Both => libc::SHUT_RDWR,
+    };
+    // SAFETY: plain integers; shutdown never waits.
+    unsafe { syscall!(shutdown(fd, how)) }.map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
