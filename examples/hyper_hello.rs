@@ -34,7 +34,12 @@ async fn hello(_: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible
 
 fn main() {
     let args = std::env::args().skip(1).collect();
-    let args = hyper_server::Args::parse("hyper_hello", args, "[port] [cores] [--drain SECONDS]");
+    let args = hyper_server::Args::parse(
+        "hyper_hello",
+        args,
+        "[port] [cores] [--drain SECONDS]",
+        8080,
+    );
     hyper_server::run("hyper_hello", "http", &args, |stream, conn| async move {
         match PollIo::new(stream) {
             Ok(io) => {

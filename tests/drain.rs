@@ -5,99 +5,18 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use common::server::{free_port, Server};
+
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const OK: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\nHello World!";
 const OK_CLOSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 12\r\nConnection: close\r\n\r\nHello World!";
-
-/// A port free now (the kernel's pick, released for the server to bind).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// An example server, started and waited for until it says it serves.
-struct Server {
-    child: Child,
-    port: u16,
-    stdout: BufReader<std::process::ChildStdout>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // A test that failed before `terminate`: the server must not
-        // outlive it (nor keep the test's output pipe open).
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(example: &str, args: &[&str], port: u16) -> Server {
-        let mut child = Command::new(common::example_binary(example))
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the example starts");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        assert!(line.contains(&port.to_string()), "{example} said {line:?}");
-        Server {
-            child,
-            port,
-            stdout,
-        }
-    }
-
-    fn connect(&self) -> TcpStream {
-        let stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        stream
-    }
-
-    /// Sends SIGTERM and waits for the exit: the time it took, and the
-    /// lines printed after the first.
-    fn terminate(mut self, deadline: Duration) -> (Duration, Vec<String>) {
-        let sent = Instant::now();
-        // SAFETY: kill takes no pointers; the pid is our child's.
-        assert_eq!(
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) },
-            0
-        );
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if sent.elapsed() > deadline + Duration::from_secs(10) {
-                let _ = self.child.kill();
-                panic!("still running {:?} after SIGTERM", sent.elapsed());
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        let took = sent.elapsed();
-        assert!(status.success(), "exit status after SIGTERM: {status}");
-        let lines: Vec<String> = (&mut self.stdout).lines().map(Result::unwrap).collect();
-        let refused = TcpStream::connect(("127.0.0.1", self.port));
-        assert_eq!(
-            refused.map(drop).unwrap_err().kind(),
-            ErrorKind::ConnectionRefused,
-            "the port refuses after the exit"
-        );
-        (took, lines)
-    }
-}
 
 /// Load on a server: `busy` client threads running `client` until it
 /// returns, and `idle` connections that send nothing.

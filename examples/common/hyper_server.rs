@@ -32,9 +32,9 @@ pub struct Args {
 }
 
 impl Args {
-    /// Parses what `args` has left; exits with `usage` when an argument
-    /// does not parse.
-    pub fn parse(program: &str, mut args: Vec<String>, usage: &str) -> Args {
+    /// Parses what `args` has left (the port defaults to `port`); exits
+    /// with `usage` when an argument does not parse.
+    pub fn parse(program: &str, mut args: Vec<String>, usage: &str, port: u16) -> Args {
         let drain = accept::take_drain_flag(&mut args, program);
         let mut args = args.into_iter();
         let mut next = |what: &str, default: usize| match args.next() {
@@ -44,7 +44,7 @@ impl Args {
                 std::process::exit(2);
             }),
         };
-        let port = next("port", 8080);
+        let port = next("port", usize::from(port));
         let port = u16::try_from(port).unwrap_or_else(|_| {
             eprintln!("{program}: bad port: {port}");
             std::process::exit(2);

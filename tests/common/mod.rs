@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use corering::buf::{IoBuf, IoBufMut};
 use corering::fd::Fd;
 
+pub mod server;
+
 /// Serializes the tests of one binary that count this process's open
 /// descriptors, since tests run on parallel threads.
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
@@ -406,6 +408,19 @@ pub fn example_binary(name: &str) -> std::path::PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
     build.args(["build", "--quiet", "-p", "corering", "--example", name]);
+    // The features this test was built with, so the example links the
+    // same build of the library (and the hyper examples have theirs).
+    let features: Vec<&str> = [
+        ("tokio-io", cfg!(feature = "tokio-io")),
+        ("futures-io", cfg!(feature = "futures-io")),
+        ("hyper", cfg!(feature = "hyper")),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect();
+    if !features.is_empty() {
+        build.arg("--features").arg(features.join(","));
+    }
     match profile_dir.file_name().unwrap().to_str().unwrap() {
         "debug" => {}
         "release" => {
