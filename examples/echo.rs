@@ -5,10 +5,16 @@
 //! exits 0 within the drain deadline (`--drain SECONDS`, default 5),
 //! printing a line per core.
 //!
+//! With `--poll-io` (built with the `tokio-io` feature) each connection
+//! echoes through `compat::PollIo` and tokio's `AsyncReadExt` and
+//! `AsyncWriteExt` instead of the native calls: the benchmarks measure
+//! what the readiness bridge costs.
+//!
 //! ```sh
 //! cargo run --release --example echo               # port 7878, every core
 //! cargo run --release --example echo -- 9000 2     # port, cores
 //! cargo run --release --example echo -- 9000 2 --stall-ms 100   # report stalls
+//! cargo run --release --features tokio-io --example echo -- 9000 2 --poll-io
 //! cargo run --release --example echo_client -- 127.0.0.1:7878 64 1024 5
 //! ```
 
@@ -25,6 +31,7 @@ fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let drain = accept::take_drain_flag(&mut args, "echo");
     let stall = take_stall_flag(&mut args);
+    let poll_io = take_poll_io_flag(&mut args);
     let mut args = args.into_iter();
     let port: u16 = arg(args.next(), "port", 7878);
     let cores: usize = arg(
@@ -57,9 +64,16 @@ fn main() {
                 let tracker = Tracker::new(&shutdown);
                 // Direct descriptors while the ring's table has room;
                 // TCP_NODELAY comes from the listener.
-                let serve = |stream| tracker.spawn(|conn| echo(stream, conn));
                 let label = format!("echo: {core}");
-                accept::accept_loop(label, &shutdown, || listener.accept_direct(), serve).await;
+                if poll_io {
+                    // The readiness bridge needs a file descriptor: a
+                    // plain accept.
+                    let serve = |stream| tracker.spawn(|conn| bridged::echo(stream, conn));
+                    accept::accept_loop(label, &shutdown, || listener.accept(), serve).await;
+                } else {
+                    let serve = |stream| tracker.spawn(|conn| echo(stream, conn));
+                    accept::accept_loop(label, &shutdown, || listener.accept_direct(), serve).await;
+                }
                 drop(listener);
                 let drained = tracker.drain(drain).await;
                 let served = format!("{} bytes echoed", ECHOED.get());
@@ -109,6 +123,59 @@ async fn echo(stream: TcpStream, conn: Conn) {
     }
 }
 
+/// The echo over `compat::PollIo` and tokio's I/O traits (`--poll-io`).
+#[cfg(feature = "tokio-io")]
+mod bridged {
+    use corering::compat::PollIo;
+    use corering::net::TcpStream;
+    use corering::shutdown::Conn;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// As the native `echo`, through the bridge.
+    pub async fn echo(stream: TcpStream, conn: Conn) {
+        let Ok(mut stream) = PollIo::new(stream) else {
+            return;
+        };
+        let mut buf = vec![0; 16 * 1024];
+        loop {
+            let Some(read) = conn.until(stream.read(&mut buf)).await else {
+                return;
+            };
+            match read {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if stream.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                    super::ECHOED.set(super::ECHOED.get() + n as u64);
+                }
+            }
+        }
+    }
+}
+
+/// Without the `tokio-io` feature there is no bridge to echo through.
+#[cfg(not(feature = "tokio-io"))]
+mod bridged {
+    pub async fn echo(_: corering::net::TcpStream, _: corering::shutdown::Conn) {
+        unreachable!("--poll-io is refused without the tokio-io feature")
+    }
+}
+
+/// Takes `--poll-io` out of the arguments; exits when the build has no
+/// bridge (the `tokio-io` feature).
+fn take_poll_io_flag(args: &mut Vec<String>) -> bool {
+    let Some(at) = args.iter().position(|arg| arg == "--poll-io") else {
+        return false;
+    };
+    args.remove(at);
+    if cfg!(not(feature = "tokio-io")) {
+        eprintln!("echo: --poll-io needs a build with the tokio-io feature");
+        std::process::exit(2);
+    }
+    true
+}
+
 /// Takes `--stall-ms MS` out of the arguments: report a core held that
 /// long (the benchmarks measure what the reports cost).
 fn take_stall_flag(args: &mut Vec<String>) -> Option<Duration> {
@@ -128,7 +195,7 @@ fn arg<T: std::str::FromStr>(arg: Option<String>, what: &str, default: T) -> T {
     match arg {
         None => default,
         Some(text) => text.parse().unwrap_or_else(|_| {
-            eprintln!("echo: bad {what}: {text:?}\nusage: echo [port] [cores] [--drain seconds] [--stall-ms ms]");
+            eprintln!("echo: bad {what}: {text:?}\nusage: echo [port] [cores] [--drain seconds] [--stall-ms ms] [--poll-io]");
             std::process::exit(2);
         }),
     }

@@ -215,6 +215,32 @@ fn dropping_a_poll_io_with_a_wait_armed_leaks_no_slot_and_no_descriptor() {
 }
 
 #[test]
+fn a_short_read_then_the_end_of_stream_is_read_not_waited_for() {
+    let _serial = common::serial();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    corering::start(async {
+        let (listener, addr) = listen();
+        let mut client = connect(addr).await;
+        let (server, _) = listener.accept().await.unwrap();
+        let mut server = PollIo::new(server).unwrap();
+        let mut buf = [0; 4096];
+        // Nothing yet: the read arms its readiness stream and waits.
+        let early = corering::time::timeout(Duration::from_millis(10), server.read(&mut buf));
+        assert!(early.await.is_err());
+        // The bytes and the FIN arrive together: one event for both, then
+        // a short read takes the bytes. The end of stream comes with no
+        // event of its own, and must still be read.
+        client.write_all(&pattern(100, 4)).await.unwrap();
+        client.shutdown().await.unwrap();
+        corering::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(server.read(&mut buf).await.unwrap(), 100);
+        assert_eq!(&buf[..100], &pattern(100, 4)[..]);
+        let end = corering::time::timeout(Duration::from_secs(5), server.read(&mut buf)).await;
+        assert_eq!(end.expect("the end of stream is read at once").unwrap(), 0);
+    });
+}
+
+#[test]
 fn a_direct_descriptor_is_refused_with_a_clear_error() {
     let _serial = common::serial();
     corering::start(async {

@@ -6,10 +6,11 @@
 #[path = "../../examples/hello/http.rs"]
 mod http;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 /// The echo server's connection: every byte back until the client closes.
 pub async fn echo(mut stream: TcpStream) {
@@ -50,4 +51,17 @@ pub async fn serve(mut stream: TcpStream, idle: Duration) {
             Ok(Ok(_)) => output.clear(),
         }
     }
+}
+
+/// A socket bound to `port` on all interfaces, with SO_REUSEADDR (as
+/// tokio's own `TcpListener::bind` sets it) and SO_REUSEPORT.
+#[allow(dead_code)] // the one-thread servers bind with tokio's own listener
+pub fn bind(port: u16) -> TcpSocket {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+    socket.set_reuseport(true).expect("SO_REUSEPORT");
+    socket
+        .bind(SocketAddr::from(([0, 0, 0, 0], port)))
+        .expect("bind");
+    socket
 }

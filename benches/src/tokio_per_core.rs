@@ -10,7 +10,6 @@
 mod server_args;
 mod tokio_conn;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::TcpSocket;
@@ -20,7 +19,7 @@ fn main() {
         server_args::parse_with_cores("tokio_per_core");
     // Bind every listener here, so a port in use fails the program at once;
     // each thread starts listening on its own inside its runtime.
-    let sockets: Vec<TcpSocket> = (0..cores).map(|_| bind(port)).collect();
+    let sockets: Vec<TcpSocket> = (0..cores).map(|_| tokio_conn::bind(port)).collect();
     let threads: Vec<_> = sockets
         .into_iter()
         .enumerate()
@@ -36,18 +35,6 @@ fn main() {
             std::process::exit(1);
         }
     }
-}
-
-/// A socket bound to `port` on all interfaces, with SO_REUSEADDR (as
-/// tokio's own `TcpListener::bind` sets it) and SO_REUSEPORT.
-fn bind(port: u16) -> TcpSocket {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket.set_reuseaddr(true).expect("SO_REUSEADDR");
-    socket.set_reuseport(true).expect("SO_REUSEPORT");
-    socket
-        .bind(SocketAddr::from(([0, 0, 0, 0], port)))
-        .expect("bind");
-    socket
 }
 
 /// One thread's server: listens on `socket` and serves what it accepts,

@@ -1,10 +1,14 @@
 //! `PollIo`: a completion-based stream behind readiness traits.
 //!
 //! Every call first makes the non-blocking system call itself (`recv` or
-//! `sendmsg` with `MSG_DONTWAIT`) on the socket's descriptor; only when
-//! that says `EAGAIN` does it arm a readiness wait, one
-//! `IORING_OP_POLL_ADD` for the direction, and return `Pending`. The wait's
-//! CQE wakes the task, whose next poll makes the call again. So
+//! `sendmsg` with `MSG_DONTWAIT`) on the socket's descriptor. Only when
+//! that says `EAGAIN` does it look at the direction's readiness stream: a
+//! multishot `IORING_OP_POLL_ADD`, armed at the first `EAGAIN` and kept
+//! armed after, as an edge-triggered epoll registration is. An event
+//! since the last look means "try again"; none means `Pending`, and the
+//! stream's next CQE wakes the task. Events that pile up while nobody
+//! looks merge into one (the slot holds at most two), and arming costs
+//! one SQE per connection and direction, not one per wait. So
 //!
 //! - a read returns what the kernel has, never more than it was asked for,
 //!   and keeps nothing back;
@@ -12,24 +16,26 @@
 //!   kernel, and `Pending` means none did: there is no buffer in between
 //!   (HTTP/2 and TLS depend on it);
 //! - a flush has nothing to do;
-//! - the read and the write side each have their own wait, so one task
+//! - the read and the write side each have their own stream, so one task
 //!   can read while another writes (through `tokio::io::split`).
 //!
-//! A wait is an `Op`: dropped armed (the `PollIo` dropped, or the caller
-//! gone), its slot cancels the poll, and the descriptor it holds stays
-//! open until the cancel's CQE, like any operation's.
+//! A readiness stream is a `MultiOp`: dropped armed (the `PollIo` dropped),
+//! its slot cancels the poll, and the descriptor it holds stays open until
+//! the cancel's final CQE, like any operation's.
 
 use std::fmt;
-use std::future::Future;
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::net::Shutdown;
 use std::os::fd::RawFd;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
 use crate::net::{TcpStream, UnixStream};
-use crate::op::{Op, PollAdd, SharedFd};
+use futures_core::Stream as _;
+
+use crate::driver::Completion;
+use crate::op::{MultiOp, PollMulti, SharedFd};
 use crate::sys::socket;
 
 /// A [`TcpStream`] or [`UnixStream`] with the readiness I/O traits of the
@@ -39,7 +45,7 @@ use crate::sys::socket;
 ///
 /// A read fills what the kernel has now; `Pending` comes only after a
 /// non-blocking attempt found nothing and a readiness wait
-/// (`IORING_OP_POLL_ADD`) was armed. A write that returns `Ready(Ok(n))`
+/// (`IORING_OP_POLL_ADD`, multishot, kept armed) is in place. A write that returns `Ready(Ok(n))`
 /// handed exactly `n` bytes to the kernel; `Pending` means none. A flush
 /// is a no-op (nothing is buffered); a shutdown ends the write side
 /// (`shutdown(2)`, `SHUT_WR`); vectored writes are one `sendmsg(2)`.
@@ -83,10 +89,10 @@ pub struct PollIo<S> {
     fd: SharedFd,
     /// Its file descriptor, for the non-blocking calls.
     raw: RawFd,
-    /// The armed wait for readability, if any.
-    readable: Option<Op<PollAdd>>,
-    /// The armed wait for writability, if any.
-    writable: Option<Op<PollAdd>>,
+    /// Readiness for reads.
+    read: Direction,
+    /// Readiness for writes.
+    write: Direction,
 }
 
 // Nothing in a `PollIo` is pinned structurally: the stream is only ever
@@ -148,8 +154,8 @@ impl<S: PollSource> PollIo<S> {
             io: stream,
             fd,
             raw,
-            readable: None,
-            writable: None,
+            read: Direction::new(libc::POLLIN | libc::POLLRDHUP),
+            write: Direction::new(libc::POLLOUT),
         })
     }
 }
@@ -175,10 +181,9 @@ impl<S> PollIo<S> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        let raw = self.raw;
-        poll_ready(&mut self.readable, &self.fd, libc::POLLIN, cx, || {
-            socket::recv_now(raw, buf)
-        })
+        let (raw, want) = (self.raw, buf.len());
+        self.read
+            .poll(&self.fd, cx, want, || socket::recv_now(raw, buf))
     }
 
     /// Sends from `bufs` what the kernel takes now, in one `sendmsg`.
@@ -191,9 +196,9 @@ impl<S> PollIo<S> {
             return Poll::Ready(Ok(0));
         }
         let raw = self.raw;
-        poll_ready(&mut self.writable, &self.fd, libc::POLLOUT, cx, || {
-            socket::send_now(raw, bufs)
-        })
+        let want = bufs.iter().map(|buf| buf.len()).sum();
+        self.write
+            .poll(&self.fd, cx, want, || socket::send_now(raw, bufs))
     }
 
     /// Ends the write side: the peer reads end of stream once it has read
@@ -207,36 +212,110 @@ impl<S> PollIo<S> {
     }
 }
 
-/// One readiness-driven call: while a wait is armed, waits for it; then
-/// makes the call, and when it would block arms a new wait for `events`
-/// (polled once, which submits it) and returns `Pending`.
-fn poll_ready<T>(
-    wait: &mut Option<Op<PollAdd>>,
-    fd: &SharedFd,
+/// One direction's readiness: its stream, armed at the first `EAGAIN` and
+/// kept armed after, and whether the socket is known to be drained (for
+/// reads: nothing left to read; for writes: no room).
+struct Direction {
     events: libc::c_short,
-    cx: &mut Context<'_>,
-    mut call: impl FnMut() -> io::Result<T>,
-) -> Poll<io::Result<T>> {
-    loop {
-        if let Some(armed) = wait {
-            // Whatever the wait saw (ready, an error or a hang-up bit, or
-            // an error of the poll itself), the call tells what it means.
-            let _ = ready!(Pin::new(armed).poll(cx));
-            *wait = None;
+    stream: Option<MultiOp<PollMulti>>,
+    /// The last call found nothing to do (`EAGAIN`, or a short transfer:
+    /// a stream socket's read returns less than asked only when its queue
+    /// is empty, a write when its buffer is full), and no readiness event
+    /// came since. The next call then waits for one first instead of
+    /// making a system call that would say `EAGAIN` (as tokio does).
+    drained: bool,
+    /// An event said the peer hung up or the socket failed (`POLLRDHUP`,
+    /// `POLLHUP`, `POLLERR`): a state no later event announces again, so
+    /// from then on every call is made (and says end of stream or the
+    /// error) rather than waiting for one.
+    closed: bool,
+}
+
+impl Direction {
+    /// Readiness for `events`: `POLLOUT` for writes, `POLLIN | POLLRDHUP`
+    /// for reads (a hang-up ends a wait whether asked for or not; asked
+    /// for, it is told apart from data).
+    fn new(events: libc::c_short) -> Direction {
+        Direction {
+            events,
+            stream: None,
+            drained: false,
+            closed: false,
         }
-        match call() {
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                let mut armed = Op::new(PollAdd::new(fd.clone(), events as u32));
-                if Pin::new(&mut armed).poll(cx).is_ready() {
-                    // Unreachable today (a first poll only submits); if it
-                    // ever completes at once, make the call again.
-                    continue;
+    }
+
+    /// Takes one event of the stream: notes a hang-up or an error, and
+    /// drops a stream the kernel ended or that failed (the next `EAGAIN`
+    /// arms a new one). The poll's own error, if it failed.
+    fn take(&mut self, event: Option<Completion>) -> Option<io::Error> {
+        let hung_up = (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) as i32;
+        let failed = match event {
+            Some(event) if event.result >= 0 => {
+                self.closed |= event.result & hung_up != 0;
+                if event.has_more() {
+                    return None;
                 }
-                *wait = Some(armed);
-                return Poll::Pending;
+                None
             }
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            result => return Poll::Ready(result),
+            Some(event) => Some(io::Error::from_raw_os_error(-event.result)),
+            None => None,
+        };
+        self.stream = None;
+        failed
+    }
+
+    /// One readiness-driven call that moves up to `want` bytes: made
+    /// unless the socket is drained; when it would block (or is drained),
+    /// waits for a readiness event: `Pending` until one comes (its CQE
+    /// wakes the task), then the call again.
+    fn poll(
+        &mut self,
+        fd: &SharedFd,
+        cx: &mut Context<'_>,
+        want: usize,
+        mut call: impl FnMut() -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        // Events queued since the last look are what woke this task, or
+        // came with bytes an earlier call already took: either way the
+        // call below sees what they announced. Taking them first means an
+        // event still queued after an `EAGAIN` is a new one. They are
+        // taken without leaving this task's waker behind (a no-op one
+        // instead): the task is woken only for an event it waits for.
+        let mut look = Context::from_waker(std::task::Waker::noop());
+        while let Some(stream) = &mut self.stream {
+            let Poll::Ready(event) = Pin::new(stream).poll_next(&mut look) else {
+                break;
+            };
+            self.drained = false;
+            // A failed poll is armed again below if the call would block,
+            // and its error returned if that one fails too.
+            let _ = self.take(event);
+        }
+        loop {
+            if !self.drained {
+                match call() {
+                    Ok(n) => {
+                        self.drained = n > 0 && n < want && !self.closed;
+                        return Poll::Ready(Ok(n));
+                    }
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                        self.drained = true;
+                    }
+                    Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(error) => return Poll::Ready(Err(error)),
+                }
+            }
+            let events = self.events as u32;
+            let stream = self
+                .stream
+                .get_or_insert_with(|| MultiOp::new(PollMulti::new(fd.clone(), events)));
+            let Poll::Ready(event) = Pin::new(stream).poll_next(cx) else {
+                return Poll::Pending;
+            };
+            if let Some(error) = self.take(event) {
+                return Poll::Ready(Err(error));
+            }
+            self.drained = false;
         }
     }
 }
@@ -245,8 +324,8 @@ impl<S: fmt::Debug> fmt::Debug for PollIo<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PollIo")
             .field("io", &self.io)
-            .field("read_armed", &self.readable.is_some())
-            .field("write_armed", &self.writable.is_some())
+            .field("read_armed", &self.read.stream.is_some())
+            .field("write_armed", &self.write.stream.is_some())
             .finish()
     }
 }

@@ -88,8 +88,14 @@ pub(crate) enum Lifecycle {
 pub(crate) struct StreamSlot {
     /// CQEs not yet taken by the stream, oldest first. Bounded by what the
     /// kernel posts between two polls of the stream: a multishot receive
-    /// stops when its buffer group runs dry, an accept at the backlog.
+    /// stops when its buffer group runs dry, an accept at the backlog, and
+    /// a readiness stream (`merge`) holds at most two.
     pub(crate) completions: VecDeque<Completion>,
+    /// Whether a CQE with `F_MORE` merges into the newest one queued when
+    /// that has `F_MORE` too, their results (event masks) ORed: a
+    /// multishot poll's CQEs only say "ready since you last looked", so
+    /// one nobody polls for a while holds one, not one per wake-up.
+    pub(crate) merge: bool,
     /// The waiter of the task that last polled the stream.
     pub(crate) waker: Option<Waiter>,
     /// The final CQE (no `F_MORE`) has been queued.
@@ -175,7 +181,18 @@ impl Driver {
             }
             Lifecycle::Streaming(stream) => {
                 stream.finished = !completion.has_more();
-                stream.completions.push_back(completion);
+                match stream.completions.back_mut() {
+                    Some(newest)
+                        if stream.merge
+                            && completion.has_more()
+                            && newest.has_more()
+                            && completion.result >= 0
+                            && newest.result >= 0 =>
+                    {
+                        newest.result |= completion.result;
+                    }
+                    _ => stream.completions.push_back(completion),
+                }
                 wake::hand_on(stream.waker.take(), ready, &mut self.wakers);
             }
             Lifecycle::Abandoned(state) => {

@@ -38,7 +38,7 @@ pub(crate) use linked::{SendAllRecv, SendAllRecvBuf};
 pub(crate) use multi::{MultiOp, MultishotOperation};
 pub use nop::{nop, Nop};
 #[cfg(any(feature = "tokio-io", feature = "futures-io", feature = "hyper"))]
-pub(crate) use poll::PollAdd;
+pub(crate) use poll::PollMulti;
 pub(crate) use read_write::{Read, ReadFixed, Write, WriteFixed};
 pub(crate) use send_recv::{Recv, RecvBuf, RecvFrom, RecvMulti, Send, SendTo, SendZc};
 pub(crate) use shared_fd::SharedFd;

@@ -30,6 +30,11 @@ pub(crate) unsafe trait MultishotOperation: 'static {
     /// What each CQE becomes.
     type Item;
 
+    /// Whether CQEs that queue up between two polls merge into one (their
+    /// results ORed; see `StreamSlot::merge`): for readiness, where a CQE
+    /// says only which events happened.
+    const MERGE: bool = false;
+
     /// Builds the SQE; called once, on the first poll.
     fn build(&mut self) -> squeue::Entry;
 
@@ -116,6 +121,7 @@ impl<T: MultishotOperation> Stream for MultiOp<T> {
                 }
                 let lifecycle = Lifecycle::Streaming(Box::new(StreamSlot {
                     waker: Some(waker.waiter()),
+                    merge: T::MERGE,
                     ..StreamSlot::default()
                 }));
                 // SAFETY: `MultishotOperation`'s contract makes the SQE refer
@@ -182,6 +188,50 @@ mod tests {
         fn late_completion(&mut self, _completion: Completion) {
             self.late.set(self.late.get() + 1);
         }
+    }
+
+    /// The same poll with its CQEs merged (as `compat::PollIo`'s are).
+    struct PollMerged(std::rc::Rc<EventFd>);
+
+    // SAFETY: the SQE refers to no memory.
+    unsafe impl MultishotOperation for PollMerged {
+        type Item = Completion;
+        const MERGE: bool = true;
+
+        fn build(&mut self) -> squeue::Entry {
+            opcode::PollAdd::new(types::Fd(self.0.as_raw_fd()), libc::POLLIN as u32)
+                .multi(true)
+                .build()
+        }
+
+        fn next(&mut self, completion: Completion) -> Completion {
+            completion
+        }
+    }
+
+    #[test]
+    fn merged_cqes_that_queue_between_polls_are_one() {
+        crate::start(async {
+            let fd = std::rc::Rc::new(EventFd::new().unwrap());
+            let mut stream = MultiOp::new(PollMerged(fd.clone()));
+            let wait = std::time::Duration::from_millis(5);
+            assert!(crate::time::timeout(wait, next(&mut stream)).await.is_err());
+            // Three wake-ups, each reaped on a turn of its own while the
+            // stream is not polled: three CQEs with F_MORE, one queued.
+            for _ in 0..3 {
+                fd.notify();
+                crate::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            let before = crate::stats().completed;
+            let event = next(&mut stream).await.unwrap();
+            assert!(event.has_more() && event.result & libc::POLLIN as i32 != 0);
+            assert!(crate::time::timeout(wait, next(&mut stream)).await.is_err());
+            assert_eq!(
+                crate::stats().completed,
+                before,
+                "a stream's CQEs are not completions"
+            );
+        });
     }
 
     async fn next<S: Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
