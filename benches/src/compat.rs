@@ -21,10 +21,7 @@ mod process;
 
 use std::fmt::Write as _;
 
-use harness::{
-    echo_percentile, field_after, field_before, measure, median_round, run_load, wrk_percentile,
-    Load, Round, Server,
-};
+use harness::{echo_load, field_before, measure, median_round, run_load, wrk, Load, Round, Server};
 
 const PORT: u16 = 18_282;
 
@@ -33,21 +30,7 @@ fn main() {
     let (rounds, seconds) = if quick { (3, 2) } else { (5, 10) };
     let port = PORT.to_string();
     let url = format!("http://127.0.0.1:{PORT}/");
-    let wrk = || {
-        let output = run_load(&[
-            "wrk",
-            "-t1",
-            "-c64",
-            "--latency",
-            &format!("-d{seconds}s"),
-            &url,
-        ]);
-        Load {
-            per_second: field_after(&output, "Requests/sec:").expect("wrk printed Requests/sec"),
-            p50_us: wrk_percentile(&output, "50%").expect("wrk printed the median latency"),
-            p99_us: wrk_percentile(&output, "99%").expect("wrk printed the 99th percentile"),
-        }
-    };
+    let wrk = || wrk(&url, seconds);
     let h2load = || {
         let output = run_load(&[
             "h2load",
@@ -71,21 +54,7 @@ fn main() {
         }
     };
     let addr = format!("127.0.0.1:{PORT}");
-    let echo = || {
-        let output = run_load(&[
-            "target/release/examples/echo_client",
-            &addr,
-            "64",
-            "1024",
-            &seconds.to_string(),
-        ]);
-        Load {
-            per_second: field_before(&output, "round trips/s")
-                .expect("echo_client printed round trips/s"),
-            p50_us: echo_percentile(&output, "p50 ").expect("echo_client printed p50"),
-            p99_us: echo_percentile(&output, "p99 ").expect("echo_client printed p99"),
-        }
-    };
+    let echo = || echo_load(&addr, 64, 1024, seconds);
     let server = |name, program: &str, args: &[&str]| Server {
         name,
         program: program.into(),

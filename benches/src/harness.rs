@@ -35,6 +35,41 @@ pub struct Round {
     pub user_us_per_request: f64,
 }
 
+/// wrk on one thread and 64 connections for `seconds` against `url`.
+pub fn wrk(url: &str, seconds: u32) -> Load {
+    let output = run_load(&[
+        "wrk",
+        "-t1",
+        "-c64",
+        "--latency",
+        &format!("-d{seconds}s"),
+        url,
+    ]);
+    Load {
+        per_second: field_after(&output, "Requests/sec:").expect("wrk printed Requests/sec"),
+        p50_us: wrk_percentile(&output, "50%").expect("wrk printed the median latency"),
+        p99_us: wrk_percentile(&output, "99%").expect("wrk printed the 99th percentile"),
+    }
+}
+
+/// The echo load generator (`examples/echo_client`): `connections`
+/// connections each sending `bytes` and checking the echo, for `seconds`.
+pub fn echo_load(addr: &str, connections: usize, bytes: usize, seconds: u32) -> Load {
+    let output = run_load(&[
+        "target/release/examples/echo_client",
+        addr,
+        &connections.to_string(),
+        &bytes.to_string(),
+        &seconds.to_string(),
+    ]);
+    Load {
+        per_second: field_before(&output, "round trips/s")
+            .expect("echo_client printed round trips/s"),
+        p50_us: echo_percentile(&output, "p50 ").expect("echo_client printed p50"),
+        p99_us: echo_percentile(&output, "p99 ").expect("echo_client printed p99"),
+    }
+}
+
 /// One round: start the server on CPU 0, run the load on CPU 1, read the
 /// server's CPU time around it.
 pub fn measure(server: &Server, port: u16, load: &dyn Fn() -> Load) -> Round {

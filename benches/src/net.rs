@@ -27,10 +27,7 @@ mod harness;
 mod process;
 mod report;
 
-use harness::{
-    echo_percentile, field_after, field_before, measure, median_round, run_load, wrk_percentile,
-    Load, Round, Server,
-};
+use harness::{echo_load, measure, median_round, wrk, Load, Round, Server};
 use report::Workload;
 
 /// The servers of one workload (`hello` or `echo`): corering first, tokio
@@ -121,36 +118,10 @@ fn main() {
         "networking, server on CPU 0, load on CPU 1, median of {rounds} rounds of {seconds} s"
     );
     let url = format!("http://127.0.0.1:{port}/");
-    let wrk = |seconds: u32| -> Load {
-        let output = run_load(&[
-            "wrk",
-            "-t1",
-            "-c64",
-            "--latency",
-            &format!("-d{seconds}s"),
-            &url,
-        ]);
-        Load {
-            per_second: field_after(&output, "Requests/sec:").expect("wrk printed Requests/sec"),
-            p50_us: wrk_percentile(&output, "50%").expect("wrk printed the median latency"),
-            p99_us: wrk_percentile(&output, "99%").expect("wrk printed the 99th percentile"),
-        }
-    };
+    let wrk = |seconds: u32| wrk(&url, seconds);
     let addr = format!("127.0.0.1:{port}");
-    let echo_load = |connections: usize, bytes: usize, seconds: u32| -> Load {
-        let output = run_load(&[
-            "target/release/examples/echo_client",
-            &addr,
-            &connections.to_string(),
-            &bytes.to_string(),
-            &seconds.to_string(),
-        ]);
-        Load {
-            per_second: field_before(&output, "round trips/s")
-                .expect("echo_client printed round trips/s"),
-            p50_us: echo_percentile(&output, "p50 ").expect("echo_client printed p50"),
-            p99_us: echo_percentile(&output, "p99 ").expect("echo_client printed p99"),
-        }
+    let echo_load = |connections: usize, bytes: usize, seconds: u32| {
+        echo_load(&addr, connections, bytes, seconds)
     };
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|arg| arg == "--ab") {

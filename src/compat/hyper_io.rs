@@ -1,6 +1,6 @@
 //! hyper 1.x's `rt::Read` and `rt::Write` for [`PollIo`].
 
-use std::io::{self, IoSlice};
+use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -24,33 +24,9 @@ impl<S> Read for PollIo<S> {
 }
 
 impl<S> Write for PollIo<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.get_mut().poll_send(cx, &[IoSlice::new(buf)])
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.get_mut().poll_send(cx, bufs)
-    }
+    super::poll_io::write_methods!(poll_shutdown);
 
     fn is_write_vectored(&self) -> bool {
         true
-    }
-
-    /// Nothing is buffered: always ready.
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    /// Ends the write side (`SHUT_WR`).
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.get_mut().shutdown_write())
     }
 }

@@ -320,6 +320,48 @@ impl Direction {
     }
 }
 
+/// The write half every trait family shares, word for word: `poll_write`
+/// and `poll_write_vectored` as one `sendmsg`, a `poll_flush` with nothing
+/// to do, and `$shutdown` (`poll_shutdown`, or futures-io's `poll_close`)
+/// ending the write side.
+macro_rules! write_methods {
+    ($shutdown:ident) => {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.get_mut().poll_send(cx, &[std::io::IoSlice::new(buf)])
+        }
+
+        fn poll_write_vectored(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            bufs: &[std::io::IoSlice<'_>],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.get_mut().poll_send(cx, bufs)
+        }
+
+        /// Nothing is buffered: always ready.
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        /// Ends the write side (`SHUT_WR`); the descriptor closes when the
+        /// `PollIo` is dropped.
+        fn $shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(self.get_mut().shutdown_write())
+        }
+    };
+}
+pub(super) use write_methods;
+
 impl<S: fmt::Debug> fmt::Debug for PollIo<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PollIo")
