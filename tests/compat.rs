@@ -180,6 +180,45 @@ fn a_ready_write_handed_exactly_its_bytes_to_the_kernel_and_pending_none() {
 }
 
 #[test]
+fn a_vectored_write_past_iov_max_is_not_taken_for_a_full_socket() {
+    let _serial = common::serial();
+    use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+    corering::start(async {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let mut ours = PollIo::new(ours).unwrap();
+        let mut theirs = PollIo::new(theirs).unwrap();
+        // Fill the socket until a write would block (that arms the write
+        // side's readiness stream), then let the peer take it all.
+        let block = pattern(1 << 16, 5);
+        let mut sent = 0;
+        poll_fn(|cx| loop {
+            match Pin::new(&mut ours).poll_write(cx, &block) {
+                Poll::Ready(written) => sent += written.unwrap(),
+                Poll::Pending => return Poll::Ready(()),
+            }
+        })
+        .await;
+        let mut drained = vec![0; sent];
+        theirs.read_exact(&mut drained).await.unwrap();
+        // 1,500 buffers: one sendmsg takes the first 1,024, with room to
+        // spare. That is not a full socket: the next write goes out at
+        // once instead of waiting for room that never runs out.
+        let bufs: Vec<_> = (0..1500)
+            .map(|_| std::io::IoSlice::new(b"0123456789"))
+            .collect();
+        let written = ours.write_vectored(&bufs).await.unwrap();
+        assert_eq!(written, 10_240);
+        let next = corering::time::timeout(Duration::from_secs(2), ours.write_all(b"next"));
+        next.await
+            .expect("the write after goes out at once")
+            .unwrap();
+        let mut got = vec![0; 10_244];
+        theirs.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got[10_240..], b"next");
+    });
+}
+
+#[test]
 fn dropping_a_poll_io_with_a_wait_armed_leaks_no_slot_and_no_descriptor() {
     let _serial = common::serial();
     use tokio::io::AsyncReadExt;

@@ -2,13 +2,16 @@
 //!
 //! Every call first makes the non-blocking system call itself (`recv` or
 //! `sendmsg` with `MSG_DONTWAIT`) on the socket's descriptor. Only when
-//! that says `EAGAIN` does it look at the direction's readiness stream: a
-//! multishot `IORING_OP_POLL_ADD`, armed at the first `EAGAIN` and kept
-//! armed after, as an edge-triggered epoll registration is. An event
-//! since the last look means "try again"; none means `Pending`, and the
-//! stream's next CQE wakes the task. Events that pile up while nobody
-//! looks merge into one (the slot holds at most two), and arming costs
-//! one SQE per connection and direction, not one per wait. So
+//! that says `EAGAIN` (or the last call came back short, which on a
+//! stream socket means it was drained, as tokio also takes it) does it
+//! look at the direction's readiness stream: a multishot
+//! `IORING_OP_POLL_ADD`, armed at the first `EAGAIN` and kept armed
+//! after, as an edge-triggered epoll registration is. An event since the
+//! last look means "try again"; none means `Pending`, and the stream's
+//! next CQE wakes the task. Events that pile up while nobody looks merge
+//! into one (the slot holds at most two), and arming costs one SQE per
+//! connection and direction, not one per wait. A hang-up or error event is
+//! remembered: after it, every call is made. So
 //!
 //! - a read returns what the kernel has, never more than it was asked for,
 //!   and keeps nothing back;
@@ -31,11 +34,11 @@ use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::net::{TcpStream, UnixStream};
 use futures_core::Stream as _;
 
 use crate::driver::Completion;
-use crate::op::{MultiOp, PollMulti, SharedFd};
+use crate::net::{TcpStream, UnixStream};
+use crate::op::{MultiOp, PollMulti, SharedFd, MAX_RW_COUNT};
 use crate::sys::socket;
 
 /// A [`TcpStream`] or [`UnixStream`] with the readiness I/O traits of the
@@ -44,9 +47,10 @@ use crate::sys::socket;
 /// `rt::Write` (feature `hyper`).
 ///
 /// A read fills what the kernel has now; `Pending` comes only after a
-/// non-blocking attempt found nothing and a readiness wait
-/// (`IORING_OP_POLL_ADD`, multishot, kept armed) is in place. A write that returns `Ready(Ok(n))`
-/// handed exactly `n` bytes to the kernel; `Pending` means none. A flush
+/// non-blocking attempt found nothing (or came back short) and a readiness
+/// wait (`IORING_OP_POLL_ADD`, multishot, kept armed) is in place. A write
+/// that returns `Ready(Ok(n))` handed exactly `n` bytes to the kernel;
+/// `Pending` means none. A flush
 /// is a no-op (nothing is buffered); a shutdown ends the write side
 /// (`shutdown(2)`, `SHUT_WR`); vectored writes are one `sendmsg(2)`.
 /// Dropping a `PollIo` cancels the waits it has armed.
@@ -96,7 +100,7 @@ pub struct PollIo<S> {
 }
 
 // Nothing in a `PollIo` is pinned structurally: the stream is only ever
-// used through `&S`, and the waits are `Op`s, which are `Unpin`.
+// used through `&S`, and the waits are `MultiOp`s, which are `Unpin`.
 impl<S> Unpin for PollIo<S> {}
 
 /// The streams a [`PollIo`] wraps: [`TcpStream`] and [`UnixStream`]
@@ -181,7 +185,9 @@ impl<S> PollIo<S> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        let (raw, want) = (self.raw, buf.len());
+        // One call moves at most `MAX_RW_COUNT` bytes: a read that long is
+        // not short.
+        let (raw, want) = (self.raw, buf.len().min(MAX_RW_COUNT));
         self.read
             .poll(&self.fd, cx, want, || socket::recv_now(raw, buf))
     }
@@ -195,8 +201,16 @@ impl<S> PollIo<S> {
         if bufs.iter().all(|buf| buf.is_empty()) {
             return Poll::Ready(Ok(0));
         }
+        // One `sendmsg` takes at most `IOV_MAX` buffers and `MAX_RW_COUNT`
+        // bytes: a write of all that is not short (a short write means
+        // the socket is full, and waits for room).
+        let bufs = &bufs[..bufs.len().min(libc::UIO_MAXIOV as usize)];
+        let want = bufs
+            .iter()
+            .map(|buf| buf.len())
+            .sum::<usize>()
+            .min(MAX_RW_COUNT);
         let raw = self.raw;
-        let want = bufs.iter().map(|buf| buf.len()).sum();
         self.write
             .poll(&self.fd, cx, want, || socket::send_now(raw, bufs))
     }
