@@ -38,7 +38,7 @@ use futures_core::Stream as _;
 
 use crate::driver::Completion;
 use crate::net::{TcpStream, UnixStream};
-use crate::op::{MultiOp, PollMulti, SharedFd, MAX_RW_COUNT};
+use crate::op::{MultiOp, PollMulti, SharedFd, IOVECS_MAX, MAX_RW_COUNT};
 use crate::sys::socket;
 
 /// A [`TcpStream`] or [`UnixStream`] with the readiness I/O traits of the
@@ -204,7 +204,7 @@ impl<S> PollIo<S> {
         // One `sendmsg` takes at most `IOV_MAX` buffers and `MAX_RW_COUNT`
         // bytes: a write of all that is not short (a short write means
         // the socket is full, and waits for room).
-        let bufs = &bufs[..bufs.len().min(libc::UIO_MAXIOV as usize)];
+        let bufs = &bufs[..bufs.len().min(IOVECS_MAX)];
         let want = bufs
             .iter()
             .map(|buf| buf.len())
@@ -263,19 +263,19 @@ impl Direction {
     /// arms a new one). The poll's own error, if it failed.
     fn take(&mut self, event: Option<Completion>) -> Option<io::Error> {
         let hung_up = (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) as i32;
-        let failed = match event {
+        match event {
             Some(event) if event.result >= 0 => {
                 self.closed |= event.result & hung_up != 0;
-                if event.has_more() {
-                    return None;
+                if !event.has_more() {
+                    self.stream = None;
                 }
                 None
             }
-            Some(event) => Some(io::Error::from_raw_os_error(-event.result)),
-            None => None,
-        };
-        self.stream = None;
-        failed
+            failed => {
+                self.stream = None;
+                failed.map(|event| io::Error::from_raw_os_error(-event.result))
+            }
+        }
     }
 
     /// One readiness-driven call that moves up to `want` bytes: made

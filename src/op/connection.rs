@@ -198,11 +198,7 @@ pub(crate) struct Shutdown {
 
 impl Shutdown {
     pub(crate) fn new(fd: SharedFd, how: std::net::Shutdown) -> Shutdown {
-        let how = match how {
-            std::net::Shutdown::Read => libc::SHUT_RD,
-            std::net::Shutdown::Write => libc::SHUT_WR,
-            std::net::Shutdown::Both => libc::SHUT_RDWR,
-        };
+        let how = crate::sys::socket::shutdown_how(how);
         Shutdown { fd, how }
     }
 }

@@ -43,6 +43,8 @@ pub(crate) use read_write::{Read, ReadFixed, Write, WriteFixed};
 pub(crate) use send_recv::{Recv, RecvBuf, RecvFrom, RecvMulti, Send, SendTo, SendZc};
 pub(crate) use shared_fd::SharedFd;
 pub(crate) use single::{Op, Operation};
+#[cfg(any(feature = "tokio-io", feature = "futures-io", feature = "hyper"))]
+pub(crate) use vectored::IOVECS_MAX;
 pub(crate) use vectored::{readv, writev};
 
 use std::io;

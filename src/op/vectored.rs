@@ -17,7 +17,7 @@ use crate::driver::Completion;
 use super::Offset;
 
 /// The most iovecs one call takes (`IOV_MAX` on Linux).
-const IOVECS_MAX: usize = 1024;
+pub(crate) const IOVECS_MAX: usize = 1024;
 
 /// Reads into several buffers in order.
 pub(crate) struct Readv<B> {

@@ -364,31 +364,36 @@ pub(crate) fn recv_now(fd: RawFd, buf: &mut [std::mem::MaybeUninit<u8>]) -> io::
     Ok(n as usize)
 }
 
-/// One `sendmsg(2)` of `bufs` that never waits and never raises `SIGPIPE`:
-/// the bytes the kernel took, `WouldBlock` when it took none.
+/// One `sendmsg(2)` of `bufs` (at most `IOV_MAX` of them: more is
+/// `EMSGSIZE`) that never waits and never raises `SIGPIPE`: the bytes the
+/// kernel took, `WouldBlock` when it took none.
 #[cfg(any(feature = "tokio-io", feature = "futures-io", feature = "hyper"))]
 pub(crate) fn send_now(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
     // SAFETY: a zeroed msghdr is valid (no address, no control data).
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     // `IoSlice` is ABI-compatible with `iovec`; the kernel only reads them.
     msg.msg_iov = bufs.as_ptr().cast_mut().cast();
-    msg.msg_iovlen = bufs.len().min(libc::UIO_MAXIOV as usize);
+    msg.msg_iovlen = bufs.len();
     // SAFETY: `msg` points at `msg_iovlen` live iovecs, each at live
     // memory of its length; sendmsg only reads them.
     let n = unsafe { syscall!(sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL))? };
     Ok(n as usize)
 }
 
-/// `shutdown(2)`: ends one or both directions of a connected socket now.
-#[cfg(any(feature = "tokio-io", feature = "futures-io", feature = "hyper"))]
-pub(crate) fn shutdown_now(fd: RawFd, how: std::net::Shutdown) -> io::Result<()> {
-    let how = match how {
+/// `shutdown(2)`'s `how` for std's direction.
+pub(crate) fn shutdown_how(how: std::net::Shutdown) -> libc::c_int {
+    match how {
         std::net::Shutdown::Read => libc::SHUT_RD,
         std::net::Shutdown::Write => libc::SHUT_WR,
         std::net::Shutdown::Both => libc::SHUT_RDWR,
-    };
+    }
+}
+
+/// `shutdown(2)`: ends one or both directions of a connected socket now.
+#[cfg(any(feature = "tokio-io", feature = "futures-io", feature = "hyper"))]
+pub(crate) fn shutdown_now(fd: RawFd, how: std::net::Shutdown) -> io::Result<()> {
     // SAFETY: plain integers; shutdown never waits.
-    unsafe { syscall!(shutdown(fd, how)) }.map(drop)
+    unsafe { syscall!(shutdown(fd, shutdown_how(how))) }.map(drop)
 }
 
 #[cfg(test)]
