@@ -32,13 +32,13 @@ fn main() {
     let drain = accept::take_drain_flag(&mut args, "echo");
     let stall = take_stall_flag(&mut args);
     let poll_io = take_poll_io_flag(&mut args);
+    let usage = accept::Usage {
+        program: "echo",
+        args: "[port] [cores] [--drain seconds] [--stall-ms ms] [--poll-io]",
+    };
     let mut args = args.into_iter();
-    let port: u16 = arg(args.next(), "port", 7878);
-    let cores: usize = arg(
-        args.next(),
-        "cores",
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
-    );
+    let port: u16 = usage.arg(args.next(), "port", 7878);
+    let cores: usize = usage.arg(args.next(), "cores", accept::all_cores());
     let mut builder = corering::Runtime::builder();
     if let Some(threshold) = stall {
         builder = builder.on_stall(threshold, |stall| {
@@ -80,19 +80,7 @@ fn main() {
                 Ok(accept::report("echo", core, &served, &drained))
             }
         });
-    let (lines, failed): (Vec<_>, Vec<_>) = match launched {
-        Ok(results) => results.into_iter().partition(Result::is_ok),
-        Err(error) => (Vec::new(), vec![Err(error.to_string())]),
-    };
-    for line in lines.into_iter().flatten() {
-        println!("{line}");
-    }
-    for error in failed.iter().filter_map(|result| result.as_ref().err()) {
-        eprintln!("echo: {error}");
-    }
-    if !failed.is_empty() {
-        std::process::exit(1);
-    }
+    accept::finish("echo", launched);
 }
 
 thread_local! {
@@ -188,15 +176,5 @@ fn take_stall_flag(args: &mut Vec<String>) -> Option<Duration> {
             eprintln!("echo: --stall-ms needs a number of milliseconds");
             std::process::exit(2);
         }
-    }
-}
-
-fn arg<T: std::str::FromStr>(arg: Option<String>, what: &str, default: T) -> T {
-    match arg {
-        None => default,
-        Some(text) => text.parse().unwrap_or_else(|_| {
-            eprintln!("echo: bad {what}: {text:?}\nusage: echo [port] [cores] [--drain seconds] [--stall-ms ms] [--poll-io]");
-            std::process::exit(2);
-        }),
     }
 }

@@ -36,6 +36,54 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// their own. The next episode logged says how many went unreported.
 pub const LOG_QUIET: Duration = Duration::from_secs(10);
 
+/// A server example's command line, named in the message for an argument
+/// that does not parse.
+pub struct Usage {
+    pub program: &'static str,
+    /// What follows the program's name, as `[port] [cores]`.
+    pub args: &'static str,
+}
+
+impl Usage {
+    /// The argument, parsed, or `default` when absent; exits 2 with the
+    /// usage when it does not parse.
+    pub fn arg<T: std::str::FromStr>(&self, arg: Option<String>, what: &str, default: T) -> T {
+        match arg {
+            None => default,
+            Some(text) => text.parse().unwrap_or_else(|_| {
+                let Usage { program, args } = self;
+                eprintln!("{program}: bad {what}: {text:?}\nusage: {program} {args}");
+                std::process::exit(2);
+            }),
+        }
+    }
+}
+
+/// How many cores a server takes by default: the CPUs this process may
+/// run on.
+pub fn all_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Ends a launch of `program`: prints each core's closing line, and each
+/// error (the launch's, or a core's) on stderr; exits 1 after an error.
+pub fn finish(program: &str, launched: io::Result<Vec<Result<String, String>>>) {
+    let results = launched.unwrap_or_else(|error| vec![Err(error.to_string())]);
+    let mut failed = false;
+    for result in results {
+        match result {
+            Ok(line) => println!("{line}"),
+            Err(error) => {
+                eprintln!("{program}: {error}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        std::process::exit(1);
+    }
+}
+
 /// Accepts connections until `shutdown` is triggered, handing each to
 /// `serve`; `label` starts the lines it logs.
 pub async fn accept_loop<S, A>(

@@ -33,26 +33,22 @@ pub struct Args {
 
 impl Args {
     /// Parses what `args` has left (the port defaults to `port`); exits
-    /// with `usage` when an argument does not parse.
-    pub fn parse(program: &str, mut args: Vec<String>, usage: &str, port: u16) -> Args {
+    /// with the usage (`args` after the program's name) when an argument
+    /// does not parse.
+    pub fn parse(
+        program: &'static str,
+        mut args: Vec<String>,
+        usage: &'static str,
+        port: u16,
+    ) -> Args {
         let drain = accept::take_drain_flag(&mut args, program);
-        let mut args = args.into_iter();
-        let mut next = |what: &str, default: usize| match args.next() {
-            None => default,
-            Some(text) => text.parse().unwrap_or_else(|_| {
-                eprintln!("{program}: bad {what}: {text:?}\nusage: {program} {usage}");
-                std::process::exit(2);
-            }),
+        let usage = accept::Usage {
+            program,
+            args: usage,
         };
-        let port = next("port", usize::from(port));
-        let port = u16::try_from(port).unwrap_or_else(|_| {
-            eprintln!("{program}: bad port: {port}");
-            std::process::exit(2);
-        });
-        let cores = next(
-            "cores",
-            std::thread::available_parallelism().map_or(1, |n| n.get()),
-        );
+        let mut args = args.into_iter();
+        let port = usage.arg(args.next(), "port", port);
+        let cores = usage.arg(args.next(), "cores", accept::all_cores());
         Args { port, cores, drain }
     }
 }
@@ -101,27 +97,7 @@ where
                 ))
             }
         });
-    let mut failed = false;
-    match launched {
-        Ok(results) => {
-            for result in results {
-                match result {
-                    Ok(line) => println!("{line}"),
-                    Err(error) => {
-                        eprintln!("{program}: {error}");
-                        failed = true;
-                    }
-                }
-            }
-        }
-        Err(error) => {
-            eprintln!("{program}: {error}");
-            failed = true;
-        }
-    }
-    if failed {
-        std::process::exit(1);
-    }
+    accept::finish(program, launched);
 }
 
 /// Serves one connection with hyper-util's auto builder (HTTP/1.1 with

@@ -41,14 +41,14 @@ const IDLE: Duration = Duration::from_secs(30);
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let drain = accept::take_drain_flag(&mut args, "file_server");
+    let usage = accept::Usage {
+        program: "file_server",
+        args: "[dir] [port] [cores] [--drain seconds]",
+    };
     let mut args = args.into_iter();
     let root = args.next().unwrap_or_else(|| ".".into());
-    let port: u16 = parse_arg(args.next(), "port", 8000);
-    let cores: usize = parse_arg(
-        args.next(),
-        "cores",
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
-    );
+    let port: u16 = usage.arg(args.next(), "port", 8000);
+    let cores: usize = usage.arg(args.next(), "cores", accept::all_cores());
     if !Path::new(&root).is_dir() {
         eprintln!("file_server: {root} is not a directory");
         std::process::exit(2);
@@ -88,29 +88,5 @@ fn main() {
                 Ok::<_, String>(accept::report("file_server", core, &served, &drained))
             }
         });
-    let (lines, failed): (Vec<_>, Vec<_>) = match launched {
-        Ok(results) => results.into_iter().partition(Result::is_ok),
-        Err(error) => (Vec::new(), vec![Err(error.to_string())]),
-    };
-    for line in lines.into_iter().flatten() {
-        println!("{line}");
-    }
-    for error in failed.iter().filter_map(|result| result.as_ref().err()) {
-        eprintln!("file_server: {error}");
-    }
-    if !failed.is_empty() {
-        std::process::exit(1);
-    }
-}
-
-/// The argument, parsed, or `default` when absent; exits with a message
-/// when it does not parse.
-fn parse_arg<T: std::str::FromStr>(arg: Option<String>, what: &str, default: T) -> T {
-    match arg {
-        None => default,
-        Some(text) => text.parse().unwrap_or_else(|_| {
-            eprintln!("file_server: bad {what}: {text:?}\nusage: file_server [dir] [port] [cores] [--drain seconds]");
-            std::process::exit(2);
-        }),
-    }
+    accept::finish("file_server", launched);
 }

@@ -32,14 +32,14 @@ use corering::shutdown::Tracker;
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let drain = accept::take_drain_flag(&mut args, "hello");
+    let usage = accept::Usage {
+        program: "hello",
+        args: "[port] [cores] [idle seconds] [--drain seconds]",
+    };
     let mut args = args.into_iter();
-    let port: u16 = parse_arg(args.next(), "port", 8080);
-    let cores: usize = parse_arg(
-        args.next(),
-        "cores",
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
-    );
-    let idle = Duration::from_secs(parse_arg(args.next(), "idle seconds", 60));
+    let port: u16 = usage.arg(args.next(), "port", 8080);
+    let cores: usize = usage.arg(args.next(), "cores", accept::all_cores());
+    let idle = Duration::from_secs(usage.arg(args.next(), "idle seconds", 60));
 
     let launched = corering::Runtime::builder()
         .cores(cores)
@@ -81,37 +81,5 @@ fn main() {
                 Ok(accept::report("hello", core, &served, &drained))
             }
         });
-    match launched {
-        Ok(results) => {
-            let mut failed = false;
-            for result in results {
-                match result {
-                    Ok(line) => println!("{line}"),
-                    Err(error) => {
-                        eprintln!("hello: {error}");
-                        failed = true;
-                    }
-                }
-            }
-            if failed {
-                std::process::exit(1);
-            }
-        }
-        Err(error) => {
-            eprintln!("hello: {error}");
-            std::process::exit(1);
-        }
-    }
-}
-
-/// The argument, parsed, or `default` when absent; exits with a message
-/// when it does not parse.
-fn parse_arg<T: std::str::FromStr>(arg: Option<String>, what: &str, default: T) -> T {
-    match arg {
-        None => default,
-        Some(text) => text.parse().unwrap_or_else(|_| {
-            eprintln!("hello: bad {what}: {text:?}\nusage: hello [port] [cores] [idle seconds] [--drain seconds]");
-            std::process::exit(2);
-        }),
-    }
+    accept::finish("hello", launched);
 }

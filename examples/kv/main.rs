@@ -93,13 +93,13 @@ struct Keyspace {
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let drain = accept::take_drain_flag(&mut args, "kv");
+    let usage = accept::Usage {
+        program: "kv",
+        args: "[port] [cores] [--drain seconds]",
+    };
     let mut args = args.into_iter();
-    let port: u16 = parse_arg(args.next(), "port", 6379);
-    let cores: usize = parse_arg(
-        args.next(),
-        "cores",
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
-    );
+    let port: u16 = usage.arg(args.next(), "port", 6379);
+    let cores: usize = usage.arg(args.next(), "cores", accept::all_cores());
     let listeners = match bind(port, cores) {
         Ok(listeners) => listeners,
         Err(error) => {
@@ -173,17 +173,8 @@ fn main() {
                 accept::report("kv", core, &served, &drained)
             }
         });
-    match launched {
-        Ok(lines) => {
-            for line in lines {
-                println!("{line}");
-            }
-        }
-        Err(error) => {
-            eprintln!("kv: {error}");
-            std::process::exit(1);
-        }
-    }
+    let launched = launched.map(|lines| lines.into_iter().map(Ok).collect());
+    accept::finish("kv", launched);
 }
 
 /// One `SO_REUSEPORT` listener per core on `port`, each to be taken once
@@ -425,16 +416,4 @@ async fn linger_close(stream: &TcpStream) {
         }
     })
     .await;
-}
-
-/// The argument, parsed, or `default` when absent; exits with a message
-/// when it does not parse.
-fn parse_arg<T: std::str::FromStr>(arg: Option<String>, what: &str, default: T) -> T {
-    match arg {
-        None => default,
-        Some(text) => text.parse().unwrap_or_else(|_| {
-            eprintln!("kv: bad {what}: {text:?}\nusage: kv [port] [cores] [--drain seconds]");
-            std::process::exit(2);
-        }),
-    }
 }
