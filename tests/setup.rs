@@ -6,61 +6,11 @@
 
 use std::process::Command;
 
-const CHILD_ENV: &str = "CORERING_SECCOMP_CHILD";
+mod common;
 
-/// Installs a seccomp filter: `syscall` fails with `EPERM`, every other
-/// syscall is allowed.
-fn refuse(syscall: libc::c_long) {
-    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
-    const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
-    let arch = if cfg!(target_arch = "x86_64") {
-        AUDIT_ARCH_X86_64
-    } else {
-        AUDIT_ARCH_AARCH64
-    };
-    let statement = |code: u16, k: u32| libc::sock_filter {
-        code,
-        jt: 0,
-        jf: 0,
-        k,
-    };
-    let jump_eq = |k: u32, jt: u8, jf: u8| libc::sock_filter {
-        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
-        jt,
-        jf,
-        k,
-    };
-    let load = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-    let ret = (libc::BPF_RET | libc::BPF_K) as u16;
-    let mut program = [
-        statement(load, 4), // seccomp_data.arch
-        jump_eq(arch, 1, 0),
-        statement(ret, libc::SECCOMP_RET_ALLOW),
-        statement(load, 0), // seccomp_data.nr
-        jump_eq(syscall as u32, 0, 1),
-        statement(ret, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
-        statement(ret, libc::SECCOMP_RET_ALLOW),
-    ];
-    let filter = libc::sock_fprog {
-        len: program.len() as u16,
-        filter: program.as_mut_ptr(),
-    };
-    // SAFETY: plain prctl calls; `filter` points at `program`, both alive
-    // for the duration of the call (the kernel copies the program).
-    unsafe {
-        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
-        assert_eq!(
-            libc::prctl(
-                libc::PR_SET_SECCOMP,
-                libc::SECCOMP_MODE_FILTER,
-                &filter as *const _
-            ),
-            0,
-            "installing the seccomp filter: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-}
+use common::seccomp::refuse;
+
+const CHILD_ENV: &str = "CORERING_SECCOMP_CHILD";
 
 /// The line a child prints once every check passed, followed by the test's
 /// name and the error the runtime gave.
@@ -102,7 +52,23 @@ fn raw_call_errno(syscall: libc::c_long) -> i32 {
 /// that refuses io_uring on its own, or a filter that is not installed,
 /// fails the test instead of passing it.
 fn in_child(test: &str, syscall: libc::c_long, check: fn() -> std::io::Error) {
+    in_child_with(test, Some(syscall), None, check);
+}
+
+/// [`in_child`], with the filter optional and `CORERING_BACKEND` set to
+/// `backend` in the child (unset when `None`, as on a new machine).
+fn in_child_with(
+    test: &str,
+    refused: Option<libc::c_long>,
+    backend: Option<&str>,
+    check: fn() -> std::io::Error,
+) {
     if let Some(child) = std::env::var_os(CHILD_ENV) {
+        let Some(syscall) = refused else {
+            let error = check();
+            println!("{CHILD_CHECKED} {test}: {error}");
+            return;
+        };
         assert_eq!(child.to_str(), Some(test), "a child runs its own test only");
         let unfiltered = raw_call_errno(syscall);
         if syscall == libc::SYS_io_uring_setup {
@@ -116,11 +82,17 @@ fn in_child(test: &str, syscall: libc::c_long, check: fn() -> std::io::Error) {
         println!("{CHILD_CHECKED} {test}: {error}");
         return;
     }
-    let output = Command::new(std::env::current_exe().unwrap())
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, test)
-        .output()
-        .unwrap();
+        .env(CHILD_ENV, test);
+    // The child's runtimes choose as a new process's do: `auto` unless
+    // the test says otherwise.
+    match backend {
+        Some(backend) => command.env("CORERING_BACKEND", backend),
+        None => command.env_remove("CORERING_BACKEND"),
+    };
+    let output = command.output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(
@@ -136,7 +108,137 @@ fn in_child(test: &str, syscall: libc::c_long, check: fn() -> std::io::Error) {
         .lines()
         .find_map(|line| Some(line.split_once(&format!("{CHILD_CHECKED} {test}: "))?.1))
         .unwrap_or_else(|| panic!("child {test} did not finish its checks: {stdout}"));
-    assert!(checked.contains("seccomp"), "{checked}");
+    if refused.is_some() {
+        assert!(checked.contains("seccomp"), "{checked}");
+    }
+}
+
+/// The error a runtime forced onto io_uring gets where setup is refused:
+/// the cause, and the way out.
+fn forced_io_uring_error(error: std::io::Error) -> std::io::Error {
+    assert_eq!(error.kind(), std::io::ErrorKind::PermissionDenied);
+    let message = error.to_string();
+    assert!(message.contains("io_uring_setup failed"), "{message}");
+    assert!(message.contains("seccomp"), "{message}");
+    assert!(message.contains("CORERING_BACKEND"), "{message}");
+    error
+}
+
+/// With the backend on `auto` (the default), a process whose seccomp
+/// filter refuses `io_uring_setup` runs on epoll: a runtime serves a TCP
+/// round trip there, every later runtime is on epoll too, and one forced
+/// onto io_uring fails with the cause named.
+#[test]
+fn auto_runs_on_epoll_where_io_uring_setup_is_refused() {
+    in_child(
+        "auto_runs_on_epoll_where_io_uring_setup_is_refused",
+        libc::SYS_io_uring_setup,
+        || {
+            let runtime = corering::Runtime::new().expect("auto falls back to epoll");
+            assert_eq!(runtime.backend(), corering::Backend::Epoll);
+            let echoed = runtime.block_on(async {
+                use corering::net::{TcpListener, TcpStream};
+                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                let addr = listener.local_addr().unwrap();
+                let server = corering::spawn(async move {
+                    let (stream, _) = listener.accept().await.unwrap();
+                    let (read, buf) = stream.read(Vec::with_capacity(16)).await;
+                    read.unwrap();
+                    stream.write_all(buf).await.0.unwrap();
+                });
+                let client = TcpStream::connect(addr).await.unwrap();
+                client.write_all(b"ping".to_vec()).await.0.unwrap();
+                let (read, buf) = client.read(Vec::with_capacity(16)).await;
+                read.unwrap();
+                server.await.unwrap();
+                buf
+            });
+            assert_eq!(echoed, b"ping");
+            let cores = corering::Runtime::builder()
+                .cores(2)
+                .run_on_cores(|_| async { corering::stats().submitted })
+                .unwrap();
+            assert_eq!(cores.len(), 2);
+            assert_eq!(
+                corering::Runtime::new().unwrap().backend(),
+                corering::Backend::Epoll
+            );
+            forced_io_uring_error(
+                corering::Runtime::builder()
+                    .backend(corering::Backend::IoUring)
+                    .build()
+                    .unwrap_err(),
+            )
+        },
+    );
+}
+
+/// `CORERING_BACKEND=io_uring` where setup is refused: the error, not a
+/// fallback.
+#[test]
+fn forced_io_uring_where_refused_is_an_error() {
+    in_child_with(
+        "forced_io_uring_where_refused_is_an_error",
+        Some(libc::SYS_io_uring_setup),
+        Some("io_uring"),
+        || forced_io_uring_error(corering::Runtime::new().unwrap_err()),
+    );
+}
+
+/// `auto` takes io_uring where the kernel allows it.
+#[test]
+fn auto_takes_io_uring_where_it_works() {
+    in_child_with("auto_takes_io_uring_where_it_works", None, None, || {
+        let runtime = corering::Runtime::new().unwrap();
+        assert_eq!(runtime.backend(), corering::Backend::IoUring);
+        let epoll = corering::Runtime::builder()
+            .backend(corering::Backend::Epoll)
+            .build()
+            .unwrap();
+        assert_eq!(epoll.backend(), corering::Backend::Epoll);
+        // A later `auto` runtime takes the process's first outcome.
+        assert_eq!(
+            corering::Runtime::new().unwrap().backend(),
+            corering::Backend::IoUring
+        );
+        std::io::Error::other("auto took io_uring")
+    });
+}
+
+#[test]
+fn the_environment_chooses_epoll_or_is_refused_by_name() {
+    let test = "the_environment_chooses_epoll_or_is_refused_by_name";
+    in_child_with(test, None, Some("epoll"), || {
+        assert_eq!(
+            corering::Runtime::new().unwrap().backend(),
+            corering::Backend::Epoll
+        );
+        let forced = corering::Runtime::builder()
+            .backend(corering::Backend::IoUring)
+            .build()
+            .unwrap();
+        assert_eq!(
+            forced.backend(),
+            corering::Backend::IoUring,
+            "the builder overrides"
+        );
+        std::io::Error::other("epoll as told")
+    });
+}
+
+#[test]
+fn a_bad_backend_in_the_environment_is_refused_by_name() {
+    let test = "a_bad_backend_in_the_environment_is_refused_by_name";
+    in_child_with(test, None, Some("kqueue"), || {
+        let error = corering::Runtime::new().unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+        let message = error.to_string();
+        assert!(
+            message.contains("CORERING_BACKEND") && message.contains("kqueue"),
+            "{message}"
+        );
+        error
+    });
 }
 
 #[test]
@@ -145,15 +247,23 @@ fn seccomp_blocked_io_uring_gives_the_documented_error() {
         "seccomp_blocked_io_uring_gives_the_documented_error",
         libc::SYS_io_uring_setup,
         || {
-            let error = corering::Runtime::new().expect_err("io_uring_setup is refused");
+            let error = corering::Runtime::builder()
+                .backend(corering::Backend::IoUring)
+                .build()
+                .expect_err("io_uring_setup is refused");
             assert_eq!(error.kind(), std::io::ErrorKind::PermissionDenied);
             let message = error.to_string();
             assert!(message.contains("io_uring_setup"), "{message}");
             assert!(message.contains("seccomp"), "{message}");
             assert!(message.contains("kernel.io_uring_disabled"), "{message}");
             assert!(message.contains("os error 1"), "{message}");
-            // The same error through the builder.
-            let again = corering::Runtime::builder().entries(8).build().unwrap_err();
+            assert!(message.contains("CORERING_BACKEND"), "{message}");
+            // The same error with the environment forcing io_uring.
+            let again = corering::Runtime::builder()
+                .entries(8)
+                .backend(corering::Backend::IoUring)
+                .build()
+                .unwrap_err();
             assert_eq!(again.kind(), std::io::ErrorKind::PermissionDenied);
             assert_eq!(again.to_string(), message);
             error

@@ -111,9 +111,14 @@ impl FixedBufPool {
             })
             .collect();
         let registered = context::with_core(|core| {
+            // On epoll there is no table to register with: the buffers are
+            // plain memory, read and written with plain calls.
+            let Some(driver) = core.ring() else {
+                return Ok((0, core.id()));
+            };
             // SAFETY: the memory stays allocated until `Inner` drops, which
             // unregisters it first (or finds the ring already gone).
-            let first = unsafe { core.driver.borrow_mut().register_fixed_bufs(&iovecs) };
+            let first = unsafe { driver.borrow_mut().register_fixed_bufs(&iovecs) };
             first.map(|first| (first, core.id()))
         });
         let (first, owner) = match registered {
@@ -203,8 +208,9 @@ impl Drop for Inner {
         // (inside another runtime or outside any), so the table range is
         // free for the next pool.
         let (first, count) = (self.first, u32::from(self.count));
-        let unregistered = context::with_owner(self.owner, |core| {
-            core.driver.borrow_mut().unregister_fixed_bufs(first, count)
+        let unregistered = context::with_owner(self.owner, |core| match core.ring() {
+            Some(driver) => driver.borrow_mut().unregister_fixed_bufs(first, count),
+            None => Ok(()),
         });
         match unregistered {
             // Unregistered, or the ring closed with nothing left in flight.

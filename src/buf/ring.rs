@@ -75,6 +75,9 @@ pub(crate) struct Inner {
     bgid: u16,
     /// Our tail, published to the kernel on every return.
     tail: Cell<u16>,
+    /// On the epoll backend, where no kernel consumes the ring: the head
+    /// its receives pick from, as the kernel's would.
+    head: Cell<u16>,
     /// Buffers picked by the kernel and not yet given back.
     out: Cell<u16>,
     /// Receives waiting for a buffer to come back after the ring ran dry.
@@ -113,9 +116,14 @@ impl BufRing {
                 "a buffer ring needs a power-of-two entry count up to 32768 and a buffer length from 1 to 4 GiB",
             ));
         }
-        let (bgid, owner) = context::with_core(|core| {
-            let bgid = core.driver.borrow_mut().take_buf_group();
-            bgid.map(|bgid| (bgid, core.id()))
+        // On epoll there is no kernel ring to register with: receives
+        // pick from the ring themselves (`pick`), group 0.
+        let (bgid, owner, kernel) = context::with_core(|core| match core.ring() {
+            Some(driver) => driver
+                .borrow_mut()
+                .take_buf_group()
+                .map(|bgid| (bgid, core.id(), true)),
+            None => Ok((0, core.id(), false)),
         })?;
         let total = usize::from(entries)
             .checked_mul(buf_len)
@@ -133,6 +141,7 @@ impl BufRing {
             entries,
             bgid,
             tail: Cell::new(0),
+            head: Cell::new(0),
             out: Cell::new(0),
             waiters: RefCell::new(Vec::new()),
             exhausted: Cell::new(0),
@@ -144,14 +153,17 @@ impl BufRing {
             inner.push(bid);
         }
         inner.publish();
-        // SAFETY: the ring memory stays mapped until `Inner` drops, which
-        // unregisters the group first (or finds the ring already gone).
-        context::with_core(|core| unsafe {
-            core.driver
-                .borrow_mut()
-                .register_buf_ring(ring.as_ptr() as u64, entries, bgid)
-        })?;
-        inner.registered = true;
+        if kernel {
+            // SAFETY: the ring memory stays mapped until `Inner` drops, which
+            // unregisters the group first (or finds the ring already gone).
+            context::with_core(|core| unsafe {
+                core.ring()
+                    .expect("taken a group from this ring")
+                    .borrow_mut()
+                    .register_buf_ring(ring.as_ptr() as u64, entries, bgid)
+            })?;
+            inner.registered = true;
+        }
         Ok(BufRing {
             inner: Rc::new(inner),
         })
@@ -216,6 +228,36 @@ impl Inner {
                 .cast::<AtomicU16>()
         };
         tail.store(self.tail.get(), Ordering::Release);
+    }
+
+    /// The next buffer at the head, as the kernel would pick it (the epoll
+    /// backend's receives): its id and memory, `buf_len` bytes. `None`
+    /// when every buffer is out.
+    pub(crate) fn pick(&self) -> Option<(u16, *mut u8)> {
+        let head = self.head.get();
+        if head == self.tail.get() {
+            return None;
+        }
+        let index = usize::from(head & (self.entries - 1));
+        // SAFETY: `index` is inside the ring; the entry was written by
+        // `push` (never read by a kernel on this backend).
+        let bid = unsafe { (*self.ring.as_ptr().add(index)).bid };
+        self.head.set(head.wrapping_add(1));
+        // SAFETY: buffer `bid` lies inside the one allocation.
+        Some((bid, unsafe {
+            self.buffers.as_ptr().add(usize::from(bid) * self.buf_len)
+        }))
+    }
+
+    /// Bytes per buffer.
+    pub(crate) fn buf_len(&self) -> usize {
+        self.buf_len
+    }
+
+    /// Puts back the buffer [`pick`](Self::pick) just took (its receive
+    /// found nothing).
+    pub(crate) fn unpick(&self) {
+        self.head.set(self.head.get().wrapping_sub(1));
     }
 
     /// A CQE handed out buffer `bid` holding `len` bytes.
@@ -299,7 +341,11 @@ impl Drop for Inner {
         // another runtime or outside any), and give the group id back.
         let (registered, bgid) = (self.registered, self.bgid);
         let unregistered = context::with_owner(self.owner, |core| {
-            let mut driver = core.driver.borrow_mut();
+            // An epoll core's ring was never the kernel's.
+            let Some(driver) = core.ring() else {
+                return Ok(());
+            };
+            let mut driver = driver.borrow_mut();
             let unregistered = if registered {
                 driver.unregister_buf_ring(bgid)
             } else {

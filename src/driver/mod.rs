@@ -38,6 +38,7 @@
 //!   borrowed.
 
 mod doorbell;
+pub(crate) mod epoll;
 #[cfg(feature = "fault-injection")]
 pub(crate) mod faults;
 mod lifecycle;
@@ -88,6 +89,14 @@ impl Completion {
             Ok(self.result as u32)
         } else {
             Err(io::Error::from_raw_os_error(-self.result))
+        }
+    }
+
+    /// A failure, as a CQE reports one (`-errno`).
+    pub(crate) fn failed(error: &io::Error) -> Completion {
+        Completion {
+            result: -error.raw_os_error().unwrap_or(libc::EIO),
+            flags: 0,
         }
     }
 

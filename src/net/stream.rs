@@ -46,7 +46,7 @@ impl Stream {
     }
 
     pub(crate) fn read<B: IoBufMut>(&self, buf: B) -> Op<Recv<B>> {
-        Op::new(Recv::new(self.fd.clone(), buf))
+        Op::new(Recv::on_stream(self.fd.clone(), buf))
     }
 
     pub(crate) fn write<B: IoBuf>(&self, buf: B) -> Op<Send<B>> {
@@ -77,6 +77,11 @@ impl Stream {
     /// A zero-copy send: the result CQE, then the notification that the
     /// kernel is done with the buffer, which ends the operation.
     pub(crate) async fn send_zc<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        if !context::with_core(|core| core.ring().is_some()) {
+            // The epoll backend has no zero-copy send: a plain one, with
+            // the same result.
+            return self.write(buf).await;
+        }
         let mut op = MultiOp::new(SendZc::new(self.fd.clone(), buf));
         let mut sent = None;
         while let Some(completion) =
@@ -166,7 +171,9 @@ impl Stream {
     /// send's CQE.
     fn can_link(&self, out: &impl IoBuf) -> bool {
         out.bytes_init() <= MAX_RW_COUNT
-            && context::with_core(|core| core.driver.borrow().can_link())
+            && context::with_core(|core| {
+                core.ring().is_some_and(|driver| driver.borrow().can_link())
+            })
     }
 
     pub(crate) fn shutdown(&self, how: Shutdown) -> Op<ShutdownOp> {

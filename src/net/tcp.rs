@@ -107,7 +107,10 @@ impl TcpListener {
     pub async fn accept_direct(&self) -> io::Result<(TcpStream, SocketAddr)> {
         // An entry is reserved first: a direct accept that finds the table
         // full would lose its connection in the kernel.
-        if !context::with_core(|core| core.driver.borrow_mut().reserve_direct()) {
+        if !context::with_core(|core| {
+            core.ring()
+                .is_some_and(|driver| driver.borrow_mut().reserve_direct())
+        }) {
             return self.accept().await;
         }
         let (fd, peer) = Op::new(Accept::direct(self.fd.clone())).await?;

@@ -5,6 +5,7 @@ use std::io;
 
 use io_uring::{opcode, squeue};
 
+use super::ready::Attempt;
 use super::Operation;
 use crate::driver::Completion;
 use crate::driver::{with_target, Target};
@@ -51,6 +52,19 @@ unsafe impl Operation for Close {
     fn complete(self, completion: Completion) -> io::Result<()> {
         completion.into_result().map(drop)
     }
+
+    /// `close(2)`, made now (it never waits for the network), its result
+    /// reported (the descriptor left the epoll set before: see
+    /// `SharedFd::close`).
+    fn attempt(&mut self) -> Attempt {
+        self.submitted = true;
+        let Target::Fd(fd) = self.target else {
+            unreachable!("the epoll backend has no direct descriptors");
+        };
+        // SAFETY: the descriptor is this operation's to close; nothing uses
+        // it after.
+        Attempt::Done(unsafe { crate::sys::nowait::close(fd) })
+    }
 }
 
 impl Drop for Close {
@@ -61,7 +75,10 @@ impl Drop for Close {
             defer_close(self.target, self.owner);
         } else if let (Target::Fixed(_), Some(owner)) = (self.target, self.owner) {
             let _ = crate::runtime::context::with_owner(owner, |core| {
-                core.driver.borrow_mut().release_direct()
+                core.ring()
+                    .expect("a direct descriptor lives in a ring")
+                    .borrow_mut()
+                    .release_direct()
             });
         }
     }

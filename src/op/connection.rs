@@ -7,12 +7,15 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use io_uring::{opcode, squeue, types};
 
+use super::ready::Attempt;
 use super::SharedFd;
 use super::{MultishotOperation, Operation};
+use crate::driver::epoll::Interest;
 use crate::driver::Completion;
 use crate::driver::{with_target, Target};
 use crate::executor::RuntimeId;
 use crate::runtime::defer_close;
+use crate::sys::nowait;
 use crate::sys::socket::SockAddr;
 
 /// Accepts one connection; the new descriptor is close-on-exec, or, for a
@@ -104,6 +107,27 @@ unsafe impl Operation for Accept {
             defer_close(self.accepted(completion.result), self.owner);
         }
     }
+
+    fn interest(&self) -> Option<(&SharedFd, Interest)> {
+        Some((&self.fd, Interest::READ))
+    }
+
+    /// `accept4` on the listener made non-blocking (a direct accept never
+    /// reaches here: the epoll backend has no table to reserve in).
+    fn attempt(&mut self) -> Attempt {
+        Attempt::Done(accept_now(&self.fd, &mut self.addr))
+    }
+}
+
+/// One non-blocking `accept4` on `listener`, the peer's address into
+/// `addr`: the new descriptor or `-errno`.
+fn accept_now(listener: &SharedFd, addr: &mut SockAddr) -> i32 {
+    let nonblocking = listener.ensure_nonblocking();
+    if nonblocking < 0 {
+        return nonblocking;
+    }
+    // SAFETY: `addr` is room for any address, its length beside it.
+    unsafe { nowait::accept(listener.plain_raw(), addr.as_mut_ptr(), addr.len_mut()) }
 }
 
 impl Drop for Accept {
@@ -112,7 +136,10 @@ impl Drop for Accept {
         // state is freed after its final CQE).
         if let (true, Some(owner)) = (self.reserved, self.owner) {
             let _ = crate::runtime::context::with_owner(owner, |core| {
-                core.driver.borrow_mut().release_direct()
+                core.ring()
+                    .expect("a direct descriptor lives in a ring")
+                    .borrow_mut()
+                    .release_direct()
             });
         }
     }
@@ -153,6 +180,14 @@ unsafe impl MultishotOperation for AcceptMulti {
             defer_close(Target::Fd(completion.result), None);
         }
     }
+
+    fn interest(&self) -> Option<(&SharedFd, Interest)> {
+        Some((&self.fd, Interest::READ))
+    }
+
+    fn attempt(&mut self) -> Attempt {
+        Attempt::Done(accept_now(&self.fd, &mut SockAddr::empty()))
+    }
 }
 
 /// Connects a socket to an address.
@@ -160,6 +195,9 @@ pub(crate) struct Connect {
     fd: SharedFd,
     /// The address the SQE points at; boxed so it stays put.
     addr: Box<SockAddr>,
+    /// On epoll: `connect` said `EINPROGRESS`; the socket turning
+    /// writable says how it went.
+    in_progress: bool,
 }
 
 impl Connect {
@@ -167,6 +205,7 @@ impl Connect {
         Connect {
             fd,
             addr: Box::new(addr),
+            in_progress: false,
         }
     }
 }
@@ -187,6 +226,39 @@ unsafe impl Operation for Connect {
 
     fn complete(self, completion: Completion) -> io::Result<()> {
         completion.into_result().map(drop)
+    }
+
+    fn interest(&self) -> Option<(&SharedFd, Interest)> {
+        Some((&self.fd, Interest::WRITE))
+    }
+
+    /// A non-blocking `connect`; once it is in progress, the socket's
+    /// error (`SO_ERROR`) and whether it has a peer tell a finished
+    /// connection (either way) from one still going (`EAGAIN`: wait on).
+    fn attempt(&mut self) -> Attempt {
+        let fd = self.fd.plain_raw();
+        if self.in_progress {
+            let error = nowait::socket_error(fd);
+            if error != 0 {
+                return Attempt::Done(error);
+            }
+            return Attempt::Done(match crate::sys::socket::peer_raw(fd) {
+                Ok(_) => 0,
+                Err(error) if error.raw_os_error() == Some(libc::ENOTCONN) => -libc::EAGAIN,
+                Err(error) => -error.raw_os_error().unwrap_or(libc::EIO),
+            });
+        }
+        let nonblocking = self.fd.ensure_nonblocking();
+        if nonblocking < 0 {
+            return Attempt::Done(nonblocking);
+        }
+        // SAFETY: the boxed address, of its length, only read.
+        let result = unsafe { nowait::connect(fd, self.addr.as_ptr(), self.addr.len()) };
+        if result == -libc::EINPROGRESS {
+            self.in_progress = true;
+            return Attempt::Done(-libc::EAGAIN);
+        }
+        Attempt::Done(result)
     }
 }
 
@@ -214,5 +286,10 @@ unsafe impl Operation for Shutdown {
 
     fn complete(self, completion: Completion) -> io::Result<()> {
         completion.into_result().map(drop)
+    }
+
+    fn attempt(&mut self) -> Attempt {
+        // SAFETY: plain integers.
+        Attempt::Done(unsafe { nowait::shutdown(self.fd.plain_raw(), self.how) })
     }
 }

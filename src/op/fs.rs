@@ -7,15 +7,18 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use io_uring::{opcode, squeue, types};
 
+use super::ready::{Attempt, Job};
 use super::Operation;
 use super::SharedFd;
+use crate::driver::epoll::Interest;
 use crate::driver::Completion;
 use crate::driver::{with_target, Target};
 use crate::runtime::defer_close;
+use crate::sys::nowait;
 
 /// Opens (or creates) `path` (`openat2`): relative to the current
 /// directory, or beneath a directory, whose bounds the kernel then keeps.
@@ -85,6 +88,20 @@ unsafe impl Operation for OpenAt {
             defer_close(Target::Fd(completion.result), None);
         }
     }
+
+    fn attempt(&mut self) -> Attempt {
+        let dir = self
+            .beneath
+            .as_ref()
+            .map_or(libc::AT_FDCWD, |dir| dir.plain_fd().as_raw_fd());
+        let (path, how) = (
+            self.path.as_ptr(),
+            (&*self.how as *const types::OpenHow).cast(),
+        );
+        // SAFETY: the path and the boxed `open_how` (the layout
+        // `types::OpenHow` wraps) live on the heap in the state, only read.
+        Attempt::Blocking(unsafe { Job::new(move || nowait::openat2(dir, path, how)) })
+    }
 }
 
 /// What `statx` looks at: an open descriptor, or a path.
@@ -117,16 +134,10 @@ impl Statx {
             mask,
         })
     }
-}
-
-// SAFETY: the SQE points into `empty` or the path (heap bytes of a CString)
-// and into `buf` (a box), all of which stay put while the operation moves;
-// `Op` keeps `self` until the final CQE.
-unsafe impl Operation for Statx {
-    type Output = io::Result<libc::statx>;
-
-    fn build(&mut self) -> squeue::Entry {
-        let (dirfd, path, flags) = match &self.of {
+    /// The call's directory, path and flags: the descriptor itself (an
+    /// empty path), or a path from the working directory.
+    fn target(&self) -> (RawFd, *const libc::c_char, i32) {
+        match &self.of {
             StatxOf::Fd(fd) => (
                 fd.plain_fd().as_raw_fd(),
                 self.empty.as_ptr(),
@@ -140,7 +151,18 @@ unsafe impl Operation for Statx {
                 };
                 (libc::AT_FDCWD, path.as_ptr(), flags)
             }
-        };
+        }
+    }
+}
+
+// SAFETY: the SQE points into `empty` or the path (heap bytes of a CString)
+// and into `buf` (a box), all of which stay put while the operation moves;
+// `Op` keeps `self` until the final CQE.
+unsafe impl Operation for Statx {
+    type Output = io::Result<libc::statx>;
+
+    fn build(&mut self) -> squeue::Entry {
+        let (dirfd, path, flags) = self.target();
         let buf: *mut libc::statx = &mut *self.buf;
         opcode::Statx::new(types::Fd(dirfd), path, buf.cast())
             .flags(flags)
@@ -151,6 +173,14 @@ unsafe impl Operation for Statx {
     fn complete(self, completion: Completion) -> io::Result<libc::statx> {
         completion.into_result()?;
         Ok(*self.buf)
+    }
+
+    fn attempt(&mut self) -> Attempt {
+        let (dir, path, flags) = self.target();
+        let (mask, buf): (u32, *mut libc::statx) = (self.mask, &mut *self.buf);
+        // SAFETY: the path and the boxed `statx` live on the heap in the
+        // state; the call writes only the latter.
+        Attempt::Blocking(unsafe { Job::new(move || nowait::statx(dir, path, flags, mask, buf)) })
     }
 }
 
@@ -183,6 +213,20 @@ unsafe impl Operation for Fsync {
 
     fn complete(self, completion: Completion) -> io::Result<()> {
         completion.into_result().map(drop)
+    }
+
+    fn attempt(&mut self) -> Attempt {
+        let (fd, data_only) = (self.fd.plain_raw(), self.data_only);
+        // SAFETY: plain values.
+        Attempt::Blocking(unsafe {
+            Job::new(move || {
+                if data_only {
+                    nowait::fdatasync(fd)
+                } else {
+                    nowait::fsync(fd)
+                }
+            })
+        })
     }
 }
 
@@ -224,6 +268,27 @@ unsafe impl Operation for Resize {
     fn complete(self, completion: Completion) -> io::Result<()> {
         completion.into_result().map(drop)
     }
+
+    fn attempt(&mut self) -> Attempt {
+        // The lengths are at most `i64::MAX` (checked by the callers).
+        Attempt::Blocking(match *self {
+            Resize::Allocate {
+                ref fd,
+                offset,
+                len,
+                mode,
+            } => {
+                let fd = fd.plain_raw();
+                // SAFETY: plain values.
+                unsafe { Job::new(move || nowait::fallocate(fd, mode, offset as i64, len as i64)) }
+            }
+            Resize::Truncate { ref fd, len } => {
+                let fd = fd.plain_raw();
+                // SAFETY: plain values.
+                unsafe { Job::new(move || nowait::ftruncate(fd, len as i64)) }
+            }
+        })
+    }
 }
 
 /// Moves up to `len` bytes from `from` to `to`, one of which is a pipe
@@ -255,6 +320,45 @@ impl Splice {
     }
 }
 
+impl Splice {
+    fn arguments(&self) -> (RawFd, Option<u64>, RawFd, Option<u64>, usize) {
+        let (from, to) = (self.from.plain_raw(), self.to.plain_raw());
+        (
+            from,
+            self.from_offset,
+            to,
+            self.to_offset,
+            self.len as usize,
+        )
+    }
+
+    fn splice(&self, flags: u32) -> i32 {
+        let (from, from_offset, to, to_offset, len) = self.arguments();
+        splice_at(from, from_offset, to, to_offset, len, flags)
+    }
+}
+
+/// One `splice(2)`, each offset `None` for the descriptor's position.
+fn splice_at(
+    from: RawFd,
+    from_offset: Option<u64>,
+    to: RawFd,
+    to_offset: Option<u64>,
+    len: usize,
+    flags: u32,
+) -> i32 {
+    let mut places = (
+        from_offset.unwrap_or(0) as i64,
+        to_offset.unwrap_or(0) as i64,
+    );
+    let at = |offset: Option<u64>, place: &mut i64| {
+        offset.map_or(std::ptr::null_mut(), |_| place as *mut i64)
+    };
+    let (from_at, to_at) = (at(from_offset, &mut places.0), at(to_offset, &mut places.1));
+    // SAFETY: the offsets are null or point at the locals above.
+    unsafe { nowait::splice(from, from_at, to, to_at, len, flags) }
+}
+
 // SAFETY: the SQE refers to no memory.
 unsafe impl Operation for Splice {
     type Output = io::Result<usize>;
@@ -276,6 +380,23 @@ unsafe impl Operation for Splice {
 
     fn complete(self, completion: Completion) -> io::Result<usize> {
         completion.into_result().map(|moved| moved as usize)
+    }
+
+    /// Waits for room in the destination (a pipe or socket) when the
+    /// non-blocking splice says `EAGAIN`; into a regular file, which epoll
+    /// refuses, the splice blocks on the pool.
+    fn interest(&self) -> Option<(&SharedFd, Interest)> {
+        Some((&self.to, Interest::WRITE))
+    }
+
+    fn attempt(&mut self) -> Attempt {
+        Attempt::Done(self.splice(libc::SPLICE_F_NONBLOCK))
+    }
+
+    fn blocking(&mut self) -> Option<Job> {
+        let (from, from_offset, to, to_offset, len) = self.arguments();
+        // SAFETY: plain values; the offsets are copied into the job.
+        Some(unsafe { Job::new(move || splice_at(from, from_offset, to, to_offset, len, 0)) })
     }
 }
 
@@ -333,5 +454,35 @@ unsafe impl Operation for PathOp {
 
     fn complete(self, completion: Completion) -> io::Result<()> {
         completion.into_result().map(drop)
+    }
+
+    fn attempt(&mut self) -> Attempt {
+        let cwd = libc::AT_FDCWD;
+        // SAFETY: the paths are CStrings whose heap bytes the state keeps,
+        // only read.
+        Attempt::Blocking(unsafe {
+            match self {
+                PathOp::Remove { path, dir } => {
+                    let (path, flags) = (path.as_ptr(), if *dir { libc::AT_REMOVEDIR } else { 0 });
+                    Job::new(move || nowait::unlinkat(cwd, path, flags))
+                }
+                PathOp::Rename { from, to } => {
+                    let (from, to) = (from.as_ptr(), to.as_ptr());
+                    Job::new(move || nowait::renameat(cwd, from, cwd, to))
+                }
+                PathOp::CreateDir { path, mode } => {
+                    let (path, mode) = (path.as_ptr(), *mode);
+                    Job::new(move || nowait::mkdirat(cwd, path, mode))
+                }
+                PathOp::Symlink { target, link } => {
+                    let (target, link) = (target.as_ptr(), link.as_ptr());
+                    Job::new(move || nowait::symlinkat(target, cwd, link))
+                }
+                PathOp::HardLink { from, to } => {
+                    let (from, to) = (from.as_ptr(), to.as_ptr());
+                    Job::new(move || nowait::linkat(cwd, from, cwd, to))
+                }
+            }
+        })
     }
 }

@@ -8,6 +8,7 @@ use std::rc::Rc;
 
 use io_uring::{opcode, squeue};
 
+use super::ready::Attempt;
 use super::send_recv::RecvBuf;
 use super::SharedFd;
 use super::{filled, sqe_len, Operation, MAX_RW_COUNT};
@@ -73,6 +74,11 @@ unsafe impl<O: IoBuf, I: IoBufMut> Operation for SendAllRecv<O, I> {
         }
         let (received, into) = filled(self.into, completion);
         (received, self.out, into)
+    }
+
+    /// Never reached: linked pairs exist only on io_uring (`can_link`).
+    fn attempt(&mut self) -> Attempt {
+        Attempt::Done(-libc::EOPNOTSUPP)
     }
 }
 
@@ -152,5 +158,10 @@ unsafe impl<O: IoBuf> Operation for SendAllRecvBuf<O> {
 
     fn late_completion(&mut self, completion: Completion) {
         self.recv.late(completion);
+    }
+
+    /// Never reached: linked pairs exist only on io_uring (`can_link`).
+    fn attempt(&mut self) -> Attempt {
+        Attempt::Done(-libc::EOPNOTSUPP)
     }
 }

@@ -26,6 +26,7 @@ mod nop;
 #[cfg(any(feature = "tokio-io", feature = "futures-io", feature = "hyper"))]
 mod poll;
 mod read_write;
+mod ready;
 mod send_recv;
 mod shared_fd;
 mod single;
@@ -99,6 +100,12 @@ impl Offset {
     /// The value of the SQE's offset field.
     fn raw(self) -> u64 {
         self.0
+    }
+
+    /// The offset `preadv2` and `pwritev2` take: -1 for the current
+    /// position.
+    fn signed(self) -> i64 {
+        self.0 as i64
     }
 }
 

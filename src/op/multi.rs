@@ -15,10 +15,15 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use io_uring::squeue;
 
-use super::single::{abandon, FOREIGN_POLL};
+use std::cell::RefCell;
+
+use super::ready::Attempt;
+use super::single::{abandon, forsake, Readying, FOREIGN_POLL, RETRIES_MAX};
+use super::SharedFd;
+use crate::driver::epoll::{Interest, Reactor};
 use crate::driver::{Abandoned, Completion, Lifecycle, SlotId, SlotTicket, StreamSlot};
 use crate::executor::RuntimeId;
-use crate::runtime::context;
+use crate::runtime::context::{self, Core, Io};
 
 /// One kind of multishot operation.
 ///
@@ -46,6 +51,16 @@ pub(crate) unsafe trait MultishotOperation: 'static {
     fn late_completion(&mut self, completion: Completion) {
         let _ = completion;
     }
+
+    /// The readiness path (epoll backend; see `ready.rs`): the descriptor
+    /// and direction each call waits on.
+    fn interest(&self) -> Option<(&SharedFd, Interest)>;
+
+    /// The readiness path: makes one call now. A success yields an item
+    /// and the stream goes on; a failure ends it, as a multishot CQE
+    /// without `F_MORE` does; [`Attempt::Readiness`]: each event is an
+    /// item.
+    fn attempt(&mut self) -> Attempt;
 }
 
 /// The state of a dropped stream, kept in its slot.
@@ -68,6 +83,8 @@ pub(crate) struct MultiOp<T: MultishotOperation> {
     finished: bool,
     /// Its place among the waiters for a free slot, while it waits.
     ticket: SlotTicket,
+    /// On the epoll backend, from the first poll on.
+    ready: Option<Box<Readying>>,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -80,6 +97,7 @@ impl<T: MultishotOperation> MultiOp<T> {
             owner: None,
             finished: false,
             ticket: SlotTicket::default(),
+            ready: None,
             _not_send: PhantomData,
         }
     }
@@ -112,8 +130,19 @@ impl<T: MultishotOperation> Stream for MultiOp<T> {
             .as_mut()
             .expect("state lives until the stream ends");
         let next = context::with_core(|core| {
+            let driver = match &core.io {
+                Io::Ring(driver) => driver,
+                Io::Epoll(reactor) => {
+                    this.owner = Some(core.id());
+                    let ready = this.ready.get_or_insert_with(|| {
+                        reactor.borrow_mut().started();
+                        Box::default()
+                    });
+                    return next_ready(state, ready, core, reactor, cx).map(Some);
+                }
+            };
             let waker = core.wake_by(cx.waker());
-            let mut driver = core.driver.borrow_mut();
+            let mut driver = driver.borrow_mut();
             let Some(id) = this.slot else {
                 this.owner = Some(core.id());
                 if driver.wait_for_slot(waker, &mut this.ticket) {
@@ -140,13 +169,97 @@ impl<T: MultishotOperation> Stream for MultiOp<T> {
         if !completion.has_more() {
             this.slot = None;
             this.finished = true;
+            if this.ready.take().is_some() {
+                context::with_core(|core| {
+                    if let Io::Epoll(reactor) = &core.io {
+                        reactor.borrow_mut().finished();
+                    }
+                });
+            }
         }
         Poll::Ready(Some(state.next(completion)))
     }
 }
 
+/// One poll of a multishot operation on the epoll backend: its next item's
+/// CQE-style completion (flagged `F_MORE` while the stream goes on), or a
+/// wait for readiness.
+fn next_ready<T: MultishotOperation>(
+    state: &mut T,
+    ready: &mut Readying,
+    core: &Core,
+    reactor: &RefCell<Reactor>,
+    cx: &mut std::task::Context<'_>,
+) -> Poll<Completion> {
+    let mut reactor = reactor.borrow_mut();
+    let (fd, interest) = state
+        .interest()
+        .map(|(fd, interest)| (fd.plain_raw(), interest))
+        .expect("a multishot operation waits on a descriptor");
+    reactor.cancel(ready.fd, &mut ready.ticket);
+    // `IORING_CQE_F_MORE`: the stream goes on.
+    let more = 1 << 1;
+    let mut retries = 0;
+    loop {
+        let attempt = if reactor.may_be_ready(fd, interest) {
+            state.attempt()
+        } else {
+            Attempt::Done(-libc::EAGAIN)
+        };
+        let made = match attempt {
+            Attempt::Readiness => {
+                let (seen, events) = reactor.events_seen(fd);
+                if ready.armed && seen != ready.seen {
+                    ready.seen = seen;
+                    return Poll::Ready(Completion {
+                        result: events as i32,
+                        flags: more,
+                    });
+                }
+                (ready.seen, ready.armed) = (seen, true);
+                None
+            }
+            attempt => match attempt.made() {
+                Ok(made) => Some(made),
+                Err(_) => unreachable!("multishot operations never block"),
+            },
+        };
+        if let Some((mut completion, drained)) = made {
+            if completion.result == -libc::EINTR && retries < RETRIES_MAX {
+                retries += 1;
+                continue;
+            }
+            if drained {
+                reactor.drained(fd, interest);
+            }
+            if completion.result != -libc::EAGAIN {
+                if completion.result >= 0 {
+                    completion.flags |= more;
+                }
+                return Poll::Ready(completion);
+            }
+        }
+        return match reactor.wait(fd, interest, core.wake_by(cx.waker()), &mut ready.ticket) {
+            Ok(()) => {
+                ready.fd = fd;
+                if let Some((shared, _)) = state.interest() {
+                    shared.note_polled(core.id());
+                }
+                Poll::Pending
+            }
+            Err(error) => Poll::Ready(Completion::failed(&error)),
+        };
+    }
+}
+
 impl<T: MultishotOperation> Drop for MultiOp<T> {
     fn drop(&mut self) {
+        if let (Some(ready), Some(owner)) = (self.ready.take(), self.owner) {
+            if let Some(state) = self.state.take() {
+                forsake(owner, *ready, Box::new(Orphan(state)));
+            }
+            return;
+        }
         let (Some(id), Some(owner), Some(state)) = (self.slot, self.owner, self.state.take())
         else {
             return;
@@ -188,6 +301,14 @@ mod tests {
         fn late_completion(&mut self, _completion: Completion) {
             self.late.set(self.late.get() + 1);
         }
+
+        fn interest(&self) -> Option<(&SharedFd, Interest)> {
+            None
+        }
+
+        fn attempt(&mut self) -> Attempt {
+            unreachable!("these tests run on io_uring")
+        }
     }
 
     /// The same poll with its CQEs merged (as `compat::PollIo`'s are).
@@ -206,6 +327,14 @@ mod tests {
 
         fn next(&mut self, completion: Completion) -> Completion {
             completion
+        }
+
+        fn interest(&self) -> Option<(&SharedFd, Interest)> {
+            None
+        }
+
+        fn attempt(&mut self) -> Attempt {
+            unreachable!("these tests run on io_uring")
         }
     }
 

@@ -3,7 +3,9 @@
 
 use io_uring::{opcode, squeue};
 
+use super::ready::Attempt;
 use super::{MultishotOperation, SharedFd};
+use crate::driver::epoll::Interest;
 use crate::driver::with_target;
 use crate::driver::Completion;
 
@@ -39,5 +41,20 @@ unsafe impl MultishotOperation for PollMulti {
 
     fn next(&mut self, completion: Completion) -> Completion {
         completion
+    }
+
+    fn interest(&self) -> Option<(&SharedFd, Interest)> {
+        let interest = if self.events & libc::POLLOUT as u32 != 0 {
+            Interest::WRITE
+        } else {
+            Interest::READ
+        };
+        Some((&self.fd, interest))
+    }
+
+    /// Each epoll event of the descriptor is an item, with its `poll(2)`
+    /// bits, as each CQE of the multishot poll is.
+    fn attempt(&mut self) -> Attempt {
+        Attempt::Readiness
     }
 }

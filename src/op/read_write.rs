@@ -3,11 +3,14 @@
 
 use io_uring::{opcode, squeue};
 
-use super::Operation;
+use super::ready::{Attempt, Job};
 use super::SharedFd;
+use super::{clamp_len, Operation};
 use crate::buf::{BufResult, FixedBuf, IoBuf, IoBufMut};
+use crate::driver::epoll::Interest;
 use crate::driver::with_target;
 use crate::driver::Completion;
+use crate::sys::nowait;
 
 use super::{filled, sqe_len, Offset};
 
@@ -43,6 +46,95 @@ unsafe impl<B: IoBufMut> Operation for Read<B> {
     fn complete(self, completion: Completion) -> BufResult<usize, B> {
         filled(self.buf, completion)
     }
+
+    fn interest(&self) -> Option<(&SharedFd, Interest)> {
+        Some((&self.fd, Interest::READ))
+    }
+
+    fn attempt(&mut self) -> Attempt {
+        let (ptr, len) = (self.buf.stable_mut_ptr(), clamp_len(self.buf.bytes_total()));
+        // SAFETY: the buffer's memory, `len` bytes, kept by `Op` until a
+        // job has run.
+        unsafe { attempt_transfer(nowait::preadv2, &self.fd, ptr, len, self.offset) }
+    }
+
+    fn blocking(&mut self) -> Option<Job> {
+        let (ptr, len) = (self.buf.stable_mut_ptr(), clamp_len(self.buf.bytes_total()));
+        // SAFETY: as for `attempt`.
+        Some(unsafe { transfer_job(nowait::preadv2, &self.fd, ptr, len, self.offset) })
+    }
+}
+
+/// `preadv2` or `pwritev2`.
+type Transfer = unsafe fn(i32, *const libc::iovec, i32, i64, i32) -> i32;
+
+/// One `call` of `len` bytes at `ptr` on `fd`, at `offset`, with `flags`.
+///
+/// # Safety
+///
+/// `ptr` points at `len` bytes, writable for a read, live for the call.
+unsafe fn transfer(
+    call: Transfer,
+    fd: &SharedFd,
+    ptr: *mut u8,
+    len: usize,
+    offset: Offset,
+    flags: i32,
+) -> i32 {
+    let iov = libc::iovec {
+        iov_base: ptr.cast(),
+        iov_len: len,
+    };
+    // SAFETY: the caller's promise; `iov` lives for the call.
+    unsafe { call(fd.plain_raw(), &iov, 1, offset.signed(), flags) }
+}
+
+/// The readiness path of a read or write: [`transfer`] with
+/// `RWF_NOWAIT`, or, for a descriptor that does not take the flag, the
+/// blocking [`transfer_job`].
+///
+/// # Safety
+///
+/// As [`transfer_job`].
+unsafe fn attempt_transfer(
+    call: Transfer,
+    fd: &SharedFd,
+    ptr: *mut u8,
+    len: usize,
+    offset: Offset,
+) -> Attempt {
+    // SAFETY: the caller's promise.
+    let result = unsafe { transfer(call, fd, ptr, len, offset, libc::RWF_NOWAIT) };
+    // SAFETY: the caller's promise.
+    Attempt::or_pool(result, || unsafe {
+        transfer_job(call, fd, ptr, len, offset)
+    })
+}
+
+/// [`transfer`] as a blocking job (no `RWF_NOWAIT`).
+///
+/// # Safety
+///
+/// As [`transfer`], with `ptr` live until the job has run.
+unsafe fn transfer_job(
+    call: Transfer,
+    fd: &SharedFd,
+    ptr: *mut u8,
+    len: usize,
+    offset: Offset,
+) -> Job {
+    let raw = fd.plain_raw();
+    // SAFETY: the closure uses `ptr` (the caller keeps it live until the
+    // job has run) and plain values.
+    unsafe {
+        Job::new(move || {
+            let iov = libc::iovec {
+                iov_base: ptr.cast(),
+                iov_len: len,
+            };
+            call(raw, &iov, 1, offset.signed(), 0)
+        })
+    }
 }
 
 /// Writes the initialized bytes of `buf`.
@@ -77,6 +169,29 @@ unsafe impl<B: IoBuf> Operation for Write<B> {
     fn complete(self, completion: Completion) -> BufResult<usize, B> {
         let result = completion.into_result().map(|written| written as usize);
         (result, self.buf)
+    }
+
+    fn interest(&self) -> Option<(&SharedFd, Interest)> {
+        Some((&self.fd, Interest::WRITE))
+    }
+
+    fn attempt(&mut self) -> Attempt {
+        let (ptr, len) = (
+            self.buf.stable_ptr().cast_mut(),
+            clamp_len(self.buf.bytes_init()),
+        );
+        // SAFETY: the buffer's memory, `len` bytes, kept by `Op` until a
+        // job has run.
+        unsafe { attempt_transfer(nowait::pwritev2, &self.fd, ptr, len, self.offset) }
+    }
+
+    fn blocking(&mut self) -> Option<Job> {
+        let (ptr, len) = (
+            self.buf.stable_ptr().cast_mut(),
+            clamp_len(self.buf.bytes_init()),
+        );
+        // SAFETY: as for `attempt`.
+        Some(unsafe { transfer_job(nowait::pwritev2, &self.fd, ptr, len, self.offset) })
     }
 }
 
@@ -116,6 +231,24 @@ unsafe impl Operation for ReadFixed {
     fn complete(self, completion: Completion) -> BufResult<usize, FixedBuf> {
         filled(self.buf, completion)
     }
+
+    fn interest(&self) -> Option<(&SharedFd, Interest)> {
+        Some((&self.fd, Interest::READ))
+    }
+
+    /// On epoll a fixed buffer is plain memory: a plain read.
+    fn attempt(&mut self) -> Attempt {
+        let (ptr, len) = (self.buf.stable_mut_ptr(), clamp_len(self.buf.bytes_total()));
+        // SAFETY: the buffer's memory, `len` bytes, kept by `Op` until a
+        // job has run.
+        unsafe { attempt_transfer(nowait::preadv2, &self.fd, ptr, len, self.offset) }
+    }
+
+    fn blocking(&mut self) -> Option<Job> {
+        let (ptr, len) = (self.buf.stable_mut_ptr(), clamp_len(self.buf.bytes_total()));
+        // SAFETY: as for `attempt`.
+        Some(unsafe { transfer_job(nowait::preadv2, &self.fd, ptr, len, self.offset) })
+    }
 }
 
 /// Writes the initialized bytes of a registered buffer
@@ -152,5 +285,29 @@ unsafe impl Operation for WriteFixed {
     fn complete(self, completion: Completion) -> BufResult<usize, FixedBuf> {
         let result = completion.into_result().map(|written| written as usize);
         (result, self.buf)
+    }
+
+    fn interest(&self) -> Option<(&SharedFd, Interest)> {
+        Some((&self.fd, Interest::WRITE))
+    }
+
+    /// On epoll a fixed buffer is plain memory: a plain write.
+    fn attempt(&mut self) -> Attempt {
+        let (ptr, len) = (
+            self.buf.stable_ptr().cast_mut(),
+            clamp_len(self.buf.bytes_init()),
+        );
+        // SAFETY: the buffer's memory, `len` bytes, kept by `Op` until a
+        // job has run.
+        unsafe { attempt_transfer(nowait::pwritev2, &self.fd, ptr, len, self.offset) }
+    }
+
+    fn blocking(&mut self) -> Option<Job> {
+        let (ptr, len) = (
+            self.buf.stable_ptr().cast_mut(),
+            clamp_len(self.buf.bytes_init()),
+        );
+        // SAFETY: as for `attempt`.
+        Some(unsafe { transfer_job(nowait::pwritev2, &self.fd, ptr, len, self.offset) })
     }
 }

@@ -8,23 +8,43 @@ use std::rc::Rc;
 
 use io_uring::{cqueue, opcode, squeue};
 
+use super::ready::{on_stream, Attempt};
 use super::SharedFd;
 use super::{clamp_len, filled, sqe_len};
 use super::{MultishotOperation, Operation};
 use crate::buf::{BufResult, IoBuf, IoBufMut, RingBuf, RingInner};
+use crate::driver::epoll::Interest;
 use crate::driver::with_target;
 use crate::driver::Completion;
+use crate::sys::nowait;
 use crate::sys::socket::SockAddr;
 
 /// Receives into `buf` from its start up to its capacity.
 pub(crate) struct Recv<B> {
     fd: SharedFd,
     buf: B,
+    /// On a stream socket, where a short receive means drained (not on a
+    /// datagram socket, where each datagram is its own receive).
+    stream: bool,
 }
 
 impl<B: IoBufMut> Recv<B> {
+    /// A receive on a datagram socket.
     pub(crate) fn new(fd: SharedFd, buf: B) -> Recv<B> {
-        Recv { fd, buf }
+        Recv {
+            fd,
+            buf,
+            stream: false,
+        }
+    }
+
+    /// A receive on a stream socket.
+    pub(crate) fn on_stream(fd: SharedFd, buf: B) -> Recv<B> {
+        Recv {
+            fd,
+            buf,
+            stream: true,
+        }
     }
 }
 
@@ -45,6 +65,21 @@ unsafe impl<B: IoBufMut> Operation for Recv<B> {
 
     fn complete(self, completion: Completion) -> BufResult<usize, B> {
         filled(self.buf, completion)
+    }
+
+    fn interest(&self) -> Option<(&SharedFd, Interest)> {
+        Some((&self.fd, Interest::READ))
+    }
+
+    fn attempt(&mut self) -> Attempt {
+        let len = clamp_len(self.buf.bytes_total());
+        // SAFETY: the buffer's writable memory, `len` bytes.
+        let result = unsafe { nowait::recv(self.fd.plain_raw(), self.buf.stable_mut_ptr(), len) };
+        if self.stream {
+            on_stream(result, len)
+        } else {
+            Attempt::Done(result)
+        }
     }
 }
 
@@ -79,6 +114,19 @@ unsafe impl<B: IoBuf> Operation for Send<B> {
     fn complete(self, completion: Completion) -> BufResult<usize, B> {
         let result = completion.into_result().map(|sent| sent as usize);
         (result, self.buf)
+    }
+
+    fn interest(&self) -> Option<(&SharedFd, Interest)> {
+        Some((&self.fd, Interest::WRITE))
+    }
+
+    /// A short send means the socket's buffer is full (a datagram send is
+    /// never short).
+    fn attempt(&mut self) -> Attempt {
+        let len = clamp_len(self.buf.bytes_init());
+        // SAFETY: the buffer's initialized memory, `len` bytes, only read.
+        let result = unsafe { nowait::send(self.fd.plain_raw(), self.buf.stable_ptr(), len) };
+        on_stream(result, len)
     }
 }
 
@@ -164,6 +212,14 @@ unsafe impl Operation for RecvBuf {
     fn late_completion(&mut self, completion: Completion) {
         self.late(completion);
     }
+
+    fn interest(&self) -> Option<(&SharedFd, Interest)> {
+        Some((&self.fd, Interest::READ))
+    }
+
+    fn attempt(&mut self) -> Attempt {
+        recv_picked(&self.fd, &self.ring)
+    }
 }
 
 /// Receives into buffers the kernel picks from a [`BufRing`](crate::buf::BufRing)
@@ -213,6 +269,41 @@ unsafe impl MultishotOperation for RecvMulti {
             self.late.push(bid);
         }
     }
+
+    fn interest(&self) -> Option<(&SharedFd, Interest)> {
+        Some((&self.fd, Interest::READ))
+    }
+
+    fn attempt(&mut self) -> Attempt {
+        recv_picked(&self.fd, &self.ring)
+    }
+}
+
+/// The epoll backend's receive into a buffer of `ring`, picked as the
+/// kernel picks one (`ENOBUFS` when every buffer is out) and put back when
+/// nothing came. With every buffer out, a peek tells "data, but no
+/// buffer" (`ENOBUFS`, as the kernel says) from "nothing yet" (`EAGAIN`)
+/// and the end of the stream (0).
+fn recv_picked(fd: &SharedFd, ring: &RingInner) -> Attempt {
+    let Some((bid, buf)) = ring.pick() else {
+        let mut byte = 0u8;
+        // SAFETY: one writable byte.
+        let peeked = unsafe { nowait::peek(fd.plain_raw(), &mut byte, 1) };
+        return Attempt::Done(if peeked > 0 { -libc::ENOBUFS } else { peeked });
+    };
+    let len = ring.buf_len();
+    // SAFETY: buffer `bid`'s memory, `len` bytes, picked from the ring.
+    let result = unsafe { nowait::recv(fd.plain_raw(), buf, len) };
+    if result < 0 {
+        ring.unpick();
+        return Attempt::Done(result);
+    }
+    let drained = result > 0 && (result as usize) < len;
+    Attempt::Filled {
+        result,
+        bid,
+        drained,
+    }
 }
 
 impl Drop for RecvMulti {
@@ -261,6 +352,15 @@ unsafe impl<B: IoBuf> MultishotOperation for SendZc<B> {
 
     fn next(&mut self, completion: Completion) -> Completion {
         completion
+    }
+
+    fn interest(&self) -> Option<(&SharedFd, Interest)> {
+        Some((&self.fd, Interest::WRITE))
+    }
+
+    /// Never reached: on epoll, `send_zc` is a plain send (`net/stream.rs`).
+    fn attempt(&mut self) -> Attempt {
+        Attempt::Done(-libc::EOPNOTSUPP)
     }
 }
 
@@ -326,6 +426,16 @@ unsafe impl<B: IoBuf> Operation for SendTo<B> {
     fn complete(self, completion: Completion) -> BufResult<usize, B> {
         (completion.into_result().map(|sent| sent as usize), self.buf)
     }
+
+    fn interest(&self) -> Option<(&SharedFd, Interest)> {
+        Some((&self.fd, Interest::WRITE))
+    }
+
+    fn attempt(&mut self) -> Attempt {
+        // SAFETY: the boxed message points at the buffer and the address,
+        // both live and only read.
+        Attempt::Done(unsafe { nowait::sendmsg(self.fd.plain_raw(), &self.message.header) })
+    }
 }
 
 /// Receives one datagram into `buf` with its sender's address (`recvmsg`).
@@ -352,6 +462,16 @@ unsafe impl<B: IoBufMut> Operation for RecvFrom<B> {
             &mut self.message.header
         )
         .build())
+    }
+
+    fn interest(&self) -> Option<(&SharedFd, Interest)> {
+        Some((&self.fd, Interest::READ))
+    }
+
+    fn attempt(&mut self) -> Attempt {
+        // SAFETY: the boxed message points at the buffer's writable memory
+        // and the address room, both live.
+        Attempt::Done(unsafe { nowait::recvmsg(self.fd.plain_raw(), &mut self.message.header) })
     }
 
     fn complete(self, completion: Completion) -> BufResult<(usize, SockAddr), B> {

@@ -34,6 +34,11 @@ struct Inner {
     owner: Option<RuntimeId>,
     /// The task waiting in `close` for the other handles to go.
     closer: Cell<Option<Waker>>,
+    /// The epoll core whose set the descriptor joined (at an operation's
+    /// first wait), to leave before it is closed.
+    polled_by: Cell<Option<RuntimeId>>,
+    /// Set once the descriptor was made non-blocking (epoll backend).
+    nonblocking: Cell<bool>,
 }
 
 impl SharedFd {
@@ -57,6 +62,8 @@ impl SharedFd {
                 target: Cell::new(Some(target)),
                 owner,
                 closer: Cell::new(None),
+                polled_by: Cell::new(None),
+                nonblocking: Cell::new(false),
             }),
         }
     }
@@ -112,6 +119,34 @@ impl SharedFd {
         }
     }
 
+    /// The file descriptor, on the epoll backend (which has only plain
+    /// ones).
+    #[inline]
+    pub(crate) fn plain_raw(&self) -> RawFd {
+        match self.inner.target.get() {
+            Some(Target::Fd(fd)) => fd,
+            _ => unreachable!("the epoll backend has only plain descriptors, open ones"),
+        }
+    }
+
+    /// Notes that the descriptor joined the epoll set of core `owner`.
+    #[inline]
+    pub(crate) fn note_polled(&self, owner: RuntimeId) {
+        self.inner.polled_by.set(Some(owner));
+    }
+
+    /// Makes the descriptor non-blocking, once (the epoll backend's
+    /// `accept4` and `connect`, which have no per-call flag): 0 or
+    /// `-errno`.
+    pub(crate) fn ensure_nonblocking(&self) -> i32 {
+        if self.inner.nonblocking.get() {
+            return 0;
+        }
+        let result = crate::sys::nowait::set_nonblocking(self.plain_raw());
+        self.inner.nonblocking.set(result == 0);
+        result
+    }
+
     /// Waits until this is the only handle, then closes through the ring.
     pub(crate) async fn close(self) -> io::Result<()> {
         poll_fn(|cx| {
@@ -123,6 +158,7 @@ impl SharedFd {
             }
         })
         .await;
+        self.inner.leave_epoll();
         let target = self.inner.target.take().expect("closed once");
         Op::new(Close::new(target, self.inner.owner)).await
     }
@@ -139,8 +175,25 @@ impl Drop for SharedFd {
     }
 }
 
+impl Inner {
+    /// Takes the descriptor out of the epoll set it joined, before it is
+    /// closed (wherever the last handle goes: on its core, in another
+    /// runtime or outside any), so that no entry outlives it.
+    fn leave_epoll(&self) {
+        let (Some(owner), Some(Target::Fd(fd))) = (self.polled_by.take(), self.target.get()) else {
+            return;
+        };
+        let _ = crate::runtime::context::with_owner(owner, |core| {
+            if let crate::runtime::context::Io::Epoll(reactor) = &core.io {
+                reactor.borrow_mut().forget(fd);
+            }
+        });
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
+        self.leave_epoll();
         if let Some(target) = self.target.get() {
             defer_close(target, self.owner);
         }

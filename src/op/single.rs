@@ -11,11 +11,18 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::cell::RefCell;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+
 use io_uring::squeue;
 
+use super::ready::{Attempt, Job};
+use super::SharedFd;
+use crate::driver::epoll::{Blocking, Interest, Reactor, Ticket};
 use crate::driver::{Abandoned, Completion, SlotId, SlotTicket};
 use crate::executor::RuntimeId;
-use crate::runtime::context::{self, Gone};
+use crate::runtime::context::{self, Core, Gone, Io};
 
 /// One kind of io_uring operation: how to build its SQE and how to turn its
 /// completion into a result.
@@ -65,6 +72,23 @@ pub(crate) unsafe trait Operation: 'static {
     fn late_completion(&mut self, completion: Completion) {
         let _ = completion;
     }
+
+    /// The readiness path (epoll backend; see `ready.rs`): the descriptor
+    /// and direction the call waits on when it says `EAGAIN`; `None` for a
+    /// call that never waits.
+    fn interest(&self) -> Option<(&SharedFd, Interest)> {
+        None
+    }
+
+    /// The readiness path: makes the call now, without blocking.
+    fn attempt(&mut self) -> Attempt;
+
+    /// The readiness path: the call as a job for the blocking pool, for a
+    /// descriptor epoll refuses (a regular file); `None` when the call has
+    /// no blocking form.
+    fn blocking(&mut self) -> Option<Job> {
+        None
+    }
 }
 
 impl<T: Operation> Abandoned for T {
@@ -90,7 +114,22 @@ pub(crate) struct Op<T: Operation> {
     retries: u8,
     /// Its place among the waiters for a free slot, while it waits.
     ticket: SlotTicket,
+    /// On the epoll backend, from the first poll on.
+    ready: Option<Box<Readying>>,
     _not_send: PhantomData<*const ()>,
+}
+
+/// Where an operation on the epoll backend stands: waiting for readiness
+/// (`ticket`, on `fd`), or for its job on the pool (`job`).
+#[derive(Default)]
+pub(super) struct Readying {
+    pub(super) fd: RawFd,
+    pub(super) ticket: Ticket,
+    pub(super) job: Option<Arc<Blocking>>,
+    /// A readiness stream's count of its descriptor's events when it last
+    /// looked (see `Reactor::events_seen`), once `armed`.
+    pub(super) seen: u32,
+    pub(super) armed: bool,
 }
 
 impl<T: Operation> Op<T> {
@@ -102,6 +141,7 @@ impl<T: Operation> Op<T> {
             owner: None,
             retries: 0,
             ticket: SlotTicket::default(),
+            ready: None,
             _not_send: PhantomData,
         }
     }
@@ -111,7 +151,7 @@ impl<T: Operation> Unpin for Op<T> {}
 
 /// Consecutive submissions after a transient failure before the error is
 /// handed to the caller.
-const RETRIES_MAX: u8 = 64;
+pub(super) const RETRIES_MAX: u8 = 64;
 
 /// The verdict on a completion, before the operation maps it: whether it
 /// failed with an error that means "nothing was done, try again" (`EINTR`:
@@ -134,13 +174,17 @@ impl<T: Operation> Future for Op<T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
         let this = &mut *self;
         let completion = context::with_core(|core| {
+            let driver = match &core.io {
+                Io::Ring(driver) => driver,
+                Io::Epoll(reactor) => return Err(this.poll_ready(core, reactor, cx)),
+            };
             let waker = core.wake_by(cx.waker());
-            let mut driver = core.driver.borrow_mut();
+            let mut driver = driver.borrow_mut();
             loop {
                 let Some(id) = this.slot else {
                     this.owner = Some(core.id());
                     if driver.wait_for_slot(waker, &mut this.ticket) {
-                        return Poll::Pending;
+                        return Ok(Poll::Pending);
                     }
                     let state = this.state.as_mut().expect("Op polled after completion");
                     // SAFETY: `Operation`'s contract makes the SQE refer only
@@ -155,10 +199,12 @@ impl<T: Operation> Future for Op<T> {
                         }
                     };
                     this.slot = Some(id);
-                    return Poll::Pending;
+                    return Ok(Poll::Pending);
                 };
                 assert_eq!(this.owner, Some(core.id()), "{FOREIGN_POLL}");
-                let completion = std::task::ready!(driver.poll_completion(id, waker));
+                let Poll::Ready(completion) = driver.poll_completion(id, waker) else {
+                    return Ok(Poll::Pending);
+                };
                 let head_failure = if T::LINKED {
                     driver.take_head_failure(id)
                 } else {
@@ -171,10 +217,13 @@ impl<T: Operation> Future for Op<T> {
                     driver.note_retry();
                     continue;
                 }
-                return Poll::Ready((completion, head_failure));
+                return Ok(Poll::Ready((completion, head_failure)));
             }
         });
-        let (completion, head_failure) = std::task::ready!(completion);
+        let (completion, head_failure) = match completion {
+            Ok(completion) => std::task::ready!(completion),
+            Err(completion) => (std::task::ready!(completion), None),
+        };
         let mut state = this.state.take().expect("Op polled after completion");
         if let Some(result) = head_failure {
             state.head_failed(result);
@@ -183,13 +232,157 @@ impl<T: Operation> Future for Op<T> {
     }
 }
 
+impl<T: Operation> Op<T> {
+    /// The epoll backend's poll: the call's CQE-style result once made
+    /// (see `ready.rs`).
+    fn poll_ready(
+        &mut self,
+        core: &Core,
+        reactor: &RefCell<Reactor>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Completion> {
+        let ready = self.ready.get_or_insert_with(|| {
+            reactor.borrow_mut().started();
+            Box::default()
+        });
+        self.owner = Some(core.id());
+        let state = self.state.as_mut().expect("Op polled after completion");
+        let result = drive(state, ready, &mut self.retries, core, reactor, cx);
+        if result.is_ready() {
+            self.ready = None;
+            reactor.borrow_mut().finished();
+        }
+        result
+    }
+}
+
+/// One poll of an operation on the epoll backend: its job's result, or
+/// the call made (again) unless its descriptor is known not to be ready,
+/// or a wait for readiness or a job started.
+fn drive<T: Operation>(
+    state: &mut T,
+    ready: &mut Readying,
+    retries: &mut u8,
+    core: &Core,
+    reactor: &RefCell<Reactor>,
+    cx: &mut Context<'_>,
+) -> Poll<Completion> {
+    if let Some(job) = &ready.job {
+        return job
+            .poll(cx.waker())
+            .map(|result| Completion { result, flags: 0 });
+    }
+    let mut reactor = reactor.borrow_mut();
+    let interest = state
+        .interest()
+        .map(|(fd, interest)| (fd.plain_raw(), interest));
+    reactor.cancel(ready.fd, &mut ready.ticket);
+    loop {
+        let attempt = match interest {
+            Some((fd, interest)) if !reactor.may_be_ready(fd, interest) => {
+                Attempt::Done(-libc::EAGAIN)
+            }
+            _ => state.attempt(),
+        };
+        let (completion, drained) = match attempt.made() {
+            Ok(made) => made,
+            Err(Attempt::Blocking(job)) => return start(job, ready, cx),
+            Err(_) => unreachable!("only readiness streams wait for events alone"),
+        };
+        if completion.result == -libc::EINTR && *retries < RETRIES_MAX {
+            *retries += 1;
+            reactor.note_retry();
+            continue;
+        }
+        if let (true, Some((fd, interest))) = (drained, interest) {
+            reactor.drained(fd, interest);
+        }
+        let Some((fd, interest)) = interest.filter(|_| completion.result == -libc::EAGAIN) else {
+            return Poll::Ready(completion);
+        };
+        if reactor.refused(fd) {
+            return offload(state, ready, cx);
+        }
+        match reactor.wait(fd, interest, core.wake_by(cx.waker()), &mut ready.ticket) {
+            Ok(()) => {
+                ready.fd = fd;
+                if let Some((shared, _)) = state.interest() {
+                    shared.note_polled(core.id());
+                }
+                return Poll::Pending;
+            }
+            // epoll cannot watch a regular file: its call blocks on the pool.
+            Err(error) if error.raw_os_error() == Some(libc::EPERM) => {
+                drop(reactor);
+                return offload(state, ready, cx);
+            }
+            Err(error) => return Poll::Ready(Completion::failed(&error)),
+        }
+    }
+}
+
+/// Runs the operation's blocking form on the pool; an operation without
+/// one says `EAGAIN` (it was asked to wait on a descriptor epoll refuses).
+fn offload<T: Operation>(
+    state: &mut T,
+    ready: &mut Readying,
+    cx: &mut Context<'_>,
+) -> Poll<Completion> {
+    match state.blocking() {
+        Some(job) => start(job, ready, cx),
+        None => Poll::Ready(Completion {
+            result: -libc::EAGAIN,
+            flags: 0,
+        }),
+    }
+}
+
+fn start<R>(job: Job, ready: &mut Readying, cx: &mut Context<'_>) -> Poll<R> {
+    ready.job = Some(job.start(cx.waker()));
+    Poll::Pending
+}
+
 impl<T: Operation> Drop for Op<T> {
     fn drop(&mut self) {
+        if let (Some(ready), Some(owner)) = (self.ready.take(), self.owner) {
+            if let Some(state) = self.state.take() {
+                forsake(owner, *ready, Box::new(state));
+            }
+            return;
+        }
         let (Some(id), Some(owner), Some(state)) = (self.slot, self.owner, self.state.take())
         else {
             return;
         };
         abandon(owner, id, Box::new(state), T::LINKED);
+    }
+}
+
+/// The epoll backend's drop of an operation in flight on core `owner`:
+/// its waiter goes; its state is dropped now, or, with a job still running
+/// on the pool, kept by the core's driver until the job is done.
+pub(super) fn forsake(owner: RuntimeId, mut ready: Readying, state: Box<dyn Abandoned>) {
+    let mut state = Some(state);
+    let _ = context::with_owner(owner, |core| {
+        let Io::Epoll(reactor) = &core.io else {
+            unreachable!("a readiness operation belongs to an epoll core");
+        };
+        let mut reactor = reactor.borrow_mut();
+        reactor.cancel(ready.fd, &mut ready.ticket);
+        match ready.job.take() {
+            Some(job) => {
+                let state = state.take().expect("taken once");
+                reactor.orphan(job, state, &core.executor.main_waker());
+            }
+            None => reactor.dropped(),
+        }
+    });
+    if let (Some(job), Some(state)) = (ready.job, state.take()) {
+        // The owner is gone with its driver while the job runs: the pool
+        // may still write into the state, so it is leaked.
+        if job.result().is_none() {
+            std::mem::forget(state);
+        }
     }
 }
 
@@ -208,7 +401,10 @@ pub(super) fn abandon(owner: RuntimeId, id: SlotId, state: Box<dyn Abandoned>, l
     let mut state = Some(state);
     let gone = context::with_owner(owner, |core| {
         let state = state.take().expect("taken once");
-        core.driver.borrow_mut().abandon(id, state, linked);
+        core.ring()
+            .expect("a slot belongs to a ring")
+            .borrow_mut()
+            .abandon(id, state, linked);
     });
     if let (Err(Gone::Leaked), Some(state)) = (gone, state) {
         std::mem::forget(state);

@@ -8,11 +8,14 @@ use std::io;
 
 use io_uring::{opcode, squeue};
 
+use super::ready::{Attempt, Job};
 use super::SharedFd;
 use super::{Op, Operation};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::driver::epoll::Interest;
 use crate::driver::with_target;
 use crate::driver::Completion;
+use crate::sys::nowait;
 
 use super::Offset;
 
@@ -79,6 +82,55 @@ unsafe impl<B: IoBufMut> Operation for Readv<B> {
                 iov_len: buf.bytes_total(),
             })
             .collect();
+        self.sqe()
+    }
+
+    fn complete(self, completion: Completion) -> BufResult<usize, Vec<B>> {
+        self.filled(completion)
+    }
+
+    fn interest(&self) -> Option<(&SharedFd, Interest)> {
+        Some((&self.fd, Interest::READ))
+    }
+
+    fn attempt(&mut self) -> Attempt {
+        let _ = self.build();
+        let (fd, count, offset) = (self.fd.plain_raw(), self.iovecs.len() as i32, self.offset);
+        // SAFETY: the iovecs (built above) point at the buffers' writable
+        // memory; the call ends before this returns.
+        let result = unsafe {
+            nowait::preadv2(
+                fd,
+                self.iovecs.as_ptr(),
+                count,
+                offset.signed(),
+                libc::RWF_NOWAIT,
+            )
+        };
+        Attempt::or_pool(result, || self.job())
+    }
+
+    fn blocking(&mut self) -> Option<Job> {
+        let _ = self.build();
+        Some(self.job())
+    }
+}
+
+impl<B: IoBufMut> Readv<B> {
+    /// The blocking `preadv2` of the iovecs built last.
+    fn job(&self) -> Job {
+        let (fd, iov, count, offset) = (
+            self.fd.plain_raw(),
+            self.iovecs.as_ptr(),
+            self.iovecs.len() as i32,
+            self.offset,
+        );
+        // SAFETY: the iovecs live on the heap in the state, which `Op`
+        // keeps until the job has run, and point at the buffers' memory.
+        unsafe { Job::new(move || nowait::preadv2(fd, iov, count, offset.signed(), 0)) }
+    }
+
+    fn sqe(&mut self) -> squeue::Entry {
         with_target!(self.fd.target(), |t| opcode::Readv::new(
             t,
             self.iovecs.as_ptr(),
@@ -88,7 +140,7 @@ unsafe impl<B: IoBufMut> Operation for Readv<B> {
         .build())
     }
 
-    fn complete(mut self, completion: Completion) -> BufResult<usize, Vec<B>> {
+    fn filled(mut self, completion: Completion) -> BufResult<usize, Vec<B>> {
         let result = completion.into_result().map(|read| {
             let mut left = read as usize;
             for buf in &mut self.bufs {
@@ -152,6 +204,55 @@ unsafe impl<B: IoBuf> Operation for Writev<B> {
                 iov_len: buf.bytes_init(),
             })
             .collect();
+        self.sqe()
+    }
+
+    fn complete(self, completion: Completion) -> BufResult<usize, Vec<B>> {
+        let result = completion.into_result().map(|written| written as usize);
+        (result, self.bufs)
+    }
+
+    fn interest(&self) -> Option<(&SharedFd, Interest)> {
+        Some((&self.fd, Interest::WRITE))
+    }
+
+    fn attempt(&mut self) -> Attempt {
+        let _ = self.build();
+        let (fd, count, offset) = (self.fd.plain_raw(), self.iovecs.len() as i32, self.offset);
+        // SAFETY: the iovecs (built above) point at the buffers'
+        // initialized memory, only read; the call ends before this returns.
+        let result = unsafe {
+            nowait::pwritev2(
+                fd,
+                self.iovecs.as_ptr(),
+                count,
+                offset.signed(),
+                libc::RWF_NOWAIT,
+            )
+        };
+        Attempt::or_pool(result, || self.job())
+    }
+
+    fn blocking(&mut self) -> Option<Job> {
+        let _ = self.build();
+        Some(self.job())
+    }
+}
+
+impl<B: IoBuf> Writev<B> {
+    /// The blocking `pwritev2` of the iovecs built last.
+    fn job(&self) -> Job {
+        let (fd, iov, count, offset) = (
+            self.fd.plain_raw(),
+            self.iovecs.as_ptr(),
+            self.iovecs.len() as i32,
+            self.offset,
+        );
+        // SAFETY: as `Readv::job`; the memory is only read.
+        unsafe { Job::new(move || nowait::pwritev2(fd, iov, count, offset.signed(), 0)) }
+    }
+
+    fn sqe(&mut self) -> squeue::Entry {
         with_target!(self.fd.target(), |t| opcode::Writev::new(
             t,
             self.iovecs.as_ptr(),
@@ -159,10 +260,5 @@ unsafe impl<B: IoBuf> Operation for Writev<B> {
         )
         .offset(self.offset.raw())
         .build())
-    }
-
-    fn complete(self, completion: Completion) -> BufResult<usize, Vec<B>> {
-        let result = completion.into_result().map(|written| written as usize);
-        (result, self.bufs)
     }
 }

@@ -37,6 +37,9 @@ pub(crate) struct Config {
     /// later spawns instead of giving them back to the allocator. Default
     /// 64 KiB; debug builds keep none (see `executor::cache`).
     pub(crate) task_cache_bytes: usize,
+    /// The backend, when the builder forces one; `None`: the environment
+    /// decides (`CORERING_BACKEND`, see `backend.rs`).
+    pub(crate) backend: Option<super::Backend>,
     /// Faults the driver injects (tests only). Default none.
     #[cfg(feature = "fault-injection")]
     pub(crate) faults: Option<crate::Faults>,
@@ -73,6 +76,7 @@ impl Default for Config {
             batch_wait: None,
             msg_ring: std::env::var_os("CORERING_MSG_RING").is_none_or(|value| value != "0"),
             task_cache_bytes: 64 * 1024,
+            backend: None,
             #[cfg(feature = "fault-injection")]
             faults: None,
         }

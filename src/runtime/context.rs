@@ -14,18 +14,31 @@ use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::task::Waker;
 
+use super::backend::Backend;
 use super::config::Config;
 use super::counters::Accounting;
 use super::launcher::{CoreId, Launch};
 use super::stall::Progress;
+use crate::driver::epoll::Reactor;
 use crate::driver::{Driver, Stats, Target, Tokens, Wake};
 use crate::executor::{Executor, RuntimeId};
 use crate::runtime::wheel::Wheel;
 
+/// A core's backend: its ring, or its epoll driver (see `backend.rs`).
+///
+/// One per core, inside the boxed `Core`: the ring's larger variant is not
+/// boxed again, which would add a pointer to every operation's path.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Io {
+    Ring(RefCell<Driver>),
+    Epoll(RefCell<Reactor>),
+}
+
 /// One core: everything its thread owns.
 pub(crate) struct Core {
     pub(crate) config: Config,
-    pub(crate) driver: RefCell<Driver>,
+    /// The ring, or the epoll driver.
+    pub(crate) io: Io,
     pub(crate) timers: RefCell<Wheel>,
     /// The tasks, their run queue and the inbox other threads wake into.
     pub(crate) executor: Executor,
@@ -60,10 +73,31 @@ impl Core {
 
     /// The driver's counters and the timer count.
     pub(crate) fn stats(&self) -> Stats {
+        let driver = match &self.io {
+            Io::Ring(driver) => driver.borrow().stats(),
+            Io::Epoll(reactor) => reactor.borrow().stats(),
+        };
         Stats {
             timers: self.timers.borrow().len() as u64,
             callback_panics: self.executor.callback_panics(),
-            ..self.driver.borrow().stats()
+            ..driver
+        }
+    }
+
+    /// The backend this core runs on.
+    pub(crate) fn backend(&self) -> Backend {
+        match &self.io {
+            Io::Ring(_) => Backend::IoUring,
+            Io::Epoll(_) => Backend::Epoll,
+        }
+    }
+
+    /// The ring, on the io_uring backend.
+    #[inline]
+    pub(crate) fn ring(&self) -> Option<&RefCell<Driver>> {
+        match &self.io {
+            Io::Ring(driver) => Some(driver),
+            Io::Epoll(_) => None,
         }
     }
 

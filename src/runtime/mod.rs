@@ -14,6 +14,7 @@
 //! 6. Wake every task whose operation is done and drop the states of
 //!    cancelled operations, with the driver released.
 
+mod backend;
 mod blocking;
 mod config;
 pub(crate) mod context;
@@ -23,6 +24,7 @@ mod remote_spawn;
 mod stall;
 pub(crate) mod wheel;
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::marker::PhantomData;
@@ -33,9 +35,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+pub use backend::Backend;
+use backend::Choice;
+pub(crate) use blocking::POOL;
 use config::Config;
 pub(crate) use context::defer_close;
-use context::{Core, Enter};
+use context::{Core, Enter, Io};
 use counters::Accounting;
 pub use counters::{core_stats, CoreStats};
 pub use launcher::CoreId;
@@ -43,6 +48,7 @@ use launcher::Launch;
 pub use remote_spawn::{cores, current_core, spawn_blocking, spawn_on, RemoteHandle};
 pub use stall::Stall;
 
+use crate::driver::epoll::Reactor;
 use crate::driver::{Abandoned, Driver, DriverConfig, Stats, Wait};
 use crate::executor::{self, Executor, Job, JoinHandle};
 use crate::runtime::wheel::Wheel;
@@ -247,6 +253,21 @@ impl Builder {
         self
     }
 
+    /// Runs on `backend`, whatever `CORERING_BACKEND` says (by default,
+    /// the environment decides: `auto`, `io_uring` or `epoll`; `auto`, the
+    /// default, takes io_uring unless the kernel refuses rings, and then
+    /// epoll, once for the whole process).
+    ///
+    /// Forced to [`Backend::IoUring`] where the kernel refuses rings,
+    /// [`build`](Self::build) fails with the cause. On [`Backend::Epoll`],
+    /// the io_uring-only features (buffer rings, registered buffers, direct
+    /// descriptors, zero-copy sends, linked turns) say `Unsupported` or
+    /// fall back, as the README's table lists.
+    pub fn backend(mut self, backend: Backend) -> Builder {
+        self.config.backend = Some(backend);
+        self
+    }
+
     /// Wakes other cores with `IORING_OP_MSG_RING` where the kernel has it
     /// (the default), or, with `false`, always through their eventfd. Also
     /// set by `CORERING_MSG_RING=0` in the environment.
@@ -366,21 +387,11 @@ impl Builder {
         config.check()?;
         blocking::POOL.configure(self.blocking_threads, self.blocking_keep_alive);
         let executor = Executor::new(EventFd::new()?, config.task_cache_bytes);
-        let driver = Driver::new(
-            &DriverConfig {
-                entries: config.entries,
-                sqpoll_idle: config.sqpoll_idle,
-                slots_max: config.slots_max,
-                direct_fds: config.direct_fds,
-                batch_wait: config.batch_wait,
-                msg_ring: config.msg_ring,
-                #[cfg(feature = "fault-injection")]
-                faults: config.faults,
-            },
-            executor.doorbell_fd(),
-        )?;
-        executor.set_ring_fd(driver.ring_fd());
-        executor::set_ring_hook(msg_ring_from_here);
+        let io = set_up_io(&config, &executor)?;
+        if let Io::Ring(driver) = &io {
+            executor.set_ring_fd(driver.borrow().ring_fd());
+            executor::set_ring_hook(msg_ring_from_here);
+        }
         let token = self.shutdown.unwrap_or_default();
         if self.shutdown_on_signals {
             let interrupt = signal::signal(SignalKind::interrupt())?;
@@ -397,7 +408,7 @@ impl Builder {
             CoreId::new(0),
         );
         let core = Box::new(Core {
-            driver: driver.into(),
+            io,
             timers: Wheel::new(Instant::now()).into(),
             executor,
             closes: Default::default(),
@@ -412,6 +423,59 @@ impl Builder {
             shut_down: false,
             _not_send: PhantomData,
         })
+    }
+}
+
+/// Sets up the backend `config` asks for (see `backend.rs`).
+fn set_up_io(config: &Config, executor: &Executor) -> io::Result<Io> {
+    let choice = match config.backend {
+        Some(backend) => Choice::Only(backend),
+        None => Choice::from_env()?,
+    };
+    let backend = match choice {
+        Choice::Only(backend) => backend,
+        Choice::Auto => backend::decided().unwrap_or(Backend::IoUring),
+    };
+    if backend == Backend::Epoll {
+        let reactor = Reactor::new(executor.doorbell_fd())?;
+        if choice == Choice::Auto {
+            backend::decide(Backend::Epoll);
+        }
+        return Ok(Io::Epoll(reactor.into()));
+    }
+    let ring = Driver::new(
+        &DriverConfig {
+            entries: config.entries,
+            sqpoll_idle: config.sqpoll_idle,
+            slots_max: config.slots_max,
+            direct_fds: config.direct_fds,
+            batch_wait: config.batch_wait,
+            msg_ring: config.msg_ring,
+            #[cfg(feature = "fault-injection")]
+            faults: config.faults,
+        },
+        executor.doorbell_fd(),
+    );
+    match ring {
+        Ok(driver) => {
+            if choice == Choice::Auto {
+                backend::decide(Backend::IoUring);
+            }
+            Ok(Io::Ring(driver.into()))
+        }
+        // Refused outright, and this process has no io_uring runtime that
+        // the others must match: epoll, for this runtime and every later
+        // `auto` one.
+        Err(error)
+            if choice == Choice::Auto
+                && backend::decided().is_none()
+                && backend::refused(&error) =>
+        {
+            backend::decide(Backend::Epoll);
+            let reactor = Reactor::new(executor.doorbell_fd())?;
+            Ok(Io::Epoll(reactor.into()))
+        }
+        Err(error) => Err(error),
     }
 }
 
@@ -514,12 +578,19 @@ impl Runtime {
                     // A wake of another core the future sent on its way
                     // out may be a `MSG_RING` still in the SQ: send it now,
                     // since nothing may drive this ring for a while.
-                    core.driver.borrow_mut().submit_queued();
+                    if let Some(driver) = core.ring() {
+                        driver.borrow_mut().submit_queued();
+                    }
                     return output;
                 }
             }
             tick(core, &mut scratch);
         }
+    }
+
+    /// The backend this runtime runs on.
+    pub fn backend(&self) -> Backend {
+        self.core.backend()
     }
 
     /// The driver's counters.
@@ -543,26 +614,44 @@ impl Runtime {
         let _enter = Enter::new(core);
         let mut scratch = Scratch::default();
         core.executor.shutdown();
-        core.driver.borrow_mut().cancel_all();
+        if let Some(driver) = core.ring() {
+            driver.borrow_mut().cancel_all();
+        }
         let deadline = Instant::now() + core.config.shutdown_timeout;
         loop {
             queue_closes(core);
-            let mut driver = core.driver.borrow_mut();
-            driver.release_untaken();
-            if driver.is_idle() && core.closes.borrow().is_empty() {
-                break;
-            }
-            if Instant::now() >= deadline {
-                driver.leak_in_flight();
-                break;
-            }
             let left = deadline.saturating_duration_since(Instant::now());
             // The tasks are gone and the executor closed: their wakes
             // queue nothing.
             let mut ready = |token| core.executor.schedule(token as usize);
-            driver.enter(Wait::For(Some(left)), &mut ready);
-            driver.take_ready(&mut ready, &mut scratch.wakers, &mut scratch.graveyard);
-            drop(driver);
+            match &core.io {
+                Io::Ring(driver) => {
+                    let mut driver = driver.borrow_mut();
+                    driver.release_untaken();
+                    if driver.is_idle() && core.closes.borrow().is_empty() {
+                        break;
+                    }
+                    if left.is_zero() {
+                        driver.leak_in_flight();
+                        break;
+                    }
+                    driver.enter(Wait::For(Some(left)), &mut ready);
+                    driver.take_ready(&mut ready, &mut scratch.wakers, &mut scratch.graveyard);
+                }
+                Io::Epoll(reactor) => {
+                    let mut reactor = reactor.borrow_mut();
+                    if reactor.is_idle() && core.closes.borrow().is_empty() {
+                        break;
+                    }
+                    if left.is_zero() {
+                        reactor.leak_in_flight();
+                        break;
+                    }
+                    // Jobs of dropped futures wake the core when done.
+                    reactor.turn(Wait::For(Some(left)), &mut ready);
+                    reactor.take_ready(&mut scratch.wakers, &mut scratch.graveyard);
+                }
+            }
             scratch.drop_leftovers(&core.executor);
         }
         // The last word for cores that read this one's counters later.
@@ -574,17 +663,22 @@ impl Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         self.shut_down_now();
-        let leaked = self.core.driver.borrow().leaked();
+        let leaked = match &self.core.io {
+            Io::Ring(driver) => driver.borrow().leaked(),
+            Io::Epoll(reactor) => reactor.borrow().leaked(),
+        };
         context::unregister(&self.core, leaked);
     }
 }
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime")
-            .field("flags", &self.core.driver.borrow().flags())
-            .field("stats", &self.stats())
-            .finish()
+        let mut f = f.debug_struct("Runtime");
+        f.field("backend", &self.backend());
+        if let Some(driver) = self.core.ring() {
+            f.field("flags", &driver.borrow().flags());
+        }
+        f.field("stats", &self.stats()).finish()
     }
 }
 
@@ -646,20 +740,29 @@ fn tick(core: &Core, scratch: &mut Scratch) {
         }
     }
     {
-        let mut driver = core.driver.borrow_mut();
         executor.compact();
         let mut ready = |token| executor.schedule(token as usize);
         if let (true, Some(progress)) = (parks, &core.progress) {
             progress.flip();
         }
-        driver.enter(wait, &mut ready);
+        match &core.io {
+            Io::Ring(driver) => {
+                let mut driver = driver.borrow_mut();
+                driver.enter(wait, &mut ready);
+                driver.take_ready(&mut ready, &mut scratch.wakers, &mut scratch.graveyard);
+            }
+            Io::Epoll(reactor) => {
+                let mut reactor = reactor.borrow_mut();
+                reactor.turn(wait, &mut ready);
+                reactor.take_ready(&mut scratch.wakers, &mut scratch.graveyard);
+            }
+        }
         if let (true, Some(progress)) = (parks, &core.progress) {
             progress.flip();
         }
         if let Some(parked) = parked {
             core.accounting.parked(parked.elapsed());
         }
-        driver.take_ready(&mut ready, &mut scratch.wakers, &mut scratch.graveyard);
     }
     executor.unpark();
     executor.release_yielded();
@@ -680,7 +783,7 @@ fn tick(core: &Core, scratch: &mut Scratch) {
 /// target's eventfd then).
 fn msg_ring_from_here(target: RawFd) -> bool {
     context::try_with_core(|core| {
-        let Ok(mut driver) = core.driver.try_borrow_mut() else {
+        let Some(Ok(mut driver)) = core.ring().map(RefCell::try_borrow_mut) else {
             return false;
         };
         if !driver.can_msg_ring() {
@@ -703,11 +806,32 @@ fn queue_closes(core: &Core) {
     // pushes (a late completion reaped to make room in the SQ) lands in the
     // emptied list: no borrow of it is held across the push.
     let mut closes = core.closes.take();
-    {
-        let mut driver = core.driver.borrow_mut();
-        closes.retain(|&target| !driver.push_close(target));
+    match &core.io {
+        Io::Ring(driver) => {
+            let mut driver = driver.borrow_mut();
+            closes.retain(|&target| !driver.push_close(target));
+        }
+        // A close never waits on epoll: made here, each descriptor taken
+        // out of the set first.
+        Io::Epoll(reactor) => {
+            let mut reactor = reactor.borrow_mut();
+            for target in closes.drain(..) {
+                close_now(&mut reactor, target);
+            }
+        }
     }
     let mut list = core.closes.borrow_mut();
     closes.append(&mut list);
     *list = closes;
+}
+
+/// Closes `target` on the epoll backend: out of the epoll set, then
+/// `close(2)` (a direct descriptor cannot exist there).
+pub(crate) fn close_now(reactor: &mut Reactor, target: crate::driver::Target) {
+    let crate::driver::Target::Fd(fd) = target else {
+        unreachable!("the epoll backend has no direct descriptors");
+    };
+    reactor.forget(fd);
+    // SAFETY: the last handle of `fd` was dropped; nothing uses it after.
+    unsafe { crate::sys::file::close(fd) };
 }

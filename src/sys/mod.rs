@@ -73,10 +73,12 @@ macro_rules! syscall {
 }
 
 pub(crate) mod affinity;
+pub(crate) mod epoll;
 pub(crate) mod eventfd;
 pub(crate) mod file;
 pub(crate) mod mapping;
 pub(crate) mod memory;
+pub(crate) mod nowait;
 pub(crate) mod queues;
 pub(crate) mod ring;
 pub(crate) mod socket;

@@ -232,7 +232,41 @@ pub(crate) fn explain_setup_error(error: io::Error) -> io::Error {
         ),
         _ => (error.kind(), "unexpected error"),
     };
-    io::Error::new(kind, format!("io_uring_setup failed ({error}): {why}"))
+    let refused = matches!(error.raw_os_error(), Some(libc::EPERM) | Some(libc::ENOSYS));
+    let instead = if refused {
+        "; or let corering run on epoll instead (CORERING_BACKEND=auto, the default, or epoll)"
+    } else {
+        ""
+    };
+    io::Error::new(
+        kind,
+        SetupFailed {
+            errno: error.raw_os_error(),
+            message: format!("io_uring_setup failed ({error}): {why}{instead}"),
+        },
+    )
+}
+
+/// The error of a refused `io_uring_setup`: the message, and the errno
+/// the backend's choice reads (`setup_errno`).
+#[derive(Debug)]
+struct SetupFailed {
+    errno: Option<i32>,
+    message: String,
+}
+
+impl std::fmt::Display for SetupFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SetupFailed {}
+
+/// The errno of `io_uring_setup` when `error` is its failure (not that of
+/// a later call on a ring that was set up).
+pub(crate) fn setup_errno(error: &io::Error) -> Option<i32> {
+    error.get_ref()?.downcast_ref::<SetupFailed>()?.errno
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use corering::buf::{IoBuf, IoBufMut};
 use corering::fd::Fd;
 
+pub mod seccomp;
 pub mod server;
 
 /// Serializes the tests of one binary that count this process's open
