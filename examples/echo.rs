@@ -58,7 +58,8 @@ fn main() {
                 };
                 let _ = listener.set_nodelay(true);
                 if core.index() == 0 {
-                    println!("echo: listening on port {port} on {cores} cores");
+                    let backend = corering::backend();
+                    println!("echo: listening on port {port} on {cores} cores ({backend})");
                 }
                 let shutdown = corering::shutdown::token();
                 let tracker = Tracker::new(&shutdown);

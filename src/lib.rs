@@ -86,8 +86,8 @@ pub use driver::faults::Faults;
 pub use driver::Stats;
 pub use executor::{yield_now, JoinError, JoinHandle};
 pub use runtime::{
-    core_stats, cores, current_core, spawn, spawn_blocking, spawn_on, start, stats, Backend,
-    Builder, CoreId, CoreStats, RemoteHandle, Runtime, Stall,
+    backend, core_stats, cores, current_core, spawn, spawn_blocking, spawn_on, start, stats,
+    Backend, Builder, CoreId, CoreStats, RemoteHandle, Runtime, Stall,
 };
 
 /// The README's code blocks, compiled and run as doc tests so that they

@@ -1,5 +1,8 @@
 //! Dropping an in-flight operation: its memory is freed exactly once, only
 //! after the kernel's final completion, and nothing leaks.
+//!
+//! The ring's own mechanics: these run on io_uring whatever
+//! `CORERING_BACKEND` says (tests/epoll.rs checks the epoll backend's).
 
 mod common;
 
@@ -12,7 +15,7 @@ use corering::time::timeout;
 fn dropped_read_frees_buffer_once_after_its_completion() {
     let _serial = common::serial();
     let fds_before = common::steady_fds();
-    corering::start(async {
+    common::ring_start(async {
         let fds_inside = open_fds();
         let (reader, writer) = pipe();
         let (buf, drops, stats_at_drop) = DropBuf::new(64);
@@ -52,7 +55,7 @@ fn dropped_read_frees_buffer_once_after_its_completion() {
 #[test]
 fn dropped_timeout_frees_buffer_once_and_its_timer() {
     let _serial = common::serial();
-    corering::start(async {
+    common::ring_start(async {
         let (reader, _writer) = pipe();
         let (buf, drops, stats_at_drop) = DropBuf::new(64);
         let mut bounded = Box::pin(timeout(Duration::from_secs(60), reader.read(buf)));
@@ -75,7 +78,7 @@ fn dropped_timeout_frees_buffer_once_and_its_timer() {
 #[test]
 fn completed_but_untaken_result_is_freed_when_dropped() {
     let _serial = common::serial();
-    corering::start(async {
+    common::ring_start(async {
         let (reader, writer) = pipe();
         writer.write_all(b"x".as_slice()).await.0.unwrap();
         let (buf, drops, stats_at_drop) = DropBuf::new(8);
@@ -108,7 +111,7 @@ fn completed_but_untaken_result_is_freed_when_dropped() {
 fn runtime_dropped_with_1000_operations_in_flight_drains_them() {
     let _serial = common::serial();
     let fds_before = common::steady_fds();
-    let runtime = corering::Runtime::new().unwrap();
+    let runtime = common::ring_builder().build().unwrap();
     let (drops, writer) = runtime.block_on(async {
         let (reader, writer) = pipe();
         let reader = std::rc::Rc::new(reader);
@@ -159,7 +162,7 @@ fn runtime_dropped_with_1000_operations_in_flight_drains_them() {
 fn operation_moved_out_of_its_runtime_is_cancelled_at_shutdown_and_freed_after_its_cqe() {
     let _serial = common::serial();
     let (reader, _writer) = pipe();
-    let runtime = corering::Runtime::new().unwrap();
+    let runtime = common::ring_builder().build().unwrap();
     let (read, drops) = runtime.block_on(async {
         let (buf, drops, _) = DropBuf::new(8);
         let mut read = Box::pin(reader.read(buf));
@@ -197,8 +200,8 @@ fn operation_moved_out_of_its_runtime_is_cancelled_at_shutdown_and_freed_after_i
 fn operation_dropped_inside_another_runtime_returns_to_its_own() {
     let _serial = common::serial();
     let fds_before = common::steady_fds();
-    let first = corering::Runtime::new().unwrap();
-    let second = corering::Runtime::new().unwrap();
+    let first = common::ring_builder().build().unwrap();
+    let second = common::ring_builder().build().unwrap();
     let (reader, writer) = pipe();
     let (buf, drops) = CountBuf::new(64);
     let mut read = Box::pin(async move { reader.read(buf).await });
@@ -230,7 +233,7 @@ fn operation_dropped_outside_any_runtime_closes_its_descriptor() {
     let _serial = common::serial();
     let fds_before = common::steady_fds();
     for runtime_first in [false, true] {
-        let runtime = corering::Runtime::new().unwrap();
+        let runtime = common::ring_builder().build().unwrap();
         let (reader, writer) = pipe();
         let (buf, drops) = CountBuf::new(64);
         let mut read = Box::pin(async move { reader.read(buf).await });

@@ -283,10 +283,11 @@ fn a_short_read_then_the_end_of_stream_is_read_not_waited_for() {
     });
 }
 
+/// On io_uring in both runs: direct descriptors are the ring's table.
 #[test]
 fn a_direct_descriptor_is_refused_with_a_clear_error() {
     let _serial = common::serial();
-    corering::start(async {
+    common::ring_start(async {
         let (listener, addr) = listen();
         let client = std::thread::spawn(move || std::net::TcpStream::connect(addr).unwrap());
         let (direct, _) = listener.accept_direct().await.unwrap();

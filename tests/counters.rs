@@ -2,6 +2,8 @@
 //! count what happened (task polls, operations, wakes by `MSG_RING` and
 //! by eventfd, parked time), and render in the Prometheus text format.
 
+mod common;
+
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -18,6 +20,7 @@ fn sample(text: &str, name: &str, core: usize) -> f64 {
     line[prefix.len()..].parse().unwrap()
 }
 
+/// On io_uring in both runs: it counts `MSG_RING` wakes.
 #[test]
 fn each_core_reads_every_cores_counters() {
     // Core 0 wakes a parked core 1 with MSG_RING, a plain thread wakes it
@@ -25,7 +28,7 @@ fn each_core_reads_every_cores_counters() {
     let (to_one, from_zero) = mpsc::channel::<u32>(4);
     let (to_zero, from_one) = mpsc::channel::<CoreStats>(4);
     let ends = Mutex::new((Some(to_one), Some(from_zero), Some(to_zero), Some(from_one)));
-    let results = corering::Runtime::builder()
+    let results = common::ring_builder()
         .cores(2)
         .run_on_cores(|core| {
             let mut ends = ends.lock().unwrap();

@@ -1,4 +1,7 @@
 //! The driver under pressure: a tiny ring, many operations, CQ overflow.
+//!
+//! The ring's own mechanics: these run on io_uring whatever
+//! `CORERING_BACKEND` says (tests/epoll.rs checks the epoll backend's).
 
 mod common;
 
@@ -23,7 +26,7 @@ fn ten_thousand_operations_on_an_eight_entry_ring() {
         .truncate(true)
         .open(&path)
         .unwrap();
-    let runtime = corering::Runtime::builder()
+    let runtime = common::ring_builder()
         .entries(8)
         .tasks_per_tick(1024)
         .build()
@@ -89,7 +92,7 @@ fn ten_thousand_operations_on_an_eight_entry_ring() {
 
 #[test]
 fn operations_wait_for_a_free_slot() {
-    let runtime = corering::Runtime::builder().slots_max(4).build().unwrap();
+    let runtime = common::ring_builder().slots_max(4).build().unwrap();
     let stats = runtime.block_on(async {
         let handles: Vec<_> = (0..100)
             .map(|_| corering::spawn(corering::op::nop()))
@@ -123,20 +126,17 @@ fn assert_refused(builder: corering::Builder, limit: &str) {
 
 #[test]
 fn builder_rejects_zero_limits() {
-    assert_refused(corering::Runtime::builder().entries(0), "entries");
+    assert_refused(common::ring_builder().entries(0), "entries");
 }
 
 #[test]
 fn builder_rejects_zero_slots_max() {
-    assert_refused(corering::Runtime::builder().slots_max(0), "slots_max");
+    assert_refused(common::ring_builder().slots_max(0), "slots_max");
 }
 
 #[test]
 fn builder_rejects_zero_tasks_per_tick() {
-    assert_refused(
-        corering::Runtime::builder().tasks_per_tick(0),
-        "tasks_per_tick",
-    );
+    assert_refused(common::ring_builder().tasks_per_tick(0), "tasks_per_tick");
 }
 
 /// A one-entry ring can never hold a linked pair (a turn would spin for
@@ -146,16 +146,16 @@ fn builder_rejects_zero_tasks_per_tick() {
 #[test]
 fn builder_refuses_a_ring_too_small_for_a_linked_pair() {
     use corering::net::{TcpListener, TcpStream};
-    let error = corering::Runtime::builder().entries(1).build().unwrap_err();
+    let error = common::ring_builder().entries(1).build().unwrap_err();
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
     assert!(error.to_string().contains("linked pair"), "{error}");
-    let error = corering::Runtime::builder()
+    let error = common::ring_builder()
         .slots_max(1 << 30)
         .build()
         .unwrap_err();
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
 
-    let runtime = corering::Runtime::builder().entries(2).build().unwrap();
+    let runtime = common::ring_builder().entries(2).build().unwrap();
     runtime.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap())
@@ -174,7 +174,7 @@ fn builder_refuses_a_ring_too_small_for_a_linked_pair() {
 
 #[test]
 fn slot_waiter_whose_task_is_gone_strands_nobody() {
-    let runtime = corering::Runtime::builder().slots_max(1).build().unwrap();
+    let runtime = common::ring_builder().slots_max(1).build().unwrap();
     runtime.block_on(async {
         let (reader, mut writer) = std::io::pipe().unwrap();
         let reader = Fd::from(OwnedFd::from(reader));
@@ -197,7 +197,7 @@ fn slot_waiter_whose_task_is_gone_strands_nobody() {
 
 #[test]
 fn sqpoll_ring_with_eight_entries_completes_every_operation() {
-    let runtime = corering::Runtime::builder()
+    let runtime = common::ring_builder()
         .entries(8)
         .sqpoll(std::time::Duration::from_millis(5))
         .build()
@@ -268,7 +268,7 @@ fn batch_wait_still_completes_lone_operations_timers_and_remote_wakes() {
         );
         return;
     }
-    let runtime = corering::Runtime::builder()
+    let runtime = common::ring_builder()
         .batch_wait(8, BATCH_DELAY)
         .build()
         .unwrap();

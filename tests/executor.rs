@@ -69,9 +69,11 @@ fn aborted_task_is_cancelled_with_its_operations() {
         assert!(dropped.get(), "the task's future was dropped");
         settle(|| corering::stats().in_flight == 0, 1000).await;
         let stats = corering::stats();
+        // On epoll a dropped wait just leaves: no cancellation to send.
+        let cancels = if common::on_epoll() { 0 } else { 1 };
         assert_eq!(
             (stats.cancel_requests, stats.cancelled, stats.in_flight),
-            (1, 1, 0)
+            (cancels, 1, 0)
         );
     });
 }
@@ -259,9 +261,10 @@ fn many_wakes_of_one_task_poll_it_once_per_turn() {
 /// `yield_now` in a spawned task lets the ring run before the task goes on:
 /// a no-op pushed before the yield has completed when the task resumes,
 /// every time (the task is not polled again in the same tick).
+/// On io_uring in both runs: it watches the ring's turns.
 #[test]
 fn yield_now_lets_the_ring_run_before_the_task_resumes() {
-    corering::start(async {
+    common::ring_start(async {
         let task = corering::spawn(async {
             for round in 0..100 {
                 let mut nop = Box::pin(corering::op::nop());
@@ -284,6 +287,7 @@ fn yield_now_lets_the_ring_run_before_the_task_resumes() {
 /// foreign waker, a `JoinHandle`'s waiter) costs the other wakes of its
 /// batch nothing. Neither `block_on` nor the shutdown unwinds, and the
 /// shutdown still closes what it had queued.
+/// On io_uring in both runs: a nop that stays in flight is the ring's.
 #[test]
 fn panics_in_drops_and_wakes_are_contained() {
     use std::future::Future;
@@ -303,7 +307,7 @@ fn panics_in_drops_and_wakes_are_contained() {
         }
     }
 
-    let runtime = corering::Runtime::new().unwrap();
+    let runtime = common::ring_builder().build().unwrap();
     runtime.block_on(async {
         // On completion: the panic replaces the output.
         let done = corering::spawn(async {

@@ -48,7 +48,8 @@ impl Server {
         stdout.read_line(&mut line).unwrap();
         let port = line
             .strip_prefix("kv: listening on port ")
-            .and_then(|rest| rest.strip_suffix(&format!(" on {cores} cores\n")))
+            .and_then(|rest| rest.split_once(&format!(" on {cores} cores (")))
+            .map(|(port, _backend)| port)
             .and_then(|port| port.parse().ok())
             .unwrap_or_else(|| {
                 let _ = child.kill();

@@ -1,6 +1,8 @@
 //! Work on another core (`spawn_on`) and off the cores (`spawn_blocking`),
 //! and the wakes between cores (`MSG_RING`, or the eventfd).
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -265,6 +267,7 @@ fn a_core_serves_timers_while_sixteen_blocking_jobs_sleep() {
 /// Ping-pong between two cores that park between messages, once waking
 /// each other with `MSG_RING` and once with the eventfd: both finish, and
 /// the counters show which way the wakes went.
+/// On io_uring in both runs: `MSG_RING` is the ring's.
 #[test]
 fn cores_wake_each_other_by_msg_ring_or_by_eventfd() {
     for msg_ring in [true, false] {
@@ -274,7 +277,7 @@ fn cores_wake_each_other_by_msg_ring_or_by_eventfd() {
         let (back_tx, back_rx) = back.lock().unwrap().take().unwrap();
         let ends = Mutex::new(vec![Some((there_tx, back_rx)), None]);
         let other = Mutex::new(Some((back_tx, there_rx)));
-        let stats = corering::Runtime::builder()
+        let stats = common::ring_builder()
             .cores(2)
             .msg_ring(msg_ring)
             .run_on_cores(|core| {

@@ -5,6 +5,9 @@
 //!
 //! `ci/test` runs this file under AddressSanitizer with leak detection off;
 //! every other test file runs with it on.
+//!
+//! The ring's own mechanics: these run on io_uring whatever
+//! `CORERING_BACKEND` says (tests/epoll.rs checks the epoll backend's).
 
 mod common;
 
@@ -16,7 +19,7 @@ use std::os::fd::OwnedFd;
 
 #[test]
 fn past_the_shutdown_deadline_in_flight_states_are_leaked_and_counted() {
-    let runtime = corering::Runtime::builder()
+    let runtime = common::ring_builder()
         .shutdown_timeout(Duration::ZERO)
         .build()
         .unwrap();

@@ -1,6 +1,9 @@
 //! Submission when the SQ is full: operations wait in a FIFO that the next
 //! enter flushes ahead of new work, so order holds, linked pairs stay
 //! whole and no push enters the kernel.
+//!
+//! The ring's own mechanics: these run on io_uring whatever
+//! `CORERING_BACKEND` says (tests/epoll.rs checks the epoll backend's).
 
 mod common;
 
@@ -29,7 +32,7 @@ async fn poll_each_once<F: Future>(futures: &mut [Pin<Box<F>>]) {
 /// order (the FIFO keeps the order in which they were pushed).
 #[test]
 fn writes_that_find_the_sq_full_keep_their_order() {
-    let runtime = corering::Runtime::builder().entries(8).build().unwrap();
+    let runtime = common::ring_builder().entries(8).build().unwrap();
     runtime.block_on(async {
         let (reader, writer) = common::pipe();
         let mut writes: Vec<_> = (0..200u32)
@@ -60,7 +63,7 @@ fn writes_that_find_the_sq_full_keep_their_order() {
 /// write reaches its peer and its read gets the peer's answer.
 #[test]
 fn linked_turns_at_the_sq_boundary_stay_whole() {
-    let runtime = corering::Runtime::builder().entries(8).build().unwrap();
+    let runtime = common::ring_builder().entries(8).build().unwrap();
     runtime.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();

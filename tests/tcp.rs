@@ -201,6 +201,7 @@ fn reset_on_close(fd: std::os::fd::RawFd) {
     assert_eq!(set, 0);
 }
 
+/// On io_uring in both runs: it counts one linked turn as one submission.
 #[test]
 fn write_all_then_read_sends_everything_and_completes_once_per_turn() {
     let _serial = common::serial();
@@ -219,7 +220,7 @@ fn write_all_then_read_sends_everything_and_completes_once_per_turn() {
             stream.write_all(&sum.to_le_bytes()).unwrap();
         }
     });
-    corering::start(async move {
+    common::ring_start(async move {
         let stream = TcpStream::connect(addr).await.unwrap();
         // From one byte to 4 MiB, far more than the socket buffers hold:
         // the kernel retries the short sends itself.
@@ -291,10 +292,11 @@ fn dropped_write_all_then_read_leaks_no_slot_or_descriptor() {
     });
 }
 
+/// On io_uring in both runs: it counts one linked turn as one submission.
 #[test]
 fn ring_receives_hold_no_buffer_while_waiting_and_wait_out_an_empty_ring() {
     let _serial = common::serial();
-    corering::start(async {
+    common::ring_start(async {
         let ring = BufRing::new(2, 64).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap())
@@ -567,7 +569,12 @@ fn multishot_receive_survives_a_buffer_ring_too_small_for_the_load() {
         }
         held.drain(..).for_each(&mut check);
         assert_eq!(checked, BYTES, "every byte, in order");
-        assert!(ring.exhausted() > 0, "the ring ran dry at least once");
+        // The kernel fills buffers as data comes; epoll's receive picks
+        // one only when the stream is polled, so there it need not run dry.
+        assert!(
+            common::on_epoll() || ring.exhausted() > 0,
+            "the ring ran dry at least once"
+        );
         assert_eq!(ring.available(), ring.entries());
         drop(received);
         let _client = sender.await.unwrap();
@@ -657,11 +664,12 @@ fn zero_copy_send_delivers_every_byte_and_returns_the_buffer() {
     });
 }
 
+/// On io_uring in both runs: direct descriptors are the ring's table.
 #[test]
 fn direct_accepts_fill_the_table_then_fall_back() {
     let _serial = common::serial();
     let fds_before = open_fds();
-    let runtime = corering::Runtime::builder().direct_fds(2).build().unwrap();
+    let runtime = common::ring_builder().direct_fds(2).build().unwrap();
     runtime.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nodelay(true).unwrap();
@@ -704,10 +712,11 @@ fn direct_accepts_fill_the_table_then_fall_back() {
     assert_eq!(open_fds(), fds_before);
 }
 
+/// On io_uring in both runs: direct descriptors are the ring's table.
 #[test]
 fn a_dropped_direct_accept_frees_its_table_entry() {
     let _serial = common::serial();
-    let runtime = corering::Runtime::builder().direct_fds(1).build().unwrap();
+    let runtime = common::ring_builder().direct_fds(1).build().unwrap();
     runtime.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -726,10 +735,11 @@ fn a_dropped_direct_accept_frees_its_table_entry() {
 /// A `close` of a direct connection dropped in flight frees its table entry
 /// all the same: after more such closes than the table has entries, accepts
 /// are still direct.
+/// On io_uring in both runs: direct descriptors are the ring's table.
 #[test]
 fn a_dropped_direct_close_frees_its_table_entry() {
     let _serial = common::serial();
-    let runtime = corering::Runtime::builder().direct_fds(2).build().unwrap();
+    let runtime = common::ring_builder().direct_fds(2).build().unwrap();
     runtime.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();

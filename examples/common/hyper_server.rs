@@ -77,7 +77,10 @@ where
                     .map_err(|error| format!("{core}: cannot listen on port {port}: {error}"))?;
                 let _ = listener.set_nodelay(true);
                 if core.index() == 0 {
-                    println!("{program}: serving {scheme}://127.0.0.1:{port}/ on {cores} cores");
+                    let backend = corering::backend();
+                    println!(
+                        "{program}: serving {scheme}://127.0.0.1:{port}/ on {cores} cores ({backend})"
+                    );
                 }
                 let shutdown = corering::shutdown::token();
                 let tracker = Tracker::new(&shutdown);

@@ -68,8 +68,9 @@ fn main() {
                     .map_err(|error| format!("{core}: {root_path}: {error}"))?;
                 let _ = listener.set_nodelay(true);
                 if core.index() == 0 {
+                    let backend = corering::backend();
                     println!(
-                        "file_server: serving {root_path} on http://127.0.0.1:{port}/ on {cores} cores"
+                        "file_server: serving {root_path} on http://127.0.0.1:{port}/ on {cores} cores ({backend})"
                     );
                 }
                 let shutdown = corering::shutdown::token();

@@ -63,7 +63,10 @@ fn main() {
                     }
                 };
                 if core.index() == 0 {
-                    println!("hello: serving http://127.0.0.1:{port}/ on {cores} cores");
+                    let backend = corering::backend();
+                    println!(
+                        "hello: serving http://127.0.0.1:{port}/ on {cores} cores ({backend})"
+                    );
                 }
                 let shutdown = corering::shutdown::token();
                 let tracker = Tracker::new(&shutdown);

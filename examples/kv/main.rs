@@ -140,7 +140,8 @@ fn main() {
                 let _ = listener.set_nodelay(true);
                 if core.index() == 0 {
                     let port = listener.local_addr().map_or(port, |addr| addr.port());
-                    println!("kv: listening on port {port} on {cores} cores");
+                    let backend = corering::backend();
+                    println!("kv: listening on port {port} on {cores} cores ({backend})");
                 }
                 let shard = Rc::new(RefCell::new(Shard::for_core(core.index())));
                 let sweeping = corering::spawn(sweep(shard.clone()));

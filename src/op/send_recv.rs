@@ -294,7 +294,9 @@ fn recv_picked(fd: &SharedFd, ring: &RingInner) -> Attempt {
     let len = ring.buf_len();
     // SAFETY: buffer `bid`'s memory, `len` bytes, picked from the ring.
     let result = unsafe { nowait::recv(fd.plain_raw(), buf, len) };
-    if result < 0 {
+    if result <= 0 {
+        // Nothing, an error, or the end of the stream: no buffer used, as
+        // the kernel posts it.
         ring.unpick();
         return Attempt::Done(result);
     }

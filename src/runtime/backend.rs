@@ -38,6 +38,16 @@ pub enum Backend {
     Epoll,
 }
 
+/// `io_uring` or `epoll`, as `CORERING_BACKEND` spells them.
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::IoUring => "io_uring",
+            Backend::Epoll => "epoll",
+        })
+    }
+}
+
 /// What a runtime is to run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Choice {

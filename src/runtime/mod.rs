@@ -107,6 +107,15 @@ where
     context::with_core(|core| core.executor.spawn(future))
 }
 
+/// The backend of the runtime running on this thread (see [`Backend`]).
+///
+/// # Panics
+///
+/// Outside a corering runtime.
+pub fn backend() -> Backend {
+    context::with_core(Core::backend)
+}
+
 /// The counters of the runtime running on this thread.
 ///
 /// # Panics

@@ -450,3 +450,27 @@ pub fn example_binary(name: &str) -> std::path::PathBuf {
     assert!(status.success(), "building the {name} example: {status}");
     profile_dir.join("examples").join(name)
 }
+
+/// Whether this run's runtimes are on epoll: `CORERING_BACKEND=epoll`, as
+/// `ci/test`'s second run of the suite sets.
+pub fn on_epoll() -> bool {
+    std::env::var_os("CORERING_BACKEND").is_some_and(|backend| backend == "epoll")
+}
+
+/// A runtime on io_uring whatever the environment says, for tests of the
+/// ring's own mechanics (slots, CQEs, the SQ, cancellations), which have
+/// no counterpart on epoll (tests/epoll.rs checks that backend's own).
+pub fn ring() -> corering::Runtime {
+    ring_builder().build().unwrap()
+}
+
+/// A builder on io_uring whatever the environment says (see [`ring`]).
+pub fn ring_builder() -> corering::Builder {
+    corering::Runtime::builder().backend(corering::Backend::IoUring)
+}
+
+/// `corering::start` on io_uring whatever the environment says (see
+/// [`ring`]).
+pub fn ring_start<F: Future>(future: F) -> F::Output {
+    ring().block_on(future)
+}

@@ -126,8 +126,13 @@ impl<T> Ring<T> {
         }
     }
 
-    /// Messages between `head` and `tail` (at most a lap apart).
+    /// Messages between `head` and `tail` (at most a lap apart); none when
+    /// `head` has reached or passed `tail` (a tail read before the head
+    /// may have been passed by then: positions only grow).
     fn distance(&self, head: u64, tail: u64) -> usize {
+        if head >= tail {
+            return 0;
+        }
         let (head_index, tail_index) = (head & (self.lap - 1), tail & (self.lap - 1));
         if head & !(self.lap - 1) == tail & !(self.lap - 1) {
             (tail_index - head_index) as usize
@@ -350,9 +355,10 @@ impl<T> Chan<T> {
         if self.is_closed() {
             return false;
         }
+        // The head first: the tail read after it is at or past it.
+        let head = self.head.load(Ordering::Acquire);
         let tail = self.tail.load(Ordering::Acquire);
-        let queued = self.local_len.load(Ordering::Acquire)
-            + self.ring.distance(self.head.load(Ordering::Acquire), tail);
+        let queued = self.local_len.load(Ordering::Acquire) + self.ring.distance(head, tail);
         if queued >= self.shared.capacity {
             return true;
         }
