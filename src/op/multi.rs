@@ -84,7 +84,7 @@ pub(crate) struct MultiOp<T: MultishotOperation> {
     /// Its place among the waiters for a free slot, while it waits.
     ticket: SlotTicket,
     /// On the epoll backend, from the first poll on.
-    ready: Option<Box<Readying>>,
+    ready: Option<Readying>,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -136,7 +136,7 @@ impl<T: MultishotOperation> Stream for MultiOp<T> {
                     this.owner = Some(core.id());
                     let ready = this.ready.get_or_insert_with(|| {
                         reactor.borrow_mut().started();
-                        Box::default()
+                        Readying::default()
                     });
                     return next_ready(state, ready, core, reactor, cx).map(Some);
                 }
@@ -256,7 +256,7 @@ impl<T: MultishotOperation> Drop for MultiOp<T> {
     fn drop(&mut self) {
         if let (Some(ready), Some(owner)) = (self.ready.take(), self.owner) {
             if let Some(state) = self.state.take() {
-                forsake(owner, *ready, Box::new(Orphan(state)));
+                forsake(owner, ready, Box::new(Orphan(state)));
             }
             return;
         }

@@ -115,7 +115,7 @@ pub(crate) struct Op<T: Operation> {
     /// Its place among the waiters for a free slot, while it waits.
     ticket: SlotTicket,
     /// On the epoll backend, from the first poll on.
-    ready: Option<Box<Readying>>,
+    ready: Option<Readying>,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -241,16 +241,17 @@ impl<T: Operation> Op<T> {
         reactor: &RefCell<Reactor>,
         cx: &mut Context<'_>,
     ) -> Poll<Completion> {
+        let mut reactor = reactor.borrow_mut();
         let ready = self.ready.get_or_insert_with(|| {
-            reactor.borrow_mut().started();
-            Box::default()
+            reactor.started();
+            Readying::default()
         });
         self.owner = Some(core.id());
         let state = self.state.as_mut().expect("Op polled after completion");
-        let result = drive(state, ready, &mut self.retries, core, reactor, cx);
+        let result = drive(state, ready, &mut self.retries, core, &mut reactor, cx);
         if result.is_ready() {
             self.ready = None;
-            reactor.borrow_mut().finished();
+            reactor.finished();
         }
         result
     }
@@ -264,7 +265,7 @@ fn drive<T: Operation>(
     ready: &mut Readying,
     retries: &mut u8,
     core: &Core,
-    reactor: &RefCell<Reactor>,
+    reactor: &mut Reactor,
     cx: &mut Context<'_>,
 ) -> Poll<Completion> {
     if let Some(job) = &ready.job {
@@ -272,7 +273,6 @@ fn drive<T: Operation>(
             .poll(cx.waker())
             .map(|result| Completion { result, flags: 0 });
     }
-    let mut reactor = reactor.borrow_mut();
     let interest = state
         .interest()
         .map(|(fd, interest)| (fd.plain_raw(), interest));
@@ -313,7 +313,6 @@ fn drive<T: Operation>(
             }
             // epoll cannot watch a regular file: its call blocks on the pool.
             Err(error) if error.raw_os_error() == Some(libc::EPERM) => {
-                drop(reactor);
                 return offload(state, ready, cx);
             }
             Err(error) => return Poll::Ready(Completion::failed(&error)),
@@ -346,7 +345,7 @@ impl<T: Operation> Drop for Op<T> {
     fn drop(&mut self) {
         if let (Some(ready), Some(owner)) = (self.ready.take(), self.owner) {
             if let Some(state) = self.state.take() {
-                forsake(owner, *ready, Box::new(state));
+                forsake(owner, ready, Box::new(state));
             }
             return;
         }
