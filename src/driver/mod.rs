@@ -16,6 +16,9 @@
 //!   `MSG_RING`.
 //! - `wake.rs`: tokens and wakers, and the waiters for a free slot.
 //! - `target.rs`: what an SQE names (a descriptor or a direct entry).
+//! - `epoll/`: the epoll backend's driver, for where io_uring is refused
+//!   (its own module doc); it shares the wake tokens (`wake.rs`) and the
+//!   counters.
 //!
 //! # Policy
 //!

@@ -8,6 +8,11 @@
 //! most `0x7ffff000` bytes (Linux's `MAX_RW_COUNT`): a longer buffer gets
 //! a short count, which `write_all` and `read_exact_at` loop over as usual.
 //!
+//! Each operation also has its readiness path for the epoll backend,
+//! beside its SQE (`ready.rs`): the descriptor and direction it waits on,
+//! the non-blocking call that makes it, and its blocking form for the
+//! pool; its result has a CQE's shape, so one `complete` maps both.
+//!
 //! `single.rs` and `multi.rs` hold the futures every operation is awaited
 //! through (`Op`, `MultiOp`): the only code that binds an operation to
 //! the core that polls it, and the drop path that hands a dropped

@@ -84,7 +84,7 @@ pub(crate) struct MultiOp<T: MultishotOperation> {
     /// Its place among the waiters for a free slot, while it waits.
     ticket: SlotTicket,
     /// On the epoll backend, from the first poll on.
-    ready: Option<Readying>,
+    ready: Option<Box<Readying>>,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -133,10 +133,14 @@ impl<T: MultishotOperation> Stream for MultiOp<T> {
             let driver = match &core.io {
                 Io::Ring(driver) => driver,
                 Io::Epoll(reactor) => {
+                    assert!(
+                        this.owner.is_none_or(|owner| owner == core.id()),
+                        "{FOREIGN_POLL}"
+                    );
                     this.owner = Some(core.id());
                     let ready = this.ready.get_or_insert_with(|| {
                         reactor.borrow_mut().started();
-                        Readying::default()
+                        Box::default()
                     });
                     return next_ready(state, ready, core, reactor, cx).map(Some);
                 }
@@ -256,7 +260,7 @@ impl<T: MultishotOperation> Drop for MultiOp<T> {
     fn drop(&mut self) {
         if let (Some(ready), Some(owner)) = (self.ready.take(), self.owner) {
             if let Some(state) = self.state.take() {
-                forsake(owner, ready, Box::new(Orphan(state)));
+                forsake(owner, *ready, Box::new(Orphan(state)));
             }
             return;
         }

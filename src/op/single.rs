@@ -11,7 +11,6 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use std::cell::RefCell;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
@@ -114,8 +113,10 @@ pub(crate) struct Op<T: Operation> {
     retries: u8,
     /// Its place among the waiters for a free slot, while it waits.
     ticket: SlotTicket,
-    /// On the epoll backend, from the first poll on.
-    ready: Option<Readying>,
+    /// On the epoll backend, from the first poll on; boxed, so that the
+    /// ring's operations stay as small as they were (the A/B's nop rate
+    /// fell 5% with it inline).
+    ready: Option<Box<Readying>>,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -174,9 +175,10 @@ impl<T: Operation> Future for Op<T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
         let this = &mut *self;
         let completion = context::with_core(|core| {
-            let driver = match &core.io {
-                Io::Ring(driver) => driver,
-                Io::Epoll(reactor) => return Err(this.poll_ready(core, reactor, cx)),
+            // The ring's path stays as tight as it was: the epoll one is
+            // its own, out-of-line call below.
+            let Io::Ring(driver) = &core.io else {
+                return None;
             };
             let waker = core.wake_by(cx.waker());
             let mut driver = driver.borrow_mut();
@@ -184,7 +186,7 @@ impl<T: Operation> Future for Op<T> {
                 let Some(id) = this.slot else {
                     this.owner = Some(core.id());
                     if driver.wait_for_slot(waker, &mut this.ticket) {
-                        return Ok(Poll::Pending);
+                        return Some(Poll::Pending);
                     }
                     let state = this.state.as_mut().expect("Op polled after completion");
                     // SAFETY: `Operation`'s contract makes the SQE refer only
@@ -199,11 +201,11 @@ impl<T: Operation> Future for Op<T> {
                         }
                     };
                     this.slot = Some(id);
-                    return Ok(Poll::Pending);
+                    return Some(Poll::Pending);
                 };
                 assert_eq!(this.owner, Some(core.id()), "{FOREIGN_POLL}");
                 let Poll::Ready(completion) = driver.poll_completion(id, waker) else {
-                    return Ok(Poll::Pending);
+                    return Some(Poll::Pending);
                 };
                 let head_failure = if T::LINKED {
                     driver.take_head_failure(id)
@@ -217,12 +219,12 @@ impl<T: Operation> Future for Op<T> {
                     driver.note_retry();
                     continue;
                 }
-                return Ok(Poll::Ready((completion, head_failure)));
+                return Some(Poll::Ready((completion, head_failure)));
             }
         });
         let (completion, head_failure) = match completion {
-            Ok(completion) => std::task::ready!(completion),
-            Err(completion) => (std::task::ready!(completion), None),
+            Some(completion) => std::task::ready!(completion),
+            None => (std::task::ready!(this.poll_ready(cx)), None),
         };
         let mut state = this.state.take().expect("Op polled after completion");
         if let Some(result) = head_failure {
@@ -235,20 +237,33 @@ impl<T: Operation> Future for Op<T> {
 impl<T: Operation> Op<T> {
     /// The epoll backend's poll: the call's CQE-style result once made
     /// (see `ready.rs`).
-    fn poll_ready(
+    #[inline(never)]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Completion> {
+        context::with_core(|core| {
+            let Io::Epoll(reactor) = &core.io else {
+                unreachable!("only an epoll core leaves the ring's path");
+            };
+            self.poll_epoll(core, &mut reactor.borrow_mut(), cx)
+        })
+    }
+
+    fn poll_epoll(
         &mut self,
         core: &Core,
-        reactor: &RefCell<Reactor>,
+        reactor: &mut Reactor,
         cx: &mut Context<'_>,
     ) -> Poll<Completion> {
-        let mut reactor = reactor.borrow_mut();
+        assert!(
+            self.owner.is_none_or(|owner| owner == core.id()),
+            "{FOREIGN_POLL}"
+        );
         let ready = self.ready.get_or_insert_with(|| {
             reactor.started();
-            Readying::default()
+            Box::default()
         });
         self.owner = Some(core.id());
         let state = self.state.as_mut().expect("Op polled after completion");
-        let result = drive(state, ready, &mut self.retries, core, &mut reactor, cx);
+        let result = drive(state, ready, &mut self.retries, core, reactor, cx);
         if result.is_ready() {
             self.ready = None;
             reactor.finished();
@@ -269,9 +284,16 @@ fn drive<T: Operation>(
     cx: &mut Context<'_>,
 ) -> Poll<Completion> {
     if let Some(job) = &ready.job {
-        return job
-            .poll(cx.waker())
-            .map(|result| Completion { result, flags: 0 });
+        let Poll::Ready(result) = job.poll(cx.waker()) else {
+            return Poll::Pending;
+        };
+        ready.job = None;
+        if result != -libc::EINTR || *retries >= RETRIES_MAX {
+            return Poll::Ready(Completion { result, flags: 0 });
+        }
+        // Interrupted before it did anything: made again, as a CQE's.
+        *retries += 1;
+        reactor.note_retry();
     }
     let interest = state
         .interest()
@@ -343,17 +365,14 @@ fn start<R>(job: Job, ready: &mut Readying, cx: &mut Context<'_>) -> Poll<R> {
 
 impl<T: Operation> Drop for Op<T> {
     fn drop(&mut self) {
-        if let (Some(ready), Some(owner)) = (self.ready.take(), self.owner) {
-            if let Some(state) = self.state.take() {
-                forsake(owner, ready, Box::new(state));
-            }
-            return;
-        }
-        let (Some(id), Some(owner), Some(state)) = (self.slot, self.owner, self.state.take())
-        else {
+        let (Some(owner), Some(state)) = (self.owner, self.state.take()) else {
             return;
         };
-        abandon(owner, id, Box::new(state), T::LINKED);
+        if let Some(id) = self.slot {
+            abandon(owner, id, Box::new(state), T::LINKED);
+        } else if let Some(ready) = self.ready.take() {
+            forsake(owner, *ready, Box::new(state));
+        }
     }
 }
 

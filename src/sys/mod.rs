@@ -13,6 +13,9 @@
 //! - [`socket`] creates, binds and configures sockets and converts socket
 //!   addresses.
 //! - [`file`](mod@file) closes descriptors, makes pipes and encodes device numbers.
+//! - [`epoll`] is the epoll backend's wait; [`nowait`] holds the system
+//!   calls of every operation's readiness path, each returning `-errno`
+//!   as a CQE would.
 //! - [`affinity`] reads and sets the CPUs a thread may run on.
 //! - [`memory`] says how much memory the machine has.
 //! - Everything here is synchronous and non-blocking (except the park in
@@ -49,6 +52,10 @@
 //! | `io_uring_setup` | [`ring`] | cannot happen | `EINVAL`: the next, smaller flag set is tried; the rest returned with the cause and the fix named |
 //! | `io_uring_register` | [`ring`], `driver/` | returned | returned (a refused probe with the cause named); refused direct descriptors: the ring goes without them; a buffer ring's unregister that fails leaks its memory rather than freeing it |
 //! | `io_uring_enter` | `driver/submit.rs` | nothing to do: the run loop enters again on its next turn (`ETIME` alike) | `EBUSY`, `EAGAIN`, `ENOMEM`: reap, which makes room, and go on; anything else means the ring is broken: panic with the call named. The test enter at setup ([`ring`]) takes `EINTR`, `EAGAIN`, `EBUSY` for a working ring and returns the rest, the cause named |
+//! | `epoll_create1`, `epoll_ctl` | [`epoll`] | cannot happen | returned; `EPERM` from an add (a regular file) sends the operation's call to the blocking pool, remembered per descriptor; a failed delete (the descriptor already closed) ignored |
+//! | `epoll_wait` | [`epoll`] | read as no event: the run loop goes on | anything else means the epoll instance is broken: panic with the call named |
+//! | a readiness path's call (`recv`, `send`, `recvmsg`, `sendmsg`, `accept4`, `connect`, `preadv2`/`pwritev2` with `RWF_NOWAIT`, `splice` with `SPLICE_F_NONBLOCK`, `shutdown`, `close`) | [`nowait`], `op/` | made again at once, at most 64 times in a row (as a CQE's) | `EAGAIN`: wait for the descriptor's readiness and call again; `EINPROGRESS` from `connect`: wait until writable, then read `SO_ERROR`; `EOPNOTSUPP` for `RWF_NOWAIT`: the blocking pool; the rest mapped by the operation, as its CQE's |
+//! | a blocking job's call (`openat2`, `statx`, `fsync`, `fallocate`, `ftruncate`, path calls, blocking `preadv2`/`pwritev2`/`splice`) | [`nowait`], on the blocking pool | made again, at most 64 times in a row (as a CQE's) | mapped by the operation, as its CQE's |
 //! | an operation's CQE | `op/single.rs` | the same SQE is submitted again, at most 64 times in a row: `EINTR` means nothing was transferred (a partial transfer reports its count); a linked pair only when its head failed so | `EAGAIN` (nothing done, no resource now): as `EINTR`; the rest returned to the caller as `io::Error` by the operation's own mapping (`op/`) |
 //! | a multishot operation's CQE | `op/multi.rs` | handed to the stream's mapping, which ends the stream | handed to the stream's mapping (an empty buffer ring's `ENOBUFS`: the receive waits for a buffer and goes out again) |
 //!
