@@ -47,26 +47,53 @@ unsafe impl<B: IoBufMut> Operation for Read<B> {
         filled(self.buf, completion)
     }
 
-    fn interest(&self) -> Option<(&SharedFd, Interest)> {
-        Some((&self.fd, Interest::READ))
-    }
-
-    fn attempt(&mut self) -> Attempt {
-        let (ptr, len) = (self.buf.stable_mut_ptr(), clamp_len(self.buf.bytes_total()));
-        // SAFETY: the buffer's memory, `len` bytes, kept by `Op` until a
-        // job has run.
-        unsafe { attempt_transfer(nowait::preadv2, &self.fd, ptr, len, self.offset) }
-    }
-
-    fn blocking(&mut self) -> Option<Job> {
-        let (ptr, len) = (self.buf.stable_mut_ptr(), clamp_len(self.buf.bytes_total()));
-        // SAFETY: as for `attempt`.
-        Some(unsafe { transfer_job(nowait::preadv2, &self.fd, ptr, len, self.offset) })
-    }
+    transfer_paths!(Interest::READ, nowait::preadv2, read_span);
 }
 
 /// `preadv2` or `pwritev2`.
-type Transfer = unsafe fn(i32, *const libc::iovec, i32, i64, i32) -> i32;
+pub(super) type Transfer = unsafe fn(i32, *const libc::iovec, i32, i64, i32) -> i32;
+
+/// Where a read's bytes go: the buffer from its start up to its capacity.
+fn read_span(buf: &mut impl IoBufMut) -> (*mut u8, usize) {
+    (buf.stable_mut_ptr(), clamp_len(buf.bytes_total()))
+}
+
+/// Where a write's bytes come from: the buffer's initialized bytes.
+fn write_span(buf: &mut impl IoBuf) -> (*mut u8, usize) {
+    (buf.stable_ptr().cast_mut(), clamp_len(buf.bytes_init()))
+}
+
+/// The readiness path of a read or write of the operation's `buf` at its
+/// `offset` (`$span` says where its bytes are): `$call` with `RWF_NOWAIT`,
+/// or, for a descriptor that does not take the flag (and on the pool for
+/// one epoll refuses, a regular file), the blocking call.
+macro_rules! transfer_paths {
+    ($interest:expr, $call:path, $span:ident) => {
+        fn interest(&self) -> Option<(&SharedFd, Interest)> {
+            Some((&self.fd, $interest))
+        }
+
+        fn attempt(&mut self) -> Attempt {
+            let (ptr, len) = $span(&mut self.buf);
+            let (fd, offset) = (&self.fd, self.offset);
+            // SAFETY: the buffer's memory, `len` bytes; the call ends
+            // before this returns.
+            let result = unsafe { transfer($call, fd, ptr, len, offset, libc::RWF_NOWAIT) };
+            Attempt::or_pool(result, || {
+                self.blocking()
+                    .expect("a read or write has a blocking form")
+            })
+        }
+
+        fn blocking(&mut self) -> Option<Job> {
+            let (ptr, len) = $span(&mut self.buf);
+            // SAFETY: the buffer's memory, `len` bytes, which `Op` keeps
+            // until the job has run.
+            Some(unsafe { transfer_job($call, &self.fd, ptr, len, self.offset) })
+        }
+    };
+}
+use transfer_paths;
 
 /// One `call` of `len` bytes at `ptr` on `fd`, at `offset`, with `flags`.
 ///
@@ -87,28 +114,6 @@ unsafe fn transfer(
     };
     // SAFETY: the caller's promise; `iov` lives for the call.
     unsafe { call(fd.plain_raw(), &iov, 1, offset.signed(), flags) }
-}
-
-/// The readiness path of a read or write: [`transfer`] with
-/// `RWF_NOWAIT`, or, for a descriptor that does not take the flag, the
-/// blocking [`transfer_job`].
-///
-/// # Safety
-///
-/// As [`transfer_job`].
-unsafe fn attempt_transfer(
-    call: Transfer,
-    fd: &SharedFd,
-    ptr: *mut u8,
-    len: usize,
-    offset: Offset,
-) -> Attempt {
-    // SAFETY: the caller's promise.
-    let result = unsafe { transfer(call, fd, ptr, len, offset, libc::RWF_NOWAIT) };
-    // SAFETY: the caller's promise.
-    Attempt::or_pool(result, || unsafe {
-        transfer_job(call, fd, ptr, len, offset)
-    })
 }
 
 /// [`transfer`] as a blocking job (no `RWF_NOWAIT`).
@@ -171,28 +176,7 @@ unsafe impl<B: IoBuf> Operation for Write<B> {
         (result, self.buf)
     }
 
-    fn interest(&self) -> Option<(&SharedFd, Interest)> {
-        Some((&self.fd, Interest::WRITE))
-    }
-
-    fn attempt(&mut self) -> Attempt {
-        let (ptr, len) = (
-            self.buf.stable_ptr().cast_mut(),
-            clamp_len(self.buf.bytes_init()),
-        );
-        // SAFETY: the buffer's memory, `len` bytes, kept by `Op` until a
-        // job has run.
-        unsafe { attempt_transfer(nowait::pwritev2, &self.fd, ptr, len, self.offset) }
-    }
-
-    fn blocking(&mut self) -> Option<Job> {
-        let (ptr, len) = (
-            self.buf.stable_ptr().cast_mut(),
-            clamp_len(self.buf.bytes_init()),
-        );
-        // SAFETY: as for `attempt`.
-        Some(unsafe { transfer_job(nowait::pwritev2, &self.fd, ptr, len, self.offset) })
-    }
+    transfer_paths!(Interest::WRITE, nowait::pwritev2, write_span);
 }
 
 /// Reads into a registered buffer (`IORING_OP_READ_FIXED`), from its start
@@ -232,23 +216,7 @@ unsafe impl Operation for ReadFixed {
         filled(self.buf, completion)
     }
 
-    fn interest(&self) -> Option<(&SharedFd, Interest)> {
-        Some((&self.fd, Interest::READ))
-    }
-
-    /// On epoll a fixed buffer is plain memory: a plain read.
-    fn attempt(&mut self) -> Attempt {
-        let (ptr, len) = (self.buf.stable_mut_ptr(), clamp_len(self.buf.bytes_total()));
-        // SAFETY: the buffer's memory, `len` bytes, kept by `Op` until a
-        // job has run.
-        unsafe { attempt_transfer(nowait::preadv2, &self.fd, ptr, len, self.offset) }
-    }
-
-    fn blocking(&mut self) -> Option<Job> {
-        let (ptr, len) = (self.buf.stable_mut_ptr(), clamp_len(self.buf.bytes_total()));
-        // SAFETY: as for `attempt`.
-        Some(unsafe { transfer_job(nowait::preadv2, &self.fd, ptr, len, self.offset) })
-    }
+    transfer_paths!(Interest::READ, nowait::preadv2, read_span);
 }
 
 /// Writes the initialized bytes of a registered buffer
@@ -287,27 +255,5 @@ unsafe impl Operation for WriteFixed {
         (result, self.buf)
     }
 
-    fn interest(&self) -> Option<(&SharedFd, Interest)> {
-        Some((&self.fd, Interest::WRITE))
-    }
-
-    /// On epoll a fixed buffer is plain memory: a plain write.
-    fn attempt(&mut self) -> Attempt {
-        let (ptr, len) = (
-            self.buf.stable_ptr().cast_mut(),
-            clamp_len(self.buf.bytes_init()),
-        );
-        // SAFETY: the buffer's memory, `len` bytes, kept by `Op` until a
-        // job has run.
-        unsafe { attempt_transfer(nowait::pwritev2, &self.fd, ptr, len, self.offset) }
-    }
-
-    fn blocking(&mut self) -> Option<Job> {
-        let (ptr, len) = (
-            self.buf.stable_ptr().cast_mut(),
-            clamp_len(self.buf.bytes_init()),
-        );
-        // SAFETY: as for `attempt`.
-        Some(unsafe { transfer_job(nowait::pwritev2, &self.fd, ptr, len, self.offset) })
-    }
+    transfer_paths!(Interest::WRITE, nowait::pwritev2, write_span);
 }

@@ -8,6 +8,7 @@ use std::io;
 
 use io_uring::{opcode, squeue};
 
+use super::read_write::Transfer;
 use super::ready::{Attempt, Job};
 use super::SharedFd;
 use super::{Op, Operation};
@@ -74,14 +75,7 @@ unsafe impl<B: IoBufMut> Operation for Readv<B> {
     type Output = BufResult<usize, Vec<B>>;
 
     fn build(&mut self) -> squeue::Entry {
-        self.iovecs = self
-            .bufs
-            .iter_mut()
-            .map(|buf| libc::iovec {
-                iov_base: buf.stable_mut_ptr().cast(),
-                iov_len: buf.bytes_total(),
-            })
-            .collect();
+        self.set_iovecs();
         self.sqe()
     }
 
@@ -94,40 +88,32 @@ unsafe impl<B: IoBufMut> Operation for Readv<B> {
     }
 
     fn attempt(&mut self) -> Attempt {
-        let _ = self.build();
-        let (fd, count, offset) = (self.fd.plain_raw(), self.iovecs.len() as i32, self.offset);
-        // SAFETY: the iovecs (built above) point at the buffers' writable
-        // memory; the call ends before this returns.
-        let result = unsafe {
-            nowait::preadv2(
-                fd,
-                self.iovecs.as_ptr(),
-                count,
-                offset.signed(),
-                libc::RWF_NOWAIT,
-            )
-        };
-        Attempt::or_pool(result, || self.job())
+        self.set_iovecs();
+        attempt_vectored(nowait::preadv2, &self.fd, &self.iovecs, self.offset)
     }
 
     fn blocking(&mut self) -> Option<Job> {
-        let _ = self.build();
-        Some(self.job())
+        self.set_iovecs();
+        Some(vectored_job(
+            nowait::preadv2,
+            &self.fd,
+            &self.iovecs,
+            self.offset,
+        ))
     }
 }
 
 impl<B: IoBufMut> Readv<B> {
-    /// The blocking `preadv2` of the iovecs built last.
-    fn job(&self) -> Job {
-        let (fd, iov, count, offset) = (
-            self.fd.plain_raw(),
-            self.iovecs.as_ptr(),
-            self.iovecs.len() as i32,
-            self.offset,
-        );
-        // SAFETY: the iovecs live on the heap in the state, which `Op`
-        // keeps until the job has run, and point at the buffers' memory.
-        unsafe { Job::new(move || nowait::preadv2(fd, iov, count, offset.signed(), 0)) }
+    /// Points the iovecs at the buffers' capacity.
+    fn set_iovecs(&mut self) {
+        self.iovecs = self
+            .bufs
+            .iter_mut()
+            .map(|buf| libc::iovec {
+                iov_base: buf.stable_mut_ptr().cast(),
+                iov_len: buf.bytes_total(),
+            })
+            .collect();
     }
 
     fn sqe(&mut self) -> squeue::Entry {
@@ -196,14 +182,7 @@ unsafe impl<B: IoBuf> Operation for Writev<B> {
     type Output = BufResult<usize, Vec<B>>;
 
     fn build(&mut self) -> squeue::Entry {
-        self.iovecs = self
-            .bufs
-            .iter()
-            .map(|buf| libc::iovec {
-                iov_base: buf.stable_ptr() as *mut libc::c_void,
-                iov_len: buf.bytes_init(),
-            })
-            .collect();
+        self.set_iovecs();
         self.sqe()
     }
 
@@ -217,39 +196,32 @@ unsafe impl<B: IoBuf> Operation for Writev<B> {
     }
 
     fn attempt(&mut self) -> Attempt {
-        let _ = self.build();
-        let (fd, count, offset) = (self.fd.plain_raw(), self.iovecs.len() as i32, self.offset);
-        // SAFETY: the iovecs (built above) point at the buffers'
-        // initialized memory, only read; the call ends before this returns.
-        let result = unsafe {
-            nowait::pwritev2(
-                fd,
-                self.iovecs.as_ptr(),
-                count,
-                offset.signed(),
-                libc::RWF_NOWAIT,
-            )
-        };
-        Attempt::or_pool(result, || self.job())
+        self.set_iovecs();
+        attempt_vectored(nowait::pwritev2, &self.fd, &self.iovecs, self.offset)
     }
 
     fn blocking(&mut self) -> Option<Job> {
-        let _ = self.build();
-        Some(self.job())
+        self.set_iovecs();
+        Some(vectored_job(
+            nowait::pwritev2,
+            &self.fd,
+            &self.iovecs,
+            self.offset,
+        ))
     }
 }
 
 impl<B: IoBuf> Writev<B> {
-    /// The blocking `pwritev2` of the iovecs built last.
-    fn job(&self) -> Job {
-        let (fd, iov, count, offset) = (
-            self.fd.plain_raw(),
-            self.iovecs.as_ptr(),
-            self.iovecs.len() as i32,
-            self.offset,
-        );
-        // SAFETY: as `Readv::job`; the memory is only read.
-        unsafe { Job::new(move || nowait::pwritev2(fd, iov, count, offset.signed(), 0)) }
+    /// Points the iovecs at the buffers' initialized bytes.
+    fn set_iovecs(&mut self) {
+        self.iovecs = self
+            .bufs
+            .iter()
+            .map(|buf| libc::iovec {
+                iov_base: buf.stable_ptr() as *mut libc::c_void,
+                iov_len: buf.bytes_init(),
+            })
+            .collect();
     }
 
     fn sqe(&mut self) -> squeue::Entry {
@@ -261,4 +233,37 @@ impl<B: IoBuf> Writev<B> {
         .offset(self.offset.raw())
         .build())
     }
+}
+
+/// The readiness path of a vectored read or write on `iovecs`: `call`
+/// with `RWF_NOWAIT`, or, for a descriptor that does not take the flag,
+/// the blocking [`vectored_job`].
+fn attempt_vectored(
+    call: Transfer,
+    fd: &SharedFd,
+    iovecs: &[libc::iovec],
+    offset: Offset,
+) -> Attempt {
+    let (raw, count) = (fd.plain_raw(), iovecs.len() as i32);
+    // SAFETY: the iovecs point at the buffers' memory (writable for a
+    // read), live for the call.
+    let result = unsafe {
+        call(
+            raw,
+            iovecs.as_ptr(),
+            count,
+            offset.signed(),
+            libc::RWF_NOWAIT,
+        )
+    };
+    Attempt::or_pool(result, || vectored_job(call, fd, iovecs, offset))
+}
+
+/// The blocking vectored call on `iovecs`, for the pool.
+fn vectored_job(call: Transfer, fd: &SharedFd, iovecs: &[libc::iovec], offset: Offset) -> Job {
+    let (raw, iov, count) = (fd.plain_raw(), iovecs.as_ptr(), iovecs.len() as i32);
+    // SAFETY: the iovecs live on the heap in the operation's state, which
+    // `Op` keeps (and does not touch) until the job has run, and point at
+    // the buffers' memory.
+    unsafe { Job::new(move || call(raw, iov, count, offset.signed(), 0)) }
 }
