@@ -280,3 +280,26 @@ fn file_server_serves_files_where_io_uring_is_refused() {
     server.terminate(Duration::from_secs(5));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// An open moved out of its runtime while its job runs, and dropped after
+/// the runtime is gone and the job done: the descriptor the job opened is
+/// closed, not leaked.
+#[test]
+fn an_open_dropped_after_its_runtime_closes_what_it_opened() {
+    let _serial = common::serial();
+    let path = std::env::temp_dir().join(format!("corering-epoll-open-{}", std::process::id()));
+    std::fs::write(&path, b"x").unwrap();
+    let before = open_fds();
+    let runtime = epoll();
+    let open = runtime.block_on(async {
+        let mut open = Box::pin(corering::fs::File::open(path.clone()));
+        assert!(poll_once(&mut open).await.is_pending(), "on the pool");
+        open
+    });
+    drop(runtime);
+    // The job finishes on the pool meanwhile; its descriptor is open.
+    std::thread::sleep(Duration::from_millis(50));
+    drop(open);
+    assert_eq!(common::steady_fds_for(Duration::from_millis(50)), before);
+    std::fs::remove_file(&path).unwrap();
+}

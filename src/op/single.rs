@@ -388,19 +388,28 @@ pub(super) fn forsake(owner: RuntimeId, mut ready: Readying, state: Box<dyn Aban
         let mut reactor = reactor.borrow_mut();
         reactor.cancel(ready.fd, &mut ready.ticket);
         match ready.job.take() {
-            Some(job) => {
+            Some(job) if job.result().is_none() => {
                 let state = state.take().expect("taken once");
                 reactor.orphan(job, state, &core.executor.main_waker());
             }
-            None => reactor.dropped(),
+            // Done already: told its result below, then dropped.
+            done => {
+                ready.job = done;
+                reactor.dropped();
+            }
         }
     });
-    if let (Some(job), Some(state)) = (ready.job, state.take()) {
+    let Some(mut state) = state else {
+        return;
+    };
+    match ready.job.map(|job| job.result()) {
         // The owner is gone with its driver while the job runs: the pool
         // may still write into the state, so it is leaked.
-        if job.result().is_none() {
-            std::mem::forget(state);
-        }
+        Some(None) => std::mem::forget(state),
+        // The job finished with nobody to take its result: an opened
+        // descriptor is closed now rather than whenever the core wakes.
+        Some(Some(result)) => state.late_completion(Completion { result, flags: 0 }),
+        None => {}
     }
 }
 
