@@ -285,6 +285,8 @@ fn file_server_serves_files_where_io_uring_is_refused() {
 /// the runtime is gone and the job done: the descriptor the job opened is
 /// closed, not leaked.
 #[test]
+// The future is handed out of `block_on` unfinished, on purpose.
+#[allow(clippy::async_yields_async)]
 fn an_open_dropped_after_its_runtime_closes_what_it_opened() {
     let _serial = common::serial();
     let path = std::env::temp_dir().join(format!("corering-epoll-open-{}", std::process::id()));
