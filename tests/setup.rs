@@ -308,3 +308,27 @@ fn seccomp_refusing_register_fails_the_build_with_the_call_named() {
         || refused_call_is_named("register"),
     );
 }
+
+/// The first runtimes of the process are a launch's cores, built at once
+/// under the filter: every core falls back to epoll (none sees the
+/// refusal as an error because another decided first).
+#[test]
+fn a_launch_under_the_filter_runs_every_core_on_epoll() {
+    in_child(
+        "a_launch_under_the_filter_runs_every_core_on_epoll",
+        libc::SYS_io_uring_setup,
+        || {
+            let backends = corering::Runtime::builder()
+                .cores(8)
+                .run_on_cores(|_| async { corering::backend() })
+                .expect("every core falls back");
+            assert_eq!(backends, [corering::Backend::Epoll; 8]);
+            forced_io_uring_error(
+                corering::Runtime::builder()
+                    .backend(corering::Backend::IoUring)
+                    .build()
+                    .unwrap_err(),
+            )
+        },
+    );
+}

@@ -97,6 +97,22 @@ pub(crate) fn decided() -> Option<Backend> {
     }
 }
 
+/// Held while an `auto` runtime sets up, until the process has decided:
+/// the first `auto` runtimes take turns, so only one tries and decides.
+/// `None` once decided (no lock taken after that).
+pub(crate) fn deciding() -> Option<std::sync::MutexGuard<'static, ()>> {
+    static DECIDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    if decided().is_some() {
+        return None;
+    }
+    // Nothing panics while it is held but a setup, whose panic is a bug.
+    Some(
+        DECIDING
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()),
+    )
+}
+
 /// Keeps `backend` as the process's `auto` outcome (the first one kept
 /// stays).
 pub(crate) fn decide(backend: Backend) {

@@ -441,6 +441,9 @@ fn set_up_io(config: &Config, executor: &Executor) -> io::Result<Io> {
         Some(backend) => Choice::Only(backend),
         None => Choice::from_env()?,
     };
+    // The first `auto` runtimes (a launch's cores, built at once) decide
+    // one at a time: the first one's outcome is every other's.
+    let _deciding = (choice == Choice::Auto).then(backend::deciding);
     let backend = match choice {
         Choice::Only(backend) => backend,
         Choice::Auto => backend::decided().unwrap_or(Backend::IoUring),
@@ -472,15 +475,15 @@ fn set_up_io(config: &Config, executor: &Executor) -> io::Result<Io> {
             }
             Ok(Io::Ring(driver.into()))
         }
-        // Refused outright, and this process has no io_uring runtime that
-        // the others must match: epoll, for this runtime and every later
-        // `auto` one.
-        Err(error)
-            if choice == Choice::Auto
-                && backend::decided().is_none()
-                && backend::refused(&error) =>
-        {
+        // Refused outright: epoll, for this runtime and every later `auto`
+        // one, unless another runtime of the process (a core of the same
+        // launch, built at the same moment) got a ring first, which this
+        // one must match.
+        Err(error) if choice == Choice::Auto && backend::refused(&error) => {
             backend::decide(Backend::Epoll);
+            if backend::decided() != Some(Backend::Epoll) {
+                return Err(error);
+            }
             let reactor = Reactor::new(executor.doorbell_fd())?;
             Ok(Io::Epoll(reactor.into()))
         }
